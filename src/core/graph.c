@@ -1,0 +1,164 @@
+#include "graph.h"
+#include "error.h"
+#include <stdlib.h>
+#include <string.h>
+
+fu_graph *fu_graph_new(void) {
+    fu_graph *g = fu_calloc(1, sizeof *g);
+    if (!g) return NULL;
+    fu_arena_init(&g->arena);
+    g->seed = 0x6a09e667f3bcc909ull;
+    return g;
+}
+
+static void free_node_states(fu_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        fu_node *n = g->nodes[i];
+        if (n->state && n->op->free_state) n->op->free_state(n->state);
+        n->state = NULL;
+    }
+}
+
+void fu_graph_reset(fu_graph *g) {
+    if (!g) return;
+    free_node_states(g);
+    g->n_nodes = 0;
+    fu_arena_reset(&g->arena);
+}
+
+void fu_graph_free(fu_graph *g) {
+    if (!g) return;
+    free_node_states(g);
+    fu_arena_free(&g->arena);
+    free(g->nodes);
+    free(g);
+}
+
+void *fu_graph_alloc(fu_graph *g, size_t bytes) { return fu_arena_alloc(&g->arena, bytes); }
+
+static fu_tensor *arena_tensor(fu_graph *g, int ndim, const int64_t *shape) {
+    int64_t n = fu_shape_numel(ndim, shape);
+    if (n < 0) return NULL;
+    fu_tensor *t = fu_arena_calloc(&g->arena, 1, sizeof *t);
+    if (!t) return NULL;
+    t->data = fu_arena_alloc(&g->arena, (size_t)n * sizeof(float));
+    if (!t->data) return NULL;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = n;
+    return t;
+}
+
+fu_tensor *fu_graph_tensor(fu_graph *g, int ndim, const int64_t *shape) {
+    if (!g) return fu_fail_null(FU_E_INPUT, "graph_tensor: NULL graph");
+    fu_tensor *t = arena_tensor(g, ndim, shape);
+    if (t) memset(t->data, 0, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+static int push_node(fu_graph *g, fu_node *n) {
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? g->cap_nodes * 2 : 256;
+        fu_node **p = realloc(g->nodes, (size_t)cap * sizeof *p);
+        if (!p) return fu_fail(FU_E_INTERNAL, "out of memory (graph of %d nodes)", cap);
+        g->nodes = p;
+        g->cap_nodes = cap;
+    }
+    g->nodes[g->n_nodes++] = n;
+    return FU_OK;
+}
+
+fu_node *fu_node_new(fu_graph *g, const fu_op *op, fu_tensor *const *in, int n_in,
+                     int ndim, const int64_t *shape) {
+    if (!g) return fu_fail_null(FU_E_INPUT, "%s: NULL graph", op ? op->name : "op");
+    if (n_in < 0 || n_in > FU_MAX_INPUTS) return fu_fail_null(FU_E_INPUT, "%s: %d inputs", op->name, n_in);
+    for (int i = 0; i < n_in; i++) {
+        if (!in[i]) {
+            /* Keep an earlier error if there is one: this NULL is its consequence. */
+            if (fu_last_code() == FU_OK) fu_fail(FU_E_INPUT, "%s: input %d is NULL", op->name, i);
+            return NULL;
+        }
+    }
+    fu_node *n = fu_arena_calloc(&g->arena, 1, sizeof *n);
+    if (!n) return NULL;
+    n->op = op;
+    n->graph = g;
+    n->n_in = n_in;
+    int needs_grad = 0;
+    for (int i = 0; i < n_in; i++) {
+        n->in[i] = in[i];
+        needs_grad |= in[i]->requires_grad;
+    }
+    n->out = arena_tensor(g, ndim, shape);
+    if (!n->out) return NULL;
+    n->out->node = n;
+    n->out->requires_grad = needs_grad && op->backward != NULL;
+    if (push_node(g, n) != FU_OK) return NULL;
+    return n;
+}
+
+fu_tensor *fu_node_run(fu_node *n) {
+    if (!n) return NULL;
+    if (n->op->forward(n) != FU_OK) return NULL;
+    return n->out;
+}
+
+void *fu_node_saved(fu_node *n, size_t bytes) {
+    if (!n->saved) n->saved = fu_arena_alloc(&n->graph->arena, bytes);
+    return n->saved;
+}
+
+float *fu_in_grad(fu_node *n, int i) {
+    fu_tensor *t = n->in[i];
+    return t->requires_grad ? t->grad : NULL;
+}
+
+int fu_graph_forward(fu_graph *g) {
+    if (!g) return fu_fail(FU_E_INPUT, "graph_forward: NULL graph");
+    for (int i = 0; i < g->n_nodes; i++) {
+        int rc = g->nodes[i]->op->forward(g->nodes[i]);
+        if (rc != FU_OK) return rc;
+    }
+    return FU_OK;
+}
+
+/* Gives every intermediate that needs a gradient a zeroed buffer (arena, first time only). */
+static int prepare_grads(fu_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        fu_node *n = g->nodes[i];
+        n->reached = 0;
+        fu_tensor *t = n->out;
+        if (!t->requires_grad) continue;
+        if (!t->grad) {
+            t->grad = fu_arena_alloc(&g->arena, (size_t)t->numel * sizeof(float));
+            if (!t->grad) return FU_E_INTERNAL;
+        }
+        memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+    }
+    return FU_OK;
+}
+
+int fu_graph_backward(fu_graph *g, fu_tensor *out, const float *seed) {
+    if (!g || !out) return fu_fail(FU_E_INPUT, "graph_backward: NULL %s", g ? "output" : "graph");
+    if (!out->node || out->node->graph != g) return fu_fail(FU_E_INPUT, "graph_backward: output is not produced by this graph");
+    if (!out->requires_grad) return fu_fail(FU_E_INPUT, "graph_backward: output does not depend on any tensor that requires a gradient");
+    int rc = prepare_grads(g);
+    if (rc != FU_OK) return rc;
+    for (int64_t i = 0; i < out->numel; i++) out->grad[i] = seed ? seed[i] : 1.0f;
+    out->node->reached = 1;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        fu_node *n = g->nodes[i];
+        if (!n->reached || !n->out->requires_grad) continue;
+        n->op->backward(n);
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k]->node) n->in[k]->node->reached = 1;
+    }
+    return FU_OK;
+}
+
+int fu_check_ndim(const char *op, const fu_tensor *t, int ndim) {
+    if (t->ndim == ndim) return 1;
+    char buf[96];
+    fu_fail(FU_E_INPUT, "%s: expected a %d-d tensor, got %s", op, ndim, fu_shape_str(t, buf, sizeof buf));
+    return 0;
+}
