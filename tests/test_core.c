@@ -52,8 +52,10 @@ TEST(broadcast_add_values) {
     REQUIRE(y);
     CHECK(y->numel == 24);
     CHECK(y->data[0] == 100 && y->data[4] == 204 && y->data[12] == 112 && y->data[23] == 323);
-    CHECK(fu_add(g, a, fu_tensor_newv(1, (int64_t)5)) == NULL);
+    fu_tensor *c = fu_tensor_newv(1, (int64_t)5);
+    CHECK(fu_add(g, a, c) == NULL);
     CHECK(strstr(fu_last_error(), "do not broadcast") != NULL);
+    fu_tensor_free(c);
     fu_tensor_free(a);
     fu_tensor_free(b);
     fu_graph_free(g);

@@ -1,0 +1,7 @@
+/* Subcommands of the `faceup` tool. Each returns a process exit status (enum fu_status). */
+#ifndef FU_CLI_COMMANDS_H
+#define FU_CLI_COMMANDS_H
+
+int cmd_selfcheck(int argc, char **argv);
+
+#endif
