@@ -208,8 +208,10 @@ static int softmax_forward(fu_node *n) {
         double sum = 0;
         for (int64_t l = 0; l < L; l++) sum += expf(xl[l * inner] - m);
         if (log_out) {
-            const float lse = m + (float)log(sum);
-            for (int64_t l = 0; l < L; l++) yl[l * inner] = xl[l * inner] - lse;
+            /* (x - m) - log(sum), not x - (m + log(sum)): for large |x| the latter rounds
+             * the small log term away to x's ulp. */
+            const float log_sum = (float)log(sum);
+            for (int64_t l = 0; l < L; l++) yl[l * inner] = (xl[l * inner] - m) - log_sum;
         } else {
             const float inv = (float)(1.0 / sum);
             for (int64_t l = 0; l < L; l++) yl[l * inner] = expf(xl[l * inner] - m) * inv;
