@@ -246,3 +246,32 @@ TEST(unary_large_tensor_parallel_matches_serial_formula) {
     fu_tensor_free(x);
     fu_graph_free(g);
 }
+
+TEST(prelu_large_alpha_gradient_matches_direct_sum) {
+    /* Above the OpenMP threshold, per-channel and shared slopes against direct double sums. */
+    fu_rng r;
+    fu_rng_seed(&r, 203);
+    const int64_t N = 3, C = 5, HW = 4001;
+    fu_tensor *x = fu_tensor_newv(3, N, C, HW);
+    fu_rng_fill_normal(&r, x->data, x->numel, 0, 1);
+    for (int shared = 0; shared < 2; shared++) {
+        fu_graph *g = fu_graph_new();
+        fu_tensor *alpha = fu_tensor_newv(1, shared ? (int64_t)1 : C);
+        fu_tensor_fill(alpha, 0.25f);
+        fu_tensor_requires_grad(alpha, 1);
+        fu_tensor *y = fu_prelu(g, x, alpha);
+        REQUIRE(y);
+        REQUIRE(fu_graph_backward(g, y, NULL) == FU_OK);
+        double ref[5] = {0};
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t k = 0; k < HW; k++) {
+                    float v = x->data[(n * C + c) * HW + k];
+                    if (v <= 0) ref[shared ? 0 : c] += v;
+                }
+        for (int64_t c = 0; c < alpha->numel; c++) CHECK_NEAR(alpha->grad[c], ref[c], 1e-3);
+        fu_tensor_free(alpha);
+        fu_graph_free(g);
+    }
+    fu_tensor_free(x);
+}

@@ -252,7 +252,7 @@ fu_tensor *fu_slice(fu_graph *g, fu_tensor *x, int axis, int64_t start, int64_t 
     end = clamp_bound(end, dim);
     int64_t shape[FU_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
-    shape[ax] = end > start ? (end - start + step - 1) / step : 0;
+    shape[ax] = end > start ? (end - start - 1) / step + 1 : 0;
     fu_node *n = fu_node_new(g, &op_slice, &x, 1, x->ndim, shape);
     if (!n) return NULL;
     n->ip[0] = ax;

@@ -170,16 +170,18 @@ static void prelu_backward(fu_node *n) {
         }
     }
     if (ga) {
-        /* dy/dalpha = x where x <= 0; each channel sums over batch and space (in double:
-         * these sums can run over millions of elements). Channels are independent. */
-        #pragma omp parallel for schedule(static) if (n->out->numel > PAR_MIN)
-        for (int64_t c = 0; c < C; c++) {
+        /* dy/dalpha = x where x <= 0, summed per slope over batch and space (in double: these
+         * sums can run over millions of elements). Slopes are independent, so they run in
+         * parallel; a single shared slope sums every row on one thread. */
+        const int64_t groups = shared ? 1 : C;
+        #pragma omp parallel for schedule(static) if (groups > 1 && n->out->numel > PAR_MIN)
+        for (int64_t c = 0; c < groups; c++) {
             double s = 0;
-            for (int64_t r = c; r < rows; r += C) {
+            for (int64_t r = c; r < rows; r += groups) {
                 const float *xr = x + r * inner, *gr = gy + r * inner;
                 for (int64_t k = 0; k < inner; k++) s += xr[k] > 0 ? 0.0 : (double)gr[k] * xr[k];
             }
-            ga[shared ? 0 : c] += (float)s;
+            ga[c] += (float)s;
         }
     }
 }
@@ -201,6 +203,6 @@ fu_tensor *fu_prelu(fu_graph *g, fu_tensor *x, fu_tensor *alpha) {
     n->ip[0] = C;
     n->ip[1] = 1;
     for (int d = 2; d < x->ndim; d++) n->ip[1] *= x->shape[d];
-    n->ip[2] = alpha->numel == 1 && C != 1;
+    n->ip[2] = alpha->numel != C;  /* one slope for all channels */
     return fu_node_run(n);
 }
