@@ -129,7 +129,7 @@ TEST(pt_plain_zip_reads_like_torch_zip) { check_dtypes_file("plain_zip.pt"); }
 TEST(pt_strided_views_and_scalars_materialise) {
     fu_pt_file *f = load_fixture("views.pt");
     REQUIRE(f);
-    REQUIRE(fu_pt_count(f) == 8);
+    REQUIRE(fu_pt_count(f) == 9);
     float base[12], transposed[12];
     for (int r = 0; r < 3; r++)
         for (int c = 0; c < 4; c++) base[r * 4 + c] = transposed[c * 3 + r] = (float)(4 * r + c);
@@ -141,6 +141,7 @@ TEST(pt_strided_views_and_scalars_materialise) {
     check_tensor(f, "elem", 0, NULL, (const float[]){6}, 1);
     check_tensor(f, "scalar", 0, NULL, (const float[]){3.5f}, 1);
     check_tensor(f, "empty", 2, (const int64_t[]){0, 3}, NULL, 0);
+    check_tensor(f, "expanded", 2, (const int64_t[]){3, 2}, (const float[]){1, 2, 1, 2, 1, 2}, 6);
     fu_pt_free(f);
 }
 
@@ -197,6 +198,7 @@ TEST(pt_rejects_damaged_archives) {
     CHECK(refused_with("oversized_view.pt", "exceeds its storage of 4 elements"));
     CHECK(refused_with("offset_view.pt", "exceeds its storage of 4 elements"));
     CHECK(refused_with("short_storage.pt", "claims 8 elements"));
+    CHECK(refused_with("huge_expand.pt", "expanded from a storage of 4 elements"));
     CHECK(refused_with("no_such_file.pt", "cannot open"));
     fu_pt_file *f = (fu_pt_file *)1;
     CHECK(fu_pt_load_memory("", 0, "empty.pt", &f) != FU_OK && f == NULL && strstr(fu_last_error(), "empty.pt"));
@@ -207,10 +209,10 @@ TEST(pt_api_lookups) {
     fu_pt_file *f = load_fixture("views.pt");
     REQUIRE(f);
     CHECK(fu_pt_get(f, "nope") == NULL && strstr(fu_last_error(), "no tensor named 'nope'"));
-    CHECK(fu_pt_get_index(f, 8) == NULL);
-    CHECK(fu_pt_name(f, 8) == NULL);
+    CHECK(fu_pt_get_index(f, 9) == NULL);
+    CHECK(fu_pt_name(f, 9) == NULL);
     int64_t shape[FU_MAX_DIMS];
-    CHECK(fu_pt_shape(f, 8, shape) == -1);
+    CHECK(fu_pt_shape(f, 9, shape) == -1);
     CHECK(fu_pt_shape(f, (size_t)fu_pt_find(f, "t"), shape) == 2 && shape[0] == 4 && shape[1] == 3);
     fu_tensor *t = fu_pt_get(f, "row");
     REQUIRE(t);

@@ -67,6 +67,14 @@ static const struct { const char *module, *name; int id; } allowed[] = {
     {"torch", "BoolStorage", G_STORAGE + FU_BOOL},
 };
 
+/* Copy of s for an error message, control characters replaced (names come from the file). */
+static const char *printable(const char *s, char *buf, size_t n) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    buf[i] = 0;
+    return buf;
+}
+
 static fu_pk_value *find_global(fu_pickle *pk, void *ctx, const char *module, const char *name) {
     (void)ctx;
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
@@ -76,7 +84,9 @@ static fu_pk_value *find_global(fu_pickle *pk, void *ctx, const char *module, co
             return v;
         }
     }
-    return fu_fail_null(FU_E_INPUT, "%s: refusing pickle global '%s.%s' (loading never runs code)", fu_pk_label(pk), module, name);
+    char m[256], g[256];
+    return fu_fail_null(FU_E_INPUT, "%s: refusing pickle global '%s.%s' (loading never runs code)", fu_pk_label(pk),
+                        printable(module, m, sizeof m), printable(name, g, sizeof g));
 }
 
 /* ---- storages ---------------------------------------------------------------------------- */
@@ -115,7 +125,8 @@ static fu_pk_value *persistent_load(fu_pickle *pk, void *vctx, fu_pk_value *pid)
     s->bytes = record_bytes(c, record, &bytes);
     if (!s->bytes) {
         if (fu_last_code()) return NULL;
-        return fu_fail_null(FU_E_INPUT, "%s: storage '%s' is missing from the archive (no record %s%s)", label, key, c->prefix, record);
+        char k[256];
+        return fu_fail_null(FU_E_INPUT, "%s: storage '%s' is missing from the archive", label, printable(key, k, sizeof k));
     }
     size_t es = fu_dtype_size(s->dtype);
     if (s->numel < 0 || (uint64_t)s->numel > bytes / es)
@@ -155,6 +166,8 @@ static int check_view(const char *label, const pt_view *t) {
             return fu_fail(FU_E_INPUT, "%s: tensor view overflows", label);
     }
     int64_t have = t->storage->numel;
+    if (numel > have && numel > FU_PT_MAX_EXPANDED)
+        return fu_fail(FU_E_INPUT, "%s: tensor of %lld elements expanded from a storage of %lld elements", label, (long long)numel, (long long)have);
     if (numel > 0 ? last >= have : t->offset > have)
         return fu_fail(FU_E_INPUT, "%s: tensor view (offset %lld, last element %lld) exceeds its storage of %lld elements", label,
                        (long long)t->offset, (long long)last, (long long)have);

@@ -21,6 +21,9 @@
 #define FU_PT_MAX_ENTRIES (1 << 20)
 #define FU_PT_MAX_NAME 4096
 #define FU_PT_MAX_NESTING 64
+/* A view may hold more elements than its storage (stride 0, as torch's expand() makes) only up
+ * to this count, so a tiny file cannot demand gigabytes when read. */
+#define FU_PT_MAX_EXPANDED ((int64_t)1 << 24)
 
 typedef struct fu_pt_file fu_pt_file;
 
