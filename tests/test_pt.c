@@ -83,6 +83,7 @@ TEST(pickle_values_and_limits) {
         {PK("\x80\x02" "cos\nsystem\n."), "refusing pickle global 'os.system'"},
         {PK("\x80\x02r\xff\xff\xff\x7f."), "stack underflow"},
         {PK("\x80\x02K\x01r\xff\xff\xff\x7f."), "memo key too large"},
+        {PK("\x80\x02K\x01r\x00\x20\x00\x00."), "memo key far beyond"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = run_pickle(bad[i].bytes, bad[i].n, &v, &pk);
@@ -198,6 +199,7 @@ TEST(pt_rejects_damaged_archives) {
     CHECK(refused_with("oversized_view.pt", "exceeds its storage of 4 elements"));
     CHECK(refused_with("offset_view.pt", "exceeds its storage of 4 elements"));
     CHECK(refused_with("short_storage.pt", "claims 8 elements"));
+    CHECK(refused_with("dag_bomb.pt", "too many objects"));
     CHECK(refused_with("huge_expand.pt", "expanded from a storage of 4 elements"));
     CHECK(refused_with("no_such_file.pt", "cannot open"));
     fu_pt_file *f = (fu_pt_file *)1;

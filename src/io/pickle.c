@@ -285,6 +285,9 @@ static int memo_put(fu_pickle *pk, uint64_t key) {
     fu_pk_value *v = top(pk);
     if (!v) return fu_last_code();
     if (key >= FU_PK_MAX_MEMO) return fail_at(pk, "memo key too large");
+    /* Picklers number memo entries 0, 1, 2, ...; refusing far-off keys keeps the memo's memory
+     * proportional to the puts actually made. */
+    if (key > pk->memo_count + 4096) return fail_at(pk, "memo key far beyond the keys in use");
     if (key >= pk->memo_cap) {
         size_t cap = pk->memo_cap ? pk->memo_cap : 256;
         while (cap <= key) cap *= 2;

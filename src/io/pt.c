@@ -229,7 +229,10 @@ typedef struct {
     load_ctx *c;
     char name[FU_PT_MAX_NAME];
     size_t cap;
-    long visits;
+    /* Visits left. A tree of values costs at least one pickle byte per value, so a budget of
+     * twice the pickle size passes any real file but stops DAGs of shared containers, whose
+     * expansion would otherwise grow exponentially with their depth. */
+    uint64_t visits_left;
 } walker;
 
 static int add_entry(walker *w, const pt_view *t) {
@@ -283,7 +286,7 @@ static int walk_child(walker *w, size_t len, const fu_pk_value *key, long index,
 static int walk(walker *w, const fu_pk_value *v, size_t len, int depth) {
     const char *label = w->c->f->label;
     if (depth > FU_PT_MAX_NESTING) return fu_fail(FU_E_INPUT, "%s: containers nested deeper than %d (or cyclic)", label, FU_PT_MAX_NESTING);
-    if (++w->visits > 4L * FU_PT_MAX_ENTRIES) return fu_fail(FU_E_INPUT, "%s: too many objects", label);
+    if (w->visits_left-- == 0) return fu_fail(FU_E_INPUT, "%s: too many objects (containers shared too often)", label);
     if (v->kind == FU_PK_OPAQUE && v->id == OPAQUE_TENSOR) return add_entry(w, v->ptr);
     if (v->kind == FU_PK_DICT) {
         for (size_t i = 0; i < v->n; i++) {
@@ -376,7 +379,12 @@ static int parse_archive(fu_pt_file *f) {
     if (!rc) {
         walker *w = fu_calloc(1, sizeof *w);
         if (!w) rc = FU_E_INTERNAL;
-        else { w->c = &c; rc = walk(w, root, 0, 0); free(w); }
+        else {
+            w->c = &c;
+            w->visits_left = 2 * (uint64_t)pkl_size + 1024;
+            rc = walk(w, root, 0, 0);
+            free(w);
+        }
     }
     if (!rc) rc = index_names(f);
     fu_pickle_free(pk);
