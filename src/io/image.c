@@ -129,7 +129,7 @@ static int png_decode_body(png_structp png, png_infop info, png_job *j) {
     if (check_pixels(j->label, w, h)) return FU_E_INPUT;
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    png_set_strip_alpha(png);   /* alpha channels, and the alpha that expanding a tRNS chunk adds */
     if (!(color & PNG_COLOR_MASK_COLOR)) png_set_gray_to_rgb(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
@@ -143,12 +143,12 @@ static int png_decode_body(png_structp png, png_infop info, png_job *j) {
     for (png_uint_32 y = 0; y < h; y++) j->rows[y] = j->pixels + y * row_bytes;
     png_read_image(png, j->rows);
     const size_t plane = (size_t)w * h;
-    const float scale = depth == 16 ? 1.0f / 65535 : 1.0f / 255;
+    const float max_value = depth == 16 ? 65535.0f : 255.0f;   /* divided, not multiplied by 1/max: exact k/max */
     for (size_t i = 0; i < plane; i++)
         for (int c = 0; c < 3; c++) {
             const unsigned char *p = j->pixels + (i * 3 + c) * bytes_per_sample;
             unsigned v = depth == 16 ? (unsigned)p[0] << 8 | p[1] : p[0];   /* PNG is big-endian */
-            j->out->data[c * plane + i] = (float)v * scale;
+            j->out->data[c * plane + i] = (float)v / max_value;
         }
     return FU_OK;
 }
@@ -220,7 +220,7 @@ static int jpeg_decode_body(struct jpeg_decompress_struct *c, jpeg_job *j, const
         JSAMPROW rows[1] = {j->row};
         if (jpeg_read_scanlines(c, rows, 1) != 1) return fu_fail(FU_E_INPUT, "%s: corrupt JPEG: no scanline %zu", j->label, y);
         for (size_t x = 0; x < w; x++)
-            for (int ch = 0; ch < 3; ch++) j->out->data[ch * plane + y * w + x] = j->row[x * 3 + ch] * (1.0f / 255);
+            for (int ch = 0; ch < 3; ch++) j->out->data[ch * plane + y * w + x] = j->row[x * 3 + ch] / 255.0f;
     }
     return FU_OK;   /* the rest of the file (after the last scanline) is not needed */
 }
