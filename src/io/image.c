@@ -138,10 +138,11 @@ static int png_decode_body(png_structp png, png_infop info, png_job *j) {
         return fu_fail(FU_E_INTERNAL, "%s: unexpected PNG row size %zu", j->label, row_bytes);
     j->pixels = fu_malloc(row_bytes * h);
     j->rows = fu_malloc(h * sizeof *j->rows);
-    j->out = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)h, (int64_t)w);
-    if (!j->pixels || !j->rows || !j->out) return FU_E_INTERNAL;
+    if (!j->pixels || !j->rows) return FU_E_INTERNAL;
     for (png_uint_32 y = 0; y < h; y++) j->rows[y] = j->pixels + y * row_bytes;
     png_read_image(png, j->rows);
+    /* The float tensor only once the data decoded: truncated files never cost its memory. */
+    if (!(j->out = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)h, (int64_t)w))) return FU_E_INTERNAL;
     const size_t plane = (size_t)w * h;
     const float max_value = depth == 16 ? 65535.0f : 255.0f;   /* divided, not multiplied by 1/max: exact k/max */
     for (size_t i = 0; i < plane; i++)
