@@ -439,3 +439,45 @@ TEST(image_ops_reject_bad_arguments) {
     fu_tensor_free(th_bad);
     fu_graph_free(g);
 }
+
+/* Sizes above the OpenMP thresholds: results with all threads match one thread. */
+TEST(image_ops_threads_agree) {
+    fu_rng r;
+    fu_rng_seed(&r, 81);
+    int64_t s[4] = {2, 3, 70, 90};
+    fu_tensor *x = randn_leaf(&r, 4, s, 1), *theta = fu_tensor_newv(3, (int64_t)2, (int64_t)2, (int64_t)3);
+    fu_tensor_requires_grad(theta, 1);
+    const float t[12] = {0.9f, 0.1f, 3.3f, -0.1f, 0.95f, 2.7f, 1.1f, 0, -2.4f, 0, 1.05f, 1.6f};
+    memcpy(theta->data, t, sizeof t);
+    float k[16] = {1, 3, 3, 1, 3, 9, 9, 3, 3, 9, 9, 3, 1, 3, 3, 1};
+    float *ref = NULL;
+    int64_t n_ref = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        fu_set_threads(pass == 0 ? 1 : 0);
+        fu_tensor_zero_grad(x);
+        fu_tensor_zero_grad(theta);
+        fu_graph *g = fu_graph_new();
+        fu_tensor *y = fu_affine_warp(g, x, theta, 64, 80);
+        y = fu_upfirdn2d(g, y, k, 4, 4, 2, 1, (int[]){2, 1, 2, 1});
+        y = fu_resize_bicubic(g, y, 50, 61);
+        REQUIRE(y);
+        CHECK(fu_graph_backward(g, y, NULL) == FU_OK);
+        if (pass == 0) {
+            n_ref = y->numel + x->numel + 12;
+            ref = malloc((size_t)n_ref * sizeof(float));
+            REQUIRE(ref);
+            memcpy(ref, y->data, (size_t)y->numel * sizeof(float));
+            memcpy(ref + y->numel, x->grad, (size_t)x->numel * sizeof(float));
+            memcpy(ref + y->numel + x->numel, theta->grad, 12 * sizeof(float));
+        } else {
+            CHECK(memcmp(ref, y->data, (size_t)y->numel * sizeof(float)) == 0);
+            CHECK(memcmp(ref + y->numel, x->grad, (size_t)x->numel * sizeof(float)) == 0);
+            for (int i = 0; i < 12; i++)  /* reduction order differs */
+                CHECK_NEAR(theta->grad[i], ref[y->numel + x->numel + i], 1e-5 * fabs(ref[y->numel + x->numel + i]) + 1e-3);
+        }
+        fu_graph_free(g);
+    }
+    free(ref);
+    fu_tensor_free(x);
+    fu_tensor_free(theta);
+}

@@ -317,3 +317,36 @@ TEST(norm_ops_reject_bad_arguments) {
     free_all(t, 5);
     fu_graph_free(g);
 }
+
+/* Sizes above the OpenMP thresholds: results with all threads match one thread. */
+TEST(norm_ops_threads_agree) {
+    fu_rng r;
+    fu_rng_seed(&r, 91);
+    int64_t s[4] = {2, 4, 65, 130};
+    fu_tensor *x = randn_leaf(&r, 4, s, 1);
+    fu_tensor *seed = randn_leaf(&r, 4, s, 0);
+    float *ref = malloc((size_t)x->numel * 2 * sizeof(float));
+    REQUIRE(ref);
+    for (int pass = 0; pass < 2; pass++) {
+        fu_set_threads(pass == 0 ? 1 : 0);
+        fu_tensor_zero_grad(x);
+        fu_graph *g = fu_graph_new();
+        g->training = 1;
+        fu_tensor *y = fu_instance_norm(g, x, 1e-5f);
+        y = fu_batch_norm(g, y, NULL, NULL, NULL, NULL, 0.1f, 1e-5f);
+        y = fu_l2_normalize(g, y, 1, 1e-12f);
+        REQUIRE(y);
+        CHECK(fu_graph_backward(g, y, seed->data) == FU_OK);
+        if (pass == 0) {
+            memcpy(ref, y->data, (size_t)x->numel * sizeof(float));
+            memcpy(ref + x->numel, x->grad, (size_t)x->numel * sizeof(float));
+        } else {
+            CHECK(memcmp(ref, y->data, (size_t)x->numel * sizeof(float)) == 0);
+            CHECK(memcmp(ref + x->numel, x->grad, (size_t)x->numel * sizeof(float)) == 0);
+        }
+        fu_graph_free(g);
+    }
+    free(ref);
+    fu_tensor_free(x);
+    fu_tensor_free(seed);
+}
