@@ -85,7 +85,10 @@ fu_tensor *fu_instance_norm(fu_graph *g, fu_tensor *x, float eps) {
  * Inputs: in[0] = x, then whichever of gamma, beta, running_mean, running_var were given;
  * ip[1..4] hold their input indices (-1 = absent). ip[0] = S, ip[5] = 1 if the last forward
  * used batch statistics. fp[0] = momentum, fp[1] = eps.
- * saved: mean[C], invstd[C] of the statistics the last forward normalised with. */
+ * saved: mean[C], invstd[C] of the statistics the last forward normalised with.
+ * Running statistics are updated once per forward *run* in training mode, so every
+ * fu_graph_forward() re-run of a training graph (e.g. each step of a latent search, or each
+ * evaluation of a gradient check) updates them again. They receive no gradient. */
 
 enum { BN_GAMMA = 1, BN_BETA, BN_RMEAN, BN_RVAR, BN_USED_BATCH };
 
