@@ -1,0 +1,16 @@
+/* Progress on stderr: a redrawn bar with ETA on a terminal, a plain line every 10% otherwise. */
+#ifndef FU_CLI_PROGRESS_H
+#define FU_CLI_PROGRESS_H
+
+typedef struct progress {
+    const char *label;
+    double start;
+    int last_decile, tty, quiet;
+} progress;
+
+void progress_start(progress *p, const char *label, int quiet);
+/* done of total; note is a short free text (e.g. "loss 0.123"). */
+void progress_update(progress *p, long done, long total, const char *note);
+void progress_finish(progress *p);
+
+#endif
