@@ -611,3 +611,28 @@ TEST(stylegan_bench_256_1024) {
         fu_sg2_free(m2);
     }
 }
+
+/* Both weight files of a golden set hold the same names, shapes and values through fu_weights. */
+TEST(weights_pt_and_safetensors_agree) {
+    for (int k = 0; k < 2; k++) {
+        const char *set = k ? "stylegan2" : "stylegan1";
+        if (!golden_present(set)) SKIP("../shared/golden absent");
+        fu_weights *pt = open_golden_weights(set, "weights.pt"), *st = open_golden_weights(set, "weights.safetensors");
+        REQUIRE(pt && st);
+        size_t n = fu_weights_count(pt);
+        CHECK(n > 50 && n == fu_weights_count(st));
+        for (size_t i = 0; i < n; i++) {
+            const char *name = fu_weights_name(pt, i);
+            int64_t a[FU_MAX_DIMS], b[FU_MAX_DIMS];
+            int nd = fu_weights_shape(pt, name, a);
+            CHECK_MSG(nd >= 0 && nd == fu_weights_shape(st, name, b) && !memcmp(a, b, (size_t)nd * sizeof *a), "%s: shapes differ", name);
+            fu_tensor *x = fu_weights_get(pt, name), *y = fu_weights_get(st, name);
+            CHECK_MSG(x && y && golden_max_diff(x, y) == 0, "%s: values differ", name);
+            fu_tensor_free(x);
+            fu_tensor_free(y);
+        }
+        CHECK(fu_weights_put(pt, "x", fu_tensor_newv(1, (int64_t)1)) == FU_E_INPUT);
+        fu_weights_free(pt);
+        fu_weights_free(st);
+    }
+}

@@ -2,6 +2,7 @@
  * io/pt. The file readers keep their own index; this layer only dispatches on the kind. */
 #include "gen/weights.h"
 #include "core/error.h"
+#include "io/pt.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <cjson/cJSON.h>
@@ -15,6 +16,8 @@ struct fu_weights {
     char **names;
     fu_tensor **tensors;
     size_t n, cap;
+    /* SRC_PT */
+    fu_pt_file *pt;
 };
 
 static long table_find(const fu_weights *w, const char *name) {
@@ -75,13 +78,19 @@ void fu_weights_free(fu_weights *w) {
     }
     free(w->names);
     free(w->tensors);
+    fu_pt_free(w->pt);
     free(w);
 }
 
-size_t fu_weights_count(const fu_weights *w) { return w ? w->n : 0; }
+size_t fu_weights_count(const fu_weights *w) {
+    if (!w) return 0;
+    return w->kind == SRC_PT ? fu_pt_count(w->pt) : w->n;
+}
 
 const char *fu_weights_name(const fu_weights *w, size_t i) {
-    return w && i < w->n ? w->names[i] : NULL;
+    if (!w) return NULL;
+    if (w->kind == SRC_PT) return fu_pt_name(w->pt, i);
+    return i < w->n ? w->names[i] : NULL;
 }
 
 int fu_weights_has(const fu_weights *w, const char *name) {
@@ -91,6 +100,10 @@ int fu_weights_has(const fu_weights *w, const char *name) {
 
 int fu_weights_shape(const fu_weights *w, const char *name, int64_t shape[FU_MAX_DIMS]) {
     if (!w || !name) return -1;
+    if (w->kind == SRC_PT) {
+        long i = fu_pt_find(w->pt, name);
+        return i < 0 ? -1 : fu_pt_shape(w->pt, (size_t)i, shape);
+    }
     long i = table_find(w, name);
     if (i < 0) return -1;
     const fu_tensor *t = w->tensors[i];
@@ -100,6 +113,7 @@ int fu_weights_shape(const fu_weights *w, const char *name, int64_t shape[FU_MAX
 
 fu_tensor *fu_weights_get(const fu_weights *w, const char *name) {
     if (!w || !name) return fu_fail_null(FU_E_INPUT, "weights: get needs a source and a name");
+    if (w->kind == SRC_PT) return fu_pt_get(w->pt, name);
     long i = table_find(w, name);
     if (i < 0) return fu_fail_null(FU_E_INPUT, "weights: no tensor '%s'", name);
     fu_tensor *t = fu_tensor_clone(w->tensors[i]);
@@ -164,7 +178,21 @@ int fu_weights_open(const char *path, fu_weights **out) {
     *out = NULL;
     size_t n = strlen(path);
     if (n > 12 && !strcmp(path + n - 12, ".safetensors")) return open_safetensors_tmp(path, out);
-    return fu_fail(FU_E_INPUT, "weights: cannot open '%s' yet", path);
+    if (n > 3 && !strcmp(path + n - 3, ".pt")) {
+        fu_pt_file *pt = NULL;
+        int rc = fu_pt_load(path, &pt);
+        if (rc != FU_OK) return rc;
+        fu_weights *w = fu_calloc(1, sizeof *w);
+        if (!w) {
+            fu_pt_free(pt);
+            return FU_E_INTERNAL;
+        }
+        w->kind = SRC_PT;
+        w->pt = pt;
+        *out = w;
+        return FU_OK;
+    }
+    return fu_fail(FU_E_INPUT, "weights: '%s': unknown weight file type (want .safetensors or .pt)", path);
 }
 
 void fu_tensor_sink_put(const fu_tensor_sink *sink, const char *name, fu_tensor *t) {
