@@ -1,0 +1,81 @@
+/* Writes the small seed corpora under corpus/<target>/ (run by `make seeds`). */
+#include <stdio.h>
+#include <string.h>
+#include <jpeglib.h>
+#include <png.h>
+#include "io/image.h"
+#include "io/safetensors.h"
+
+static void seed_safetensors(void) {
+    fu_tensor *a = fu_tensor_newv(2, (int64_t)2, (int64_t)3), *s = fu_tensor_new(0, NULL), *e = fu_tensor_newv(1, (int64_t)0);
+    for (int i = 0; i < 6; i++) a->data[i] = (float)i - 2.5f;
+    fu_st_item all[] = {{"a", a, FU_F32}, {"b", a, FU_F16}, {"c", a, FU_BF16}, {"d", a, FU_I64},
+                        {"s", s, FU_F64}, {"e", e, FU_U8}};
+    fu_st_meta meta[] = {{"format", "pt"}};
+    fu_st_save("corpus/fuzz_safetensors/dtypes.safetensors", all, 6, meta, 1);
+    fu_st_save("corpus/fuzz_safetensors/one.safetensors", all, 1, NULL, 0);
+    fu_st_save("corpus/fuzz_safetensors/empty.safetensors", NULL, 0, meta, 1);
+    fu_tensor_free(a);
+    fu_tensor_free(s);
+    fu_tensor_free(e);
+}
+
+static void raw_png(const char *path, int color, int depth, int interlace) {
+    unsigned char buf[6][6 * 8];
+    unsigned char *rows[6];
+    for (int y = 0; y < 6; y++) { rows[y] = buf[y]; for (int i = 0; i < 48; i++) buf[y][i] = (unsigned char)(y * 40 + i); }
+    const png_color pal[4] = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {9, 9, 9}};
+    FILE *f = fopen(path, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, 6, 6, depth, color, interlace, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (color == PNG_COLOR_TYPE_PALETTE) png_set_PLTE(png, info, pal, 4);
+    png_write_info(png, info);
+    png_write_image(png, rows);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+}
+
+static void raw_jpeg(const char *path, int gray, int progressive, int orientation) {
+    unsigned char pix[16 * 16 * 3];
+    for (int i = 0; i < (int)sizeof pix; i++) pix[i] = (unsigned char)(i * 7);
+    /* Exif APP1, big-endian TIFF, IFD0 with one Orientation entry. */
+    unsigned char exif[] = {'E', 'x', 'i', 'f', 0, 0, 'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1,
+                            0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, (unsigned char)orientation, 0, 0, 0, 0, 0, 0};
+    FILE *f = fopen(path, "wb");
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = 16;
+    c.image_height = 8;
+    c.input_components = gray ? 1 : 3;
+    c.in_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 50, TRUE);
+    if (progressive) jpeg_simple_progression(&c);
+    jpeg_start_compress(&c, TRUE);
+    if (orientation) jpeg_write_marker(&c, JPEG_APP0 + 1, exif, sizeof exif);
+    for (int y = 0; y < 8; y++) { JSAMPROW row = pix + y * 16 * c.input_components; jpeg_write_scanlines(&c, &row, 1); }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    fclose(f);
+}
+
+int main(void) {
+    seed_safetensors();
+    raw_png("corpus/fuzz_image/gray8.png", PNG_COLOR_TYPE_GRAY, 8, PNG_INTERLACE_NONE);
+    raw_png("corpus/fuzz_image/gray1.png", PNG_COLOR_TYPE_GRAY, 1, PNG_INTERLACE_NONE);
+    raw_png("corpus/fuzz_image/ga16.png", PNG_COLOR_TYPE_GRAY_ALPHA, 16, PNG_INTERLACE_NONE);
+    raw_png("corpus/fuzz_image/rgba8_adam7.png", PNG_COLOR_TYPE_RGBA, 8, PNG_INTERLACE_ADAM7);
+    raw_png("corpus/fuzz_image/rgb16.png", PNG_COLOR_TYPE_RGB, 16, PNG_INTERLACE_NONE);
+    raw_png("corpus/fuzz_image/pal2.png", PNG_COLOR_TYPE_PALETTE, 2, PNG_INTERLACE_NONE);
+    raw_jpeg("corpus/fuzz_image/base.jpg", 0, 0, 0);
+    raw_jpeg("corpus/fuzz_image/gray_prog.jpg", 1, 1, 0);
+    raw_jpeg("corpus/fuzz_image/exif6.jpg", 0, 0, 6);
+    raw_jpeg("corpus/fuzz_image/exif7_prog.jpg", 0, 1, 7);
+    return 0;
+}
