@@ -3,9 +3,8 @@
 #include "gen/weights.h"
 #include "core/error.h"
 #include "io/pt.h"
-#include <stdio.h>
+#include "io/safetensors.h"
 #include <stdlib.h>
-#include <cjson/cJSON.h>
 #include <string.h>
 
 typedef enum { SRC_TABLE, SRC_PT, SRC_SAFETENSORS } source_kind;
@@ -16,8 +15,8 @@ struct fu_weights {
     char **names;
     fu_tensor **tensors;
     size_t n, cap;
-    /* SRC_PT */
-    fu_pt_file *pt;
+    fu_pt_file *pt;            /* SRC_PT */
+    fu_safetensors *st;        /* SRC_SAFETENSORS */
 };
 
 static long table_find(const fu_weights *w, const char *name) {
@@ -79,18 +78,26 @@ void fu_weights_free(fu_weights *w) {
     free(w->names);
     free(w->tensors);
     fu_pt_free(w->pt);
+    fu_st_free(w->st);
     free(w);
 }
 
 size_t fu_weights_count(const fu_weights *w) {
     if (!w) return 0;
-    return w->kind == SRC_PT ? fu_pt_count(w->pt) : w->n;
+    switch (w->kind) {
+    case SRC_PT: return fu_pt_count(w->pt);
+    case SRC_SAFETENSORS: return (size_t)w->st->n_entries;
+    default: return w->n;
+    }
 }
 
 const char *fu_weights_name(const fu_weights *w, size_t i) {
-    if (!w) return NULL;
-    if (w->kind == SRC_PT) return fu_pt_name(w->pt, i);
-    return i < w->n ? w->names[i] : NULL;
+    if (!w || i >= fu_weights_count(w)) return NULL;
+    switch (w->kind) {
+    case SRC_PT: return fu_pt_name(w->pt, i);
+    case SRC_SAFETENSORS: return w->st->entries[i].name;
+    default: return w->names[i];
+    }
 }
 
 int fu_weights_has(const fu_weights *w, const char *name) {
@@ -104,6 +111,12 @@ int fu_weights_shape(const fu_weights *w, const char *name, int64_t shape[FU_MAX
         long i = fu_pt_find(w->pt, name);
         return i < 0 ? -1 : fu_pt_shape(w->pt, (size_t)i, shape);
     }
+    if (w->kind == SRC_SAFETENSORS) {
+        const fu_st_entry *e = fu_st_find(w->st, name);
+        if (!e) return -1;
+        memcpy(shape, e->shape, sizeof e->shape);
+        return e->ndim;
+    }
     long i = table_find(w, name);
     if (i < 0) return -1;
     const fu_tensor *t = w->tensors[i];
@@ -114,6 +127,7 @@ int fu_weights_shape(const fu_weights *w, const char *name, int64_t shape[FU_MAX
 fu_tensor *fu_weights_get(const fu_weights *w, const char *name) {
     if (!w || !name) return fu_fail_null(FU_E_INPUT, "weights: get needs a source and a name");
     if (w->kind == SRC_PT) return fu_pt_get(w->pt, name);
+    if (w->kind == SRC_SAFETENSORS) return fu_st_tensor(w->st, name);
     long i = table_find(w, name);
     if (i < 0) return fu_fail_null(FU_E_INPUT, "weights: no tensor '%s'", name);
     fu_tensor *t = fu_tensor_clone(w->tensors[i]);
@@ -143,56 +157,35 @@ int fu_weights_reshape(fu_tensor *t, int ndim, const int64_t *shape) {
     return FU_OK;
 }
 
-/* TEMPORARY until io/safetensors.h lands: F32 safetensors into a table. */
-static int open_safetensors_tmp(const char *path, fu_weights **out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return fu_fail(FU_E_INPUT, "weights: cannot open '%s'", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)size);
-    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) { fclose(f); free(buf); return fu_fail(FU_E_INPUT, "read"); }
-    fclose(f);
-    uint64_t hl;
-    memcpy(&hl, buf, 8);
-    cJSON *h = cJSON_ParseWithLength((const char *)buf + 8, hl);
-    fu_weights *w = fu_weights_new_table();
-    cJSON *it;
-    cJSON_ArrayForEach(it, h) {
-        if (!strcmp(it->string, "__metadata__")) continue;
-        cJSON *shape = cJSON_GetObjectItem(it, "shape"), *off = cJSON_GetObjectItem(it, "data_offsets");
-        int64_t sh[FU_MAX_DIMS]; int nd = 0;
-        cJSON *d;
-        cJSON_ArrayForEach(d, shape) sh[nd++] = (int64_t)d->valuedouble;
-        fu_tensor *t = fu_tensor_new(nd, sh);
-        memcpy(t->data, buf + 8 + hl + (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, (size_t)t->numel * 4);
-        fu_weights_put(w, it->string, t);
-    }
-    cJSON_Delete(h);
-    free(buf);
-    *out = w;
-    return FU_OK;
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && !strcmp(s + n - k, suffix);
 }
 
 int fu_weights_open(const char *path, fu_weights **out) {
     *out = NULL;
-    size_t n = strlen(path);
-    if (n > 12 && !strcmp(path + n - 12, ".safetensors")) return open_safetensors_tmp(path, out);
-    if (n > 3 && !strcmp(path + n - 3, ".pt")) {
-        fu_pt_file *pt = NULL;
+    if (!path) return fu_fail(FU_E_INPUT, "weights: NULL path");
+    fu_pt_file *pt = NULL;
+    fu_safetensors *st = NULL;
+    if (has_suffix(path, ".safetensors")) {
+        if (!(st = fu_st_open(path))) return FU_E_INPUT;
+    } else if (has_suffix(path, ".pt") || has_suffix(path, ".pth")) {
         int rc = fu_pt_load(path, &pt);
         if (rc != FU_OK) return rc;
-        fu_weights *w = fu_calloc(1, sizeof *w);
-        if (!w) {
-            fu_pt_free(pt);
-            return FU_E_INTERNAL;
-        }
-        w->kind = SRC_PT;
-        w->pt = pt;
-        *out = w;
-        return FU_OK;
+    } else {
+        return fu_fail(FU_E_INPUT, "weights: '%s': unknown weight file type (want .safetensors, .pt or .pth)", path);
     }
-    return fu_fail(FU_E_INPUT, "weights: '%s': unknown weight file type (want .safetensors or .pt)", path);
+    fu_weights *w = fu_calloc(1, sizeof *w);
+    if (!w) {
+        fu_pt_free(pt);
+        fu_st_free(st);
+        return FU_E_INTERNAL;
+    }
+    w->kind = pt ? SRC_PT : SRC_SAFETENSORS;
+    w->pt = pt;
+    w->st = st;
+    *out = w;
+    return FU_OK;
 }
 
 void fu_tensor_sink_put(const fu_tensor_sink *sink, const char *name, fu_tensor *t) {
