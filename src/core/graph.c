@@ -30,11 +30,22 @@ void fu_graph_free(fu_graph *g) {
     if (!g) return;
     free_node_states(g);
     fu_arena_free(&g->arena);
+    free(g->scratch);
     free(g->nodes);
     free(g);
 }
 
 void *fu_graph_alloc(fu_graph *g, size_t bytes) { return fu_arena_alloc(&g->arena, bytes); }
+
+float *fu_graph_scratch(fu_graph *g, size_t bytes) {
+    if (bytes <= g->scratch_bytes) return g->scratch;
+    float *p = fu_aligned_alloc(bytes);
+    if (!p) return NULL;
+    free(g->scratch);
+    g->scratch = p;
+    g->scratch_bytes = bytes;
+    return p;
+}
 
 static fu_tensor *arena_tensor(fu_graph *g, int ndim, const int64_t *shape) {
     int64_t n = fu_shape_numel(ndim, shape);

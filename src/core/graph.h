@@ -49,6 +49,8 @@ struct fu_graph {
     fu_node **nodes;
     int n_nodes, cap_nodes;
     int training;                /* for dropout / batch norm: 1 = training mode */
+    float *scratch;              /* temporary buffer shared by ops inside one forward/backward */
+    size_t scratch_bytes;
     uint64_t seed;               /* for stochastic ops (dropout); advanced per forward */
 };
 
@@ -60,6 +62,9 @@ void fu_graph_reset(fu_graph *g);
 fu_tensor *fu_graph_tensor(fu_graph *g, int ndim, const int64_t *shape);
 /* Arena memory that lives until the next reset. */
 void *fu_graph_alloc(fu_graph *g, size_t bytes);
+/* A temporary buffer of at least `bytes`, valid until the next call (ops use it for im2col
+ * columns and the like inside one forward or backward, never across). Grows, never shrinks. */
+float *fu_graph_scratch(fu_graph *g, size_t bytes);
 
 /* Creates a node for `op` with the given inputs and an output of the given shape (arena).
  * Returns the node (whose out is allocated, params zero) or NULL with a message. If any input
