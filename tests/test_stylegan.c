@@ -254,10 +254,13 @@ static fu_tensor *build_net(fu_graph *g, fu_tensor **inputs, void *ctx) {
 /* A batch of 2 (noise map 1 shared, the others per sample) against the two single runs:
  * images, and the gradients of sum(image * R) w.r.t. latents and noise (the shared map's
  * gradient is the sum of both). Exact up to rounding, unlike finite differences, which the
- * leaky ReLUs of random networks make unreliable. */
+ * leaky ReLUs of random networks make unreliable. Rounding differs between the batched and
+ * single convolutions, so a leaky-ReLU input within ~1e-6 of 0 could take the other branch in
+ * one run and change the gradients visibly (seed 11 does that for StyleGAN v1); this seed has
+ * no such input. */
 static void check_batch_matches_single(net_ctx *c, int64_t n_lat, int64_t dim, int64_t res_of_noise(int)) {
     fu_rng r;
-    fu_rng_seed(&r, 11);
+    fu_rng_seed(&r, 1);
     fu_tensor *in[1 + 24] = {0}, *one[1 + 24] = {0};
     in[0] = randn(&r, 3, (int64_t[]){2, n_lat, dim}, 1);
     for (int i = 0; i < c->n_noise; i++) {
