@@ -521,8 +521,30 @@ TEST(stylegan_load_and_forward_validation) {
     CHECK(fu_sg2_noise_shape(m, 2, shape) == 0 && shape[2] == 8);
     CHECK(fu_sg2_noise_shape(m, 3, shape) < 0);
     fu_tensor_free(lat);
-    fu_graph_free(g);
     fu_sg2_free(m);
+
+    fu_stylegan1 *m1r = random_sg1(8, 4, 8, 2);
+    REQUIRE(m1r);
+    fu_tensor *noise1[4];
+    for (int i = 0; i < 4; i++) {
+        CHECK(fu_sg1_noise_shape(m1r, i, shape) == 0 && shape[2] == (4 << (i / 2)));
+        noise1[i] = fu_tensor_new(4, shape);
+    }
+    CHECK(fu_sg1_noise_shape(m1r, 4, shape) < 0);
+    fu_tensor *dl = fu_tensor_newv(3, (int64_t)1, (int64_t)4, (int64_t)5);
+    CHECK(fu_sg1_forward(g, m1r, dl, noise1, NULL) == NULL);
+    CHECK(strstr(fu_last_error(), "expected [N,4,4]") != NULL);
+    fu_tensor_free(dl);
+    dl = fu_tensor_newv(3, (int64_t)1, (int64_t)4, (int64_t)4);
+    fu_tensor *swapped[4] = {noise1[2], noise1[1], noise1[0], noise1[3]};
+    CHECK(fu_sg1_forward(g, m1r, dl, swapped, NULL) == NULL);
+    CHECK(strstr(fu_last_error(), "noise 0") != NULL);
+    fu_tensor *img = fu_sg1_forward(g, m1r, dl, noise1, NULL);
+    CHECK(img && img->shape[0] == 1 && img->shape[1] == 3 && img->shape[2] == 8 && img->shape[3] == 8);
+    fu_tensor_free(dl);
+    free_all(noise1, 4);
+    fu_sg1_free(m1r);
+    fu_graph_free(g);
 }
 
 TEST(weights_table_basics) {

@@ -256,7 +256,7 @@ fu_tensor *fu_sg2_truncate(fu_graph *g, fu_tensor *w, fu_tensor *mean, float psi
 
 int fu_sg2_mean_latent(const fu_stylegan2 *m, int n, uint64_t seed, fu_tensor *mean) {
     if (!m || n < 1 || !mean || mean->numel != m->style_dim)
-        return fu_fail(FU_E_INPUT, "stylegan2: mean_latent needs a model, n >= 1 and a [%lld] output", (long long)m->style_dim);
+        return fu_fail(FU_E_INPUT, "stylegan2: mean_latent needs a model, n >= 1 and a [style_dim] output");
     enum { CHUNK = 256 };
     fu_rng rng;
     fu_rng_seed(&rng, seed);
