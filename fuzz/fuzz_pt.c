@@ -3,7 +3,7 @@
  * Build (from the repository root):
  *   clang -fsanitize=fuzzer,address,undefined -Iinclude -Isrc fuzz/fuzz_pt.c src/core/[a-z]*.c src/io/[a-z]*.c \
  *         -ldnnl -lpng -ljpeg -lcjson -lm -fopenmp -o fuzz_pt
- *   ./fuzz_pt fuzz/corpus/pt -max_total_time=180
+ *   ./fuzz_pt fuzz/corpus/fuzz_pt -max_total_time=180
  *
  * The first byte picks a mode. Even: the rest is a whole checkpoint file (exercises the zip
  * reader). Odd: the rest is a data.pkl pickle, wrapped here into a valid torch-style archive with
