@@ -2,8 +2,8 @@
  * graph: fu_graph_forward for forward, fu_graph_backward for input + weight gradients).
  *
  *   bench_ops --list    prints the cases, one per line, for bench/torch_ops.py to run the same ones
- *   bench_ops           runs them with FACEUP_THREADS threads; one line per case:
- *                       "name|shape|threads|median ms|GFLOP/s"
+ *   bench_ops [I]       runs them (or only case number I, from 0) with FACEUP_THREADS threads; one
+ *                       line per case: "name|shape|threads|median ms|GFLOP/s"
  * Each case: one untimed warm-up run, then repetitions until ~0.4 s or 15 runs (at least 3);
  * the median is reported. */
 #include "core/ops.h"
@@ -146,7 +146,7 @@ static int measure(const bench_case *b, fu_rng *r, double *median_ms) {
 
 int main(int argc, char **argv) {
     int list = argc > 1 && !strcmp(argv[1], "--list");
-    const char *only = argc > 1 && !list ? argv[1] : NULL;  /* optional name filter */
+    int only = argc > 1 && !list ? atoi(argv[1]) : -1;
     fu_set_threads(0);
     fu_rng r;
     fu_rng_seed(&r, 1);
@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
                    b->pad, b->groups, case_flops(b));
             continue;
         }
-        if (only && !strstr(b->name, only)) continue;
+        if (only >= 0 && i != only) continue;
         double ms;
         if (measure(b, &r, &ms) != FU_OK) {
             fprintf(stderr, "bench_ops: %s %s failed: %s\n", b->name, shape, fu_last_error());

@@ -1,20 +1,27 @@
 #!/bin/sh
 # Runs the operator benchmark: build/bench_ops (faceup) and bench/torch_ops.py (Debian's
-# python3-torch) on the same cases with 1 and 2 threads, one after the other, then prints one table.
-# Usage (from the repository root, after `make build/bench_ops`): bench/run.sh [name-filter]
-# Environment: BENCH_THREADS (default "1 2"), BENCH_BIN (default build/bench_ops).
+# python3-torch) on the same cases with 1 and 2 threads, then prints one table. Each case runs in
+# faceup then torch back to back, so that load from other users of the machine hits both alike.
+# Usage (from the repository root, after `make build/bench_ops`): bench/run.sh [case-filter]
+# (a substring of "name shape", e.g. conv_bwd or g128). Environment: BENCH_THREADS (default "1 2").
 set -eu
-BIN=${BENCH_BIN:-build/bench_ops}
+BIN=build/bench_ops
 PY=/usr/bin/python3  # the system interpreter has torch; a pyenv python3 may not
 FILTER=${1:-}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 "$BIN" --list >"$OUT/cases"
 for t in ${BENCH_THREADS:-1 2}; do
-    echo "threads $t: faceup..." >&2
-    FACEUP_THREADS=$t OMP_NUM_THREADS=$t "$BIN" $FILTER >>"$OUT/faceup"
-    echo "threads $t: torch..." >&2
-    OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t "$PY" bench/torch_ops.py "$t" $FILTER <"$OUT/cases" >>"$OUT/torch"
+    i=0
+    while read -r name shape rest; do
+        case "$name $shape" in
+        *"$FILTER"*)
+            echo "threads $t: $name $shape" >&2
+            FACEUP_THREADS=$t OMP_NUM_THREADS=$t "$BIN" $i >>"$OUT/faceup"
+            OMP_NUM_THREADS=$t "$PY" bench/torch_ops.py "$t" $i <"$OUT/cases" >>"$OUT/torch" ;;
+        esac
+        i=$((i + 1))
+    done <"$OUT/cases"
 done
 "$PY" - "$OUT/faceup" "$OUT/torch" <<'PYEOF'
 import statistics, sys

@@ -1,7 +1,8 @@
 """PyTorch side of the operator benchmark: the cases `build/bench_ops --list` prints, timed the
 same way (one warm-up, then repetitions until ~0.4 s or 15 runs, at least 3; median).
 
-Usage: torch_ops.py THREADS < cases     prints "name|shape|threads|median ms|GFLOP/s" per case.
+Usage: torch_ops.py THREADS [I] < cases   prints "name|shape|threads|median ms|GFLOP/s" for every
+case (or only case number I, from 0).
 Backward = input gradient + weight gradient of the op (torch.autograd.grad), as fu_graph_backward."""
 import sys
 import time
@@ -49,14 +50,14 @@ def median_ms(run):
 
 def main():
     threads = int(sys.argv[1])
-    only = sys.argv[2] if len(sys.argv) > 2 else None
+    only = int(sys.argv[2]) if len(sys.argv) > 2 else -1
     torch.set_num_threads(threads)
     torch.manual_seed(1)
-    for line in sys.stdin:
+    for i, line in enumerate(sys.stdin):
+        if only >= 0 and i != only:
+            continue
         f = line.split()
         name, shape, ints, flops = f[0], f[1], [int(v) for v in f[2:11]], float(f[11])
-        if only and only not in name:
-            continue
         ms = median_ms(make_case(name, *ints))
         print(f"{name}|{shape}|{threads}|{ms:.3f}|{flops / (ms * 1e6):.1f}", flush=True)
 

@@ -1,16 +1,16 @@
-/* Convolutions (conv2d, conv_transpose2d) on NCHW tensors. Three implementations, chosen per node:
+/* Convolutions (conv2d, conv_transpose2d) on NCHW tensors. Two implementations:
  *
  *  1. oneDNN convolution primitives (the default): forward, backward_data and backward_weights.
  *     Memory formats are left to oneDNN (format_any): it picks blocked layouts (nChw16c...) for its
- *     direct JIT kernels, and we reorder the engine's plain NCHW / OIHW tensors in and out. Building a
- *     primitive costs milliseconds (JIT), so built primitives are kept in a small global cache keyed
- *     by the problem (graphs rebuilt every step reuse them); a node holds a reference in n->state.
- *  2. A direct depthwise kernel (groups == channels, one filter per channel): a 3x3 stencil on a
- *     plane is memory-bound, and oneDNN's blocked kernels would spend more time in reorders.
- *  3. im2col + GEMM (oneDNN sgemm), the fallback for problems oneDNN rejects and the reference
+ *     direct JIT kernels (depthwise included), and we reorder the engine's plain NCHW / OIHW
+ *     tensors in and out; measured 1.5-3x faster than plain layouts here (bench/RESULTS.md).
+ *     Building a primitive costs milliseconds (JIT), so built primitives are kept in a small global
+ *     cache keyed by the problem (graphs rebuilt every step reuse them); a node holds a reference
+ *     in n->state.
+ *  2. im2col + GEMM (oneDNN sgemm), the fallback for problems oneDNN rejects and the reference
  *     for parity tests. Columns are built a band of output rows at a time so the scratch stays
  *     bounded (CHUNK_FLOATS) however large the image.
- * FACEUP_CONV_IMPL=im2col | dnnl | dnnl_plain forces one path (tests, benchmarks); unset = auto.
+ * FACEUP_CONV_IMPL=im2col | dnnl_plain (plain layouts) forces a path, for tests and benchmarks.
  *
  * Geometry: the "image" side is the conv input / transposed-conv output [N, C, H, W]; the
  * "column" side is the conv output / transposed-conv input [N, Ccol, OH, OW]. The weight is
@@ -185,77 +185,14 @@ static int gemm_weight_grad(const fu_node *n, const float *img, const float *col
     return FU_OK;
 }
 
-/* ---- direct depthwise conv2d (groups == C == Ccol): per plane, one tap at a time over rows ---- */
-
-static int is_depthwise(const fu_node *n) { return !n->ip[13] && n->ip[8] == n->ip[10] && n->ip[14] == n->ip[10]; }
-
-/* Range [*lo, *hi) of output columns ox whose input column ox*sw + off lies inside [0, W). */
-static void tap_range(const conv_geom *q, int64_t off, int64_t *lo, int64_t *hi) {
-    *lo = off >= 0 ? 0 : (-off + q->sw - 1) / q->sw;
-    *hi = q->W - off <= 0 ? 0 : (q->W - off + q->sw - 1) / q->sw;
-    if (*hi > q->OW) *hi = q->OW;
-}
-
-/* The three directions share one loop nest over (output row, tap): mode 0 y += w*x,
- * mode 1 x += w*y (input grad), mode 2 gw_tap += y*x (weight grad). */
-static void dw_plane(const conv_geom *q, int mode, float *x, float *w, float *y) {
-    for (int64_t oy = 0; oy < q->OH; oy++) {
-        float *yr = y + oy * q->OW;
-        for (int i = 0; i < q->kh; i++) {
-            int64_t iy = oy * q->sh - q->pt + (int64_t)i * q->dh;
-            if (iy < 0 || iy >= q->H) continue;
-            float *xr = x + iy * q->W;
-            for (int j = 0; j < q->kw; j++) {
-                int64_t off = (int64_t)j * q->dw - q->pl, lo, hi, sw = q->sw;
-                tap_range(q, off, &lo, &hi);
-                float *wt = w + i * q->kw + j, wv = *wt, acc = 0;
-                if (mode == 0)
-                    for (int64_t ox = lo; ox < hi; ox++) yr[ox] += wv * xr[ox * sw + off];
-                else if (mode == 1)
-                    for (int64_t ox = lo; ox < hi; ox++) xr[ox * sw + off] += wv * yr[ox];
-                else {
-                    for (int64_t ox = lo; ox < hi; ox++) acc += yr[ox] * xr[ox * sw + off];
-                    *wt += acc;
-                }
-            }
-        }
-    }
-}
-
-static void dw_forward(const fu_node *n, const float *x, const float *w, const float *b, float *y) {
-    conv_geom q = node_geom(n);
-    int64_t C = n->ip[10], P = n->ip[9] * C, kk = (int64_t)q.kh * q.kw, opix = q.OH * q.OW;
-    #pragma omp parallel for schedule(static) if (P * opix * kk > 65536)
-    for (int64_t p = 0; p < P; p++) {
-        float *yp = y + p * opix, bias = b ? b[p % C] : 0;
-        for (int64_t k = 0; k < opix; k++) yp[k] = bias;
-        dw_plane(&q, 0, (float *)x + p * q.H * q.W, (float *)w + (p % C) * kk, yp);
-    }
-}
-
-static void dw_backward(const fu_node *n, const float *x, const float *w, const float *gy, float *gx, float *gw) {
-    conv_geom q = node_geom(n);
-    int64_t N = n->ip[9], C = n->ip[10], kk = (int64_t)q.kh * q.kw, opix = q.OH * q.OW, ipix = q.H * q.W;
-    if (gx) {
-        #pragma omp parallel for schedule(static) if (N * C * opix * kk > 65536)
-        for (int64_t p = 0; p < N * C; p++) dw_plane(&q, 1, gx + p * ipix, (float *)w + (p % C) * kk, (float *)gy + p * opix);
-    }
-    if (gw) {  /* parallel over channels: the images of one channel add into the same taps */
-        #pragma omp parallel for schedule(static) if (N * C * opix * kk > 65536)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t i = 0; i < N; i++)
-                dw_plane(&q, 2, (float *)x + (i * C + c) * ipix, gw + c * kk, (float *)gy + (i * C + c) * opix);
-    }
-}
 /* ---- oneDNN convolution primitives ---- */
 
-typedef enum { IMPL_AUTO, IMPL_DNNL, IMPL_DNNL_PLAIN, IMPL_IM2COL } conv_impl;
+typedef enum { IMPL_DNNL, IMPL_DNNL_PLAIN, IMPL_IM2COL } conv_impl;
 
 static conv_impl requested_impl(void) {
     const char *e = getenv("FACEUP_CONV_IMPL");
-    if (!e || !*e) return IMPL_AUTO;
-    if (!strcmp(e, "im2col")) return IMPL_IM2COL;
-    if (!strcmp(e, "dnnl_plain")) return IMPL_DNNL_PLAIN;
+    if (e && !strcmp(e, "im2col")) return IMPL_IM2COL;
+    if (e && !strcmp(e, "dnnl_plain")) return IMPL_DNNL_PLAIN;
     return IMPL_DNNL;
 }
 
@@ -514,12 +451,7 @@ static conv_entry *dnnl_entry(fu_node *n, conv_impl impl, int step) {
 /* conv2d: image = x (input), column = y (output). */
 static int conv_forward(fu_node *n) {
     float *x = n->in[0]->data, *w = n->in[1]->data, *b = n->n_in == 3 ? n->in[2]->data : NULL, *y = n->out->data;
-    conv_impl impl = requested_impl();
-    if (impl == IMPL_AUTO && is_depthwise(n)) {
-        dw_forward(n, x, w, b, y);
-        return FU_OK;
-    }
-    conv_entry *e = dnnl_entry(n, impl, STEP_COLUMN);
+    conv_entry *e = dnnl_entry(n, requested_impl(), STEP_COLUMN);
     int rc = e ? run_step(n->graph, &e->step[STEP_COLUMN], (float *[]){x, y, w}) : gemm_to_column(n, x, w, y, 0);
     if (rc == FU_OK && b) add_bias(y, b, n->ip[9], n->ip[14], n->ip[15] * n->ip[16]);
     return rc;
@@ -530,10 +462,6 @@ static void conv_backward(fu_node *n) {
     float *x = n->in[0]->data, *w = n->in[1]->data, *gy = n->out->grad;
     if (gb) bias_grad(gb, gy, n->ip[9], n->ip[14], n->ip[15] * n->ip[16]);
     conv_impl impl = requested_impl();
-    if (impl == IMPL_AUTO && is_depthwise(n)) {
-        dw_backward(n, x, w, gy, gx, gw);
-        return;
-    }
     conv_entry *e;
     if (gx && (e = dnnl_entry(n, impl, STEP_IMAGE))) run_step(n->graph, &e->step[STEP_IMAGE], (float *[]){gx, gy, w});
     else if (gx) gemm_to_image_add(n, gy, w, gx);
