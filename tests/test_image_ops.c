@@ -1,19 +1,12 @@
 /* Image resampling ops (ops_image.c, ops_warp.c): upfirdn2d, bicubic/bilinear/area resizes, affine warp. */
 #include "test.h"
+#include "util.h"
 #include "golden.h"
 #include "core/ops.h"
 #include "core/gradcheck.h"
 #include "core/rng.h"
 #include <stdlib.h>
 #include <string.h>
-
-static fu_tensor *randn_leaf(fu_rng *r, int ndim, const int64_t *shape, int grad) {
-    fu_tensor *t = fu_tensor_new(ndim, shape);
-    if (!t) return NULL;
-    fu_rng_fill_normal(r, t->data, t->numel, 0, 1);
-    if (grad) fu_tensor_requires_grad(t, 1);
-    return t;
-}
 
 static fu_tensor *image_leaf(int64_t n, int64_t c, int64_t h, int64_t w, const float *v) {
     fu_tensor *t = fu_tensor_newv(4, n, c, h, w);

@@ -1,18 +1,11 @@
 /* Normalisation ops: instance norm, batch norm, dropout, L2 normalisation. */
 #include "test.h"
+#include "util.h"
 #include "core/ops.h"
 #include "core/gradcheck.h"
 #include "core/rng.h"
 #include <stdlib.h>
 #include <string.h>
-
-static fu_tensor *randn_leaf(fu_rng *r, int ndim, const int64_t *shape, int grad) {
-    fu_tensor *t = fu_tensor_new(ndim, shape);
-    if (!t) return NULL;
-    fu_rng_fill_normal(r, t->data, t->numel, 0, 1);
-    if (grad) fu_tensor_requires_grad(t, 1);
-    return t;
-}
 
 static void free_all(fu_tensor **t, int n) {
     for (int i = 0; i < n; i++) fu_tensor_free(t[i]);

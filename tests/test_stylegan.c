@@ -7,6 +7,7 @@
  * PULSE's Gaussian-fit latent map, and input validation. FACEUP_GEN_BENCH=1 times 256 and
  * 1024 networks (not part of the default run). */
 #include "test.h"
+#include "util.h"
 #include "golden.h"
 #include "core/ops.h"
 #include "core/gradcheck.h"
@@ -222,14 +223,6 @@ TEST(stylegan2_golden_pt) {
 
 /* ---------------------------------------------------------------- random-weight networks */
 
-static fu_tensor *randn(fu_rng *r, int ndim, const int64_t *shape, int grad) {
-    fu_tensor *t = fu_tensor_new(ndim, shape);
-    if (!t) return NULL;
-    fu_rng_fill_normal(r, t->data, t->numel, 0, 1);
-    if (grad) fu_tensor_requires_grad(t, 1);
-    return t;
-}
-
 /* Rows [b, b+1) of a leaf along dim 0, as a new leaf. */
 static fu_tensor *batch_item(const fu_tensor *t, int64_t b) {
     int64_t shape[FU_MAX_DIMS];
@@ -262,15 +255,15 @@ static void check_batch_matches_single(net_ctx *c, int64_t n_lat, int64_t dim, i
     fu_rng r;
     fu_rng_seed(&r, 1);
     fu_tensor *in[1 + 24] = {0}, *one[1 + 24] = {0};
-    in[0] = randn(&r, 3, (int64_t[]){2, n_lat, dim}, 1);
+    in[0] = randn_leaf(&r, 3, (int64_t[]){2, n_lat, dim}, 1);
     for (int i = 0; i < c->n_noise; i++) {
         int64_t s = res_of_noise(i);
-        in[1 + i] = randn(&r, 4, (int64_t[]){i == 1 ? 1 : 2, 1, s, s}, 1);
+        in[1 + i] = randn_leaf(&r, 4, (int64_t[]){i == 1 ? 1 : 2, 1, s, s}, 1);
     }
     fu_graph *g = fu_graph_new();
     fu_tensor *img = build_net(g, in, c);
     REQUIRE(img && img->shape[0] == 2 && img->shape[1] == 3);
-    fu_tensor *R = randn(&r, img->ndim, img->shape, 0);
+    fu_tensor *R = randn_leaf(&r, img->ndim, img->shape, 0);
     REQUIRE(R && fu_graph_backward(g, img, R->data) == FU_OK);
     float scale = fmaxf(1, golden_max_abs(img));
     fu_tensor *shared_grad = fu_tensor_clone(in[2]);
@@ -370,14 +363,14 @@ TEST(stylegan2_z_path_truncation_mean_latent) {
     CHECK(m->n_mlp == 3 && m->n_latent == 4);
     fu_rng r;
     fu_rng_seed(&r, 21);
-    fu_tensor *z = randn(&r, 2, (int64_t[]){2, 6}, 1);
+    fu_tensor *z = randn_leaf(&r, 2, (int64_t[]){2, 6}, 1);
     fu_gradcheck_opts o = {.eps = 3e-3f, .atol = 5e-3f, .rtol = 5e-2f, .max_checks = 12, .seed = 3};
     CHECK_MSG(fu_gradcheck(build_sg2_from_z, &z, 1, m, &o, NULL) == FU_OK, "%s", fu_last_error());
     /* mean_latent over 300 draws (two chunks) = the mean of one mapping of the same draws */
     fu_tensor *mean = fu_tensor_new(1, (int64_t[]){6});
     REQUIRE(mean && fu_sg2_mean_latent(m, 300, 99, mean) == FU_OK);
     fu_rng_seed(&r, 99);
-    fu_tensor *zs = randn(&r, 2, (int64_t[]){300, 6}, 0);
+    fu_tensor *zs = randn_leaf(&r, 2, (int64_t[]){300, 6}, 0);
     fu_graph *g = fu_graph_new();
     fu_tensor *ws = fu_sg2_mapping(g, m, zs);
     REQUIRE(ws);
@@ -410,7 +403,7 @@ TEST(stylegan1_mapping_matches_reference) {
     float raw_w[L][D * D], raw_b[L][D];
     char name[32];
     for (int l = 0; l < L; l++) {
-        fu_tensor *tw = randn(&r, 2, (int64_t[]){D, D}, 0), *tb = randn(&r, 1, (int64_t[]){D}, 0);
+        fu_tensor *tw = randn_leaf(&r, 2, (int64_t[]){D, D}, 0), *tb = randn_leaf(&r, 1, (int64_t[]){D}, 0);
         REQUIRE(tw && tb);
         for (int i = 0; i < D * D; i++) tw->data[i] *= 100;   /* stored as N(0,1)/lrmul */
         for (int i = 0; i < D; i++) tb->data[i] *= 50;
@@ -424,7 +417,7 @@ TEST(stylegan1_mapping_matches_reference) {
     fu_sg1_mapping *m = NULL;
     REQUIRE(fu_sg1_mapping_load(w, &m) == FU_OK);
     CHECK(m->n_layers == L && m->dim == D);
-    fu_tensor *z = randn(&r, 2, (int64_t[]){N, D}, 0);
+    fu_tensor *z = randn_leaf(&r, 2, (int64_t[]){N, D}, 0);
     fu_graph *g = fu_graph_new();
     fu_tensor *out = fu_sg1_mapping_forward(g, m, z);
     REQUIRE(out && out->numel == N * D);
@@ -456,7 +449,7 @@ static fu_tensor *build_gaussfit(fu_graph *g, fu_tensor **in, void *ctx) {
 TEST(pulse_gaussfit_values_and_gradients) {
     fu_rng r;
     fu_rng_seed(&r, 41);
-    fu_tensor *in[3] = {randn(&r, 3, (int64_t[]){2, 3, 5}, 1), randn(&r, 1, (int64_t[]){5}, 1), randn(&r, 1, (int64_t[]){5}, 1)};
+    fu_tensor *in[3] = {randn_leaf(&r, 3, (int64_t[]){2, 3, 5}, 1), randn_leaf(&r, 1, (int64_t[]){5}, 1), randn_leaf(&r, 1, (int64_t[]){5}, 1)};
     REQUIRE(in[0] && in[1] && in[2]);
     /* keep pre-activations away from the kink at 0 */
     for (int i = 0; i < 30; i++) {
@@ -588,10 +581,10 @@ static void time_net(net_ctx *c, const char *label, int64_t n_lat, int64_t dim, 
     fu_rng r;
     fu_rng_seed(&r, 1);
     fu_tensor *in[1 + 24] = {0};
-    in[0] = randn(&r, 3, (int64_t[]){1, n_lat, dim}, 1);
+    in[0] = randn_leaf(&r, 3, (int64_t[]){1, n_lat, dim}, 1);
     for (int i = 0; i < c->n_noise; i++) {
         int64_t s = res_of_noise(i);
-        in[1 + i] = randn(&r, 4, (int64_t[]){1, 1, s, s}, 1);
+        in[1 + i] = randn_leaf(&r, 4, (int64_t[]){1, 1, s, s}, 1);
     }
     fu_graph *g = fu_graph_new();
     double t0 = now_s();
