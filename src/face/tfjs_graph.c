@@ -23,6 +23,7 @@ typedef struct {
     fu_tensor *filter;      /* convolutions: OIHW filter */
     int groups;
     fu_tensor *mat;         /* MatMul with a constant b: b as [K, N] */
+    int owns_mat;           /* mat was made here (transposed), not borrowed from the Const */
     fu_tensor *bn_mult, *bn_shift;  /* batch norm folded to x*mult + shift */
 } prepared;
 
@@ -87,6 +88,7 @@ static int prepare_matmul(fu_tfjs_net *net, const fu_tfjs_node *n, prepared *p) 
     if (!fu_tfjs_attr_int(n, "transpose_b", 0)) { p->mat = b->konst; return FU_OK; }
     int64_t R = b->w->shape[0], C = b->w->shape[1], kn[2] = {C, R};
     if (!(p->mat = fu_tensor_new(2, kn))) return FU_E_INTERNAL;
+    p->owns_mat = 1;
     for (int64_t r = 0; r < R; r++)
         for (int64_t c = 0; c < C; c++) p->mat->data[c * R + r] = b->w->data[r * C + c];
     return FU_OK;
@@ -151,7 +153,7 @@ static void free_prepared(fu_tfjs_net *net) {
     if (!net->prep) return;
     for (int i = 0; i < net->m->n_nodes; i++) {
         prepared *p = &net->prep[i];
-        if (p->mat != p->konst) fu_tensor_free(p->mat);
+        if (p->owns_mat) fu_tensor_free(p->mat);
         fu_tensor_free(p->konst);
         fu_tensor_free(p->filter);
         fu_tensor_free(p->bn_mult);
