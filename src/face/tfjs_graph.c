@@ -14,6 +14,7 @@
 typedef struct {
     fu_tensor *t;
     int nchw;               /* t is [N,C,H,W] holding the logical NHWC tensor [N,H,W,C] */
+    fu_tensor **nchw_copy;  /* constants: where their NCHW copy is cached (made on first use) */
 } tval;
 
 /* Per node, what prepare derived from its constants. */
@@ -25,6 +26,7 @@ typedef struct {
     fu_tensor *mat;         /* MatMul with a constant b: b as [K, N] */
     int owns_mat;           /* mat was made here (transposed), not borrowed from the Const */
     fu_tensor *bn_mult, *bn_shift;  /* batch norm folded to x*mult + shift */
+    fu_tensor *konst_nchw, *bn_mult_nchw, *bn_shift_nchw;  /* the same met by NCHW values */
 } prepared;
 
 struct fu_tfjs_net {
@@ -35,6 +37,8 @@ struct fu_tfjs_net {
     unsigned char *state;   /* 0 not visited, 1 on the stack, 2 evaluated */
     int *stack;
 };
+
+static tval val(fu_tensor *t, int nchw) { return (tval){t, nchw, NULL}; }
 
 /* Logical NHWC axis -> physical NCHW axis, and back. */
 static const int nchw_of_nhwc[4] = {0, 2, 3, 1};
@@ -158,6 +162,9 @@ static void free_prepared(fu_tfjs_net *net) {
         fu_tensor_free(p->filter);
         fu_tensor_free(p->bn_mult);
         fu_tensor_free(p->bn_shift);
+        fu_tensor_free(p->konst_nchw);
+        fu_tensor_free(p->bn_mult_nchw);
+        fu_tensor_free(p->bn_shift_nchw);
     }
     free(net->prep);
 }
@@ -230,17 +237,35 @@ static fu_tensor *to_nhwc(fu_graph *g, tval v) {
     return v.nchw ? fu_transpose(g, v.t, perm) : v.t;
 }
 
-/* A value in NCHW: as is, or a rank <= 4 plain tensor read as NHWC (leading dims 1). */
+/* Rank-4 logical shape of a rank <= 4 tensor (leading dims 1). */
+static void shape4(const fu_tensor *t, int64_t *s) {
+    for (int i = 0; i < 4; i++) s[i] = i < 4 - t->ndim ? 1 : t->shape[i - (4 - t->ndim)];
+}
+
+/* NCHW leaf copy of a constant read as NHWC (rank <= 4). */
+static fu_tensor *nchw_leaf(const fu_tensor *t) {
+    int64_t s[4];
+    shape4(t, s);
+    fu_tensor *o = fu_tensor_newv(4, s[0], s[3], s[1], s[2]);
+    if (!o) return NULL;
+    for (int64_t n = 0; n < s[0]; n++)
+        for (int64_t y = 0; y < s[1]; y++)
+            for (int64_t x = 0; x < s[2]; x++)
+                for (int64_t c = 0; c < s[3]; c++)
+                    o->data[((n * s[3] + c) * s[1] + y) * s[2] + x] = t->data[((n * s[1] + y) * s[2] + x) * s[3] + c];
+    return o;
+}
+
+/* A value in NCHW: as is, or a rank <= 4 plain tensor read as NHWC (leading dims 1).
+ * Constants are converted once and cached, so per-channel vectors cost no node. */
 static fu_tensor *to_nchw(fu_graph *g, tval v) {
     static const int perm[4] = {0, 3, 1, 2};
     if (v.nchw || !v.t) return v.t;
     if (v.t->ndim > 4) return fu_fail_null(FU_E_INPUT, "tfjs: rank-%d value cannot meet an NHWC image", v.t->ndim);
-    fu_tensor *t = v.t;
-    if (t->ndim < 4) {
-        int64_t s[4] = {1, 1, 1, 1};
-        for (int i = 0; i < t->ndim; i++) s[4 - t->ndim + i] = t->shape[i];
-        t = fu_reshape(g, t, 4, s);
-    }
+    if (v.nchw_copy) return *v.nchw_copy ? *v.nchw_copy : (*v.nchw_copy = nchw_leaf(v.t));
+    int64_t s[4];
+    shape4(v.t, s);
+    fu_tensor *t = v.t->ndim < 4 ? fu_reshape(g, v.t, 4, s) : v.t;
     return fu_transpose(g, t, perm);
 }
 
@@ -275,10 +300,10 @@ typedef fu_tensor *(*binary_fn)(fu_graph *, fu_tensor *, fu_tensor *);
 
 /* a op b with TF broadcasting; NCHW when either operand is (the other is moved to NCHW). */
 static tval binary(fu_graph *g, binary_fn f, tval a, tval b) {
-    if (!a.t || !b.t) return (tval){NULL, 0};
+    if (!a.t || !b.t) return val(NULL, 0);
     if ((a.nchw || b.nchw) && a.t->ndim <= 4 && b.t->ndim <= 4)
-        return (tval){f(g, to_nchw(g, a), to_nchw(g, b)), 1};
-    return (tval){f(g, to_nhwc(g, a), to_nhwc(g, b)), 0};
+        return val(f(g, to_nchw(g, a), to_nchw(g, b)), 1);
+    return val(f(g, to_nhwc(g, a), to_nhwc(g, b)), 0);
 }
 
 static fu_tensor *squared_difference(fu_graph *g, fu_tensor *a, fu_tensor *b) { return fu_square(g, fu_sub(g, a, b)); }
@@ -310,12 +335,12 @@ static const struct { const char *op; unary_fn f; } unary_ops[] = {
 
 /* x > 0 ? x : alpha*x with alpha broadcast over the trailing dims (TF/Keras PReLU). */
 static tval prelu(fu_graph *g, tval x, tval alpha) {
-    if (!x.t || !alpha.t) return (tval){NULL, 0};
+    if (!x.t || !alpha.t) return val(NULL, 0);
     int64_t s[FU_MAX_DIMS];
     int r = logical_shape(x, s);
     if (x.nchw && (alpha.t->numel == s[r - 1] || alpha.t->numel == 1))   /* per channel: dim 1 of NCHW */
-        return (tval){fu_prelu(g, x.t, alpha.t), 1};
-    tval pos = {fu_relu(g, x.t), x.nchw}, neg = {fu_neg(g, fu_relu(g, fu_neg(g, x.t))), x.nchw};
+        return val(fu_prelu(g, x.t, alpha.t), 1);
+    tval pos = val(fu_relu(g, x.t), x.nchw), neg = val(fu_neg(g, fu_relu(g, fu_neg(g, x.t))), x.nchw);
     return binary(g, fu_add, pos, binary(g, fu_mul, alpha, neg));
 }
 
@@ -337,12 +362,12 @@ static int activation(op_ctx *c, const char *name, tval *y, tval arg) {
 
 static int op_unary(op_ctx *c, unary_fn f, tval *out) {
     if (c->n->n_inputs < 1) return fail_node(c->n, "expects an input", NULL);
-    *out = (tval){f(c->g, c->in[0].t), c->in[0].nchw};
+    *out = val(f(c->g, c->in[0].t), c->in[0].nchw);
     return FU_OK;
 }
 
 static int op_leaky_relu(op_ctx *c, tval *out) {
-    *out = (tval){fu_leaky_relu(c->g, c->in[0].t, (float)fu_tfjs_attr_float(c->n, "alpha", 0.2)), c->in[0].nchw};
+    *out = val(fu_leaky_relu(c->g, c->in[0].t, (float)fu_tfjs_attr_float(c->n, "alpha", 0.2)), c->in[0].nchw);
     return FU_OK;
 }
 
@@ -398,13 +423,18 @@ static int check_nhwc(op_ctx *c) {
     return FU_OK;
 }
 
+static tval batchnorm(fu_graph *g, tval x, prepared *p) {
+    tval mult = {p->bn_mult, 0, &p->bn_mult_nchw}, shift = {p->bn_shift, 0, &p->bn_shift_nchw};
+    return binary(g, fu_add, binary(g, fu_mul, x, mult), shift);
+}
+
 /* Fused ops after the main op: BiasAdd (arg 0), FusedBatchNorm (prepared), an activation
  * (Prelu: next arg). args are the inputs after the main op's own. */
 static int apply_fused(op_ctx *c, tval *y, int first_arg, int bias_done) {
     const fu_tfjs_attr *a = fu_tfjs_attr_find(c->n, "fused_ops");
     if (!a || a->kind != FU_TFJS_ATTR_LIST) return FU_OK;
     int arg = first_arg;
-    const prepared *p = &c->net->prep[c->n - c->net->m->nodes];
+    prepared *p = &c->net->prep[c->n - c->net->m->nodes];
     for (int i = 0; i < a->n; i++) {
         const char *f = a->strs ? a->strs[i] : "";
         if (!strcmp(f, "BiasAdd")) {
@@ -412,10 +442,10 @@ static int apply_fused(op_ctx *c, tval *y, int first_arg, int bias_done) {
             if (!bias_done) *y = binary(c->g, fu_add, *y, c->in[arg]);
             arg++;
         } else if (!strcmp(f, "FusedBatchNorm")) {
-            *y = binary(c->g, fu_add, binary(c->g, fu_mul, *y, (tval){p->bn_mult, 0}), (tval){p->bn_shift, 0});
+            *y = batchnorm(c->g, *y, p);
             arg += 4;
         } else {
-            tval extra = arg < c->n->n_inputs ? c->in[arg] : (tval){NULL, 0};
+            tval extra = arg < c->n->n_inputs ? c->in[arg] : val(NULL, 0);
             if (!strcmp(f, "Prelu")) arg++;
             int rc = activation(c, f, y, extra);
             if (rc) return rc;
@@ -439,7 +469,7 @@ static int op_conv(op_ctx *c, tval *out) {
     /* A constant BiasAdd right after the conv goes into the conv op itself. */
     const prepared *bias = fused_index(c->n, "BiasAdd") == 0 ? const_input(c->net, c->n, 2) : NULL;
     if (bias && bias->konst->numel != p->filter->shape[0]) bias = NULL;
-    *out = (tval){fu_conv2d(c->g, to_nchw(c->g, c->in[0]), p->filter, bias ? bias->konst : NULL, &cp), 1};
+    *out = val(fu_conv2d(c->g, to_nchw(c->g, c->in[0]), p->filter, bias ? bias->konst : NULL, &cp), 1);
     return apply_fused(c, out, 2, bias != NULL);
 }
 
@@ -455,15 +485,14 @@ static int op_matmul(op_ctx *c, tval *out) {
         if (b && b->ndim != 2) return fail_node(c->n, "b must be a matrix", NULL);
         if (fu_tfjs_attr_int(c->n, "transpose_b", 0)) b = fu_transpose(c->g, b, t2);
     }
-    *out = (tval){fu_matmul(c->g, a, b), 0};
+    *out = val(fu_matmul(c->g, a, b), 0);
     return apply_fused(c, out, 2, 0);
 }
 
 static int op_batchnorm(op_ctx *c, tval *out) {
     if (fu_tfjs_attr_int(c->n, "is_training", 0)) return fail_node(c->n, "training mode is not supported", NULL);
     if (strcmp(fu_tfjs_attr_str(c->n, "data_format", "NHWC"), "NHWC")) return fail_node(c->n, "only data_format NHWC is supported", NULL);
-    const prepared *p = &c->net->prep[c->n - c->net->m->nodes];
-    *out = binary(c->g, fu_add, binary(c->g, fu_mul, c->in[0], (tval){p->bn_mult, 0}), (tval){p->bn_shift, 0});
+    *out = batchnorm(c->g, c->in[0], &c->net->prep[c->n - c->net->m->nodes]);
     return FU_OK;
 }
 
@@ -476,7 +505,7 @@ static int op_pool(op_ctx *c, tval *out) {
     /* TF leaves padded cells out of both the max and the average. */
     fu_pool_params pp = {kh, kw, sh, sw, pad[0], pad[1], pad[2], pad[3], 0};
     fu_tensor *x = to_nchw(c->g, c->in[0]);
-    *out = (tval){!strcmp(c->n->op, "MaxPool") ? fu_max_pool2d(c->g, x, &pp) : fu_avg_pool2d(c->g, x, &pp), 1};
+    *out = val(!strcmp(c->n->op, "MaxPool") ? fu_max_pool2d(c->g, x, &pp) : fu_avg_pool2d(c->g, x, &pp), 1);
     return FU_OK;
 }
 
@@ -509,14 +538,14 @@ static int op_reduce(op_ctx *c, tval *out) {
     else if (!strcmp(op, "Sum")) y = fu_sum(c->g, t, mask, keep);
     else if (!strcmp(op, "Max")) y = fu_max(c->g, t, mask, keep);
     else y = fu_neg(c->g, fu_max(c->g, fu_neg(c->g, t), mask, keep));   /* Min */
-    *out = (tval){y, direct && keep};
+    *out = val(y, direct && keep);
     return FU_OK;
 }
 
 static int op_softmax(op_ctx *c, tval *out) {
     tval x = c->in[0];
     int log = !strcmp(c->n->op, "LogSoftmax"), axis = x.nchw ? 1 : -1;
-    *out = (tval){log ? fu_log_softmax(c->g, x.t, axis) : fu_softmax(c->g, x.t, axis), x.nchw};
+    *out = val(log ? fu_log_softmax(c->g, x.t, axis) : fu_softmax(c->g, x.t, axis), x.nchw);
     return FU_OK;
 }
 
@@ -526,13 +555,13 @@ static int op_reshape(op_ctx *c, tval *out) {
     int64_t shape[FU_MAX_DIMS];
     int n, rc;
     if ((rc = const_ints(c, 1, shape, FU_MAX_DIMS, &n))) return rc;
-    *out = (tval){fu_reshape(c->g, to_nhwc(c->g, c->in[0]), n, shape), 0};
+    *out = val(fu_reshape(c->g, to_nhwc(c->g, c->in[0]), n, shape), 0);
     return FU_OK;
 }
 
 /* The value (as NHWC) reshaped to the logical shape s of rank r (r = 0: a scalar, stored as [1]). */
 static tval reshape_dims(fu_graph *g, tval x, const int64_t *s, int r) {
-    return (tval){fu_reshape(g, to_nhwc(g, x), r ? r : 1, r ? s : (int64_t[]){1}), 0};
+    return val(fu_reshape(g, to_nhwc(g, x), r ? r : 1, r ? s : (int64_t[]){1}), 0);
 }
 
 static int op_squeeze(op_ctx *c, tval *out) {
@@ -571,7 +600,7 @@ static int op_transpose(op_ctx *c, tval *out) {
     if ((rc = const_ints(c, 1, p, FU_MAX_DIMS, &n))) return rc;
     if (n != c->in[0].t->ndim) return fail_node(c->n, "perm length differs from the rank", NULL);
     for (int i = 0; i < n; i++) perm[i] = (int)p[i];
-    *out = (tval){fu_transpose(c->g, to_nhwc(c->g, c->in[0]), perm), 0};
+    *out = val(fu_transpose(c->g, to_nhwc(c->g, c->in[0]), perm), 0);
     return FU_OK;
 }
 
@@ -603,7 +632,7 @@ static int op_concat(op_ctx *c, tval *out) {
     fu_tensor **xs = fu_graph_alloc(c->g, (size_t)nv * sizeof *xs);
     if (!xs) return FU_E_INTERNAL;
     for (int i = 0; i < nv; i++) xs[i] = nchw ? to_nchw(c->g, c->in[first + i]) : to_nhwc(c->g, c->in[first + i]);
-    *out = (tval){concat_many(c->g, xs, nv, nchw ? nchw_of_nhwc[axis] : axis), nchw};
+    *out = val(concat_many(c->g, xs, nv, nchw ? nchw_of_nhwc[axis] : axis), nchw);
     return FU_OK;
 }
 
@@ -618,7 +647,7 @@ static int op_pack(op_ctx *c, tval *out) {
     fu_tensor **xs = fu_graph_alloc(c->g, (size_t)nv * sizeof *xs);
     if (!xs) return FU_E_INTERNAL;
     for (int i = 0; i < nv; i++) xs[i] = reshape_dims(c->g, c->in[i], s, r + 1).t;
-    *out = (tval){concat_many(c->g, xs, nv, axis), 0};
+    *out = val(concat_many(c->g, xs, nv, axis), 0);
     return FU_OK;
 }
 
@@ -643,7 +672,7 @@ static int op_pad(op_ctx *c, tval *out) {
         pads[2 * i] = const_int(p, 2 * li);
         pads[2 * i + 1] = const_int(p, 2 * li + 1);
     }
-    *out = (tval){fu_pad(c->g, x.t, pads, mode, value), x.nchw};
+    *out = val(fu_pad(c->g, x.t, pads, mode, value), x.nchw);
     return FU_OK;
 }
 
@@ -677,7 +706,7 @@ static int op_strided_slice(op_ctx *c, tval *out) {
         if (lo != 0 || hi < s[i] || step != 1) t = fu_slice(c->g, t, i, lo, hi, step);
         if (!(sm & (1 << i)) && t) ns[k++] = t->shape[i];
     }
-    *out = (tval){k == r ? t : fu_reshape(c->g, t, k ? k : 1, k ? ns : (int64_t[]){1}), 0};
+    *out = val(k == r ? t : fu_reshape(c->g, t, k ? k : 1, k ? ns : (int64_t[]){1}), 0);
     return FU_OK;
 }
 
@@ -692,7 +721,7 @@ static int op_slice(op_ctx *c, tval *out) {
         if (b[i] < 0 || end > s[i] || end < b[i]) return fail_node(c->n, "slice out of range", NULL);
         if (b[i] != 0 || end != s[i]) t = fu_slice(c->g, t, i, b[i], end, 1);
     }
-    *out = (tval){t, 0};
+    *out = val(t, 0);
     return FU_OK;
 }
 
@@ -729,11 +758,11 @@ static int convert_node(op_ctx *c, tval *out) {
 static int eval_node(fu_tfjs_net *net, fu_graph *g, int id, fu_tensor *x) {
     const fu_tfjs_node *n = &net->m->nodes[id];
     if (id == net->input) {
-        net->vals[id] = (tval){x, x->ndim == 4};
+        net->vals[id] = val(x, x->ndim == 4);
         return FU_OK;
     }
     if (net->prep[id].konst) {
-        net->vals[id] = (tval){net->prep[id].konst, 0};
+        net->vals[id] = (tval){net->prep[id].konst, 0, &net->prep[id].konst_nchw};
         return FU_OK;
     }
     tval *in = fu_graph_alloc(g, ((size_t)n->n_inputs + 1) * sizeof *in);
