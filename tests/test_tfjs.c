@@ -480,6 +480,85 @@ TEST(tfjs_converter_errors_name_the_node) {
     fu_tfjs_net_free(net);
 }
 
+/* Layout-changing ops on an NCHW-held image: each output against direct NHWC indexing. */
+static const char *shape_net =
+    "[{\"name\":\"x\",\"op\":\"Placeholder\",\"attr\":{\"shape\":{\"shape\":{\"dim\":[{\"size\":\"-1\"},{\"size\":\"4\"},{\"size\":\"3\"},{\"size\":\"2\"}]}}}},"
+    "{\"name\":\"a1\",\"op\":\"Const\"},{\"name\":\"a2\",\"op\":\"Const\"},{\"name\":\"a3\",\"op\":\"Const\"},{\"name\":\"am1\",\"op\":\"Const\"},"
+    "{\"name\":\"perm\",\"op\":\"Const\"},{\"name\":\"sb\",\"op\":\"Const\"},{\"name\":\"ssz\",\"op\":\"Const\"},{\"name\":\"pads\",\"op\":\"Const\"},"
+    "{\"name\":\"pv\",\"op\":\"Const\"},{\"name\":\"b4\",\"op\":\"Const\"},{\"name\":\"e4\",\"op\":\"Const\"},{\"name\":\"s4\",\"op\":\"Const\"},"
+    "{\"name\":\"meanh\",\"op\":\"Mean\",\"input\":[\"x\",\"a1\"]},"
+    "{\"name\":\"maxw\",\"op\":\"Max\",\"input\":[\"x\",\"a2\"],\"attr\":{\"keep_dims\":{\"b\":true}}},"
+    "{\"name\":\"minc\",\"op\":\"Min\",\"input\":[\"x\",\"a3\"]},"
+    "{\"name\":\"tr\",\"op\":\"Transpose\",\"input\":[\"x\",\"perm\"]},"
+    "{\"name\":\"ed\",\"op\":\"ExpandDims\",\"input\":[\"meanh\",\"am1\"]},"
+    "{\"name\":\"sq\",\"op\":\"Squeeze\",\"input\":[\"ed\"],\"attr\":{\"squeeze_dims\":{\"list\":{\"i\":[\"-1\"]}}}},"
+    "{\"name\":\"pk\",\"op\":\"Pack\",\"input\":[\"sq\",\"meanh\"],\"attr\":{\"axis\":{\"i\":\"1\"}}},"
+    "{\"name\":\"sl\",\"op\":\"Slice\",\"input\":[\"x\",\"sb\",\"ssz\"]},"
+    "{\"name\":\"cat\",\"op\":\"ConcatV2\",\"input\":[\"x\",\"x\",\"a1\"]},"
+    "{\"name\":\"pad\",\"op\":\"PadV2\",\"input\":[\"x\",\"pads\",\"pv\"]},"
+    "{\"name\":\"sm\",\"op\":\"Softmax\",\"input\":[\"x\"]},"
+    "{\"name\":\"ss\",\"op\":\"StridedSlice\",\"input\":[\"x\",\"b4\",\"e4\",\"s4\"],"
+    "\"attr\":{\"begin_mask\":{\"i\":\"13\"},\"end_mask\":{\"i\":\"13\"},\"shrink_axis_mask\":{\"i\":\"2\"}}}]";
+
+TEST(tfjs_layout_ops_match_nhwc_indexing) {
+    static const int32_t a1[1] = {1}, a2[1] = {2}, a3[1] = {-1}, am1[1] = {-1}, perm[4] = {0, 3, 1, 2};
+    static const int32_t sb[4] = {0, 1, 0, 1}, ssz[4] = {-1, 2, -1, 1}, pads[8] = {0, 0, 0, 0, 1, 1, 0, 0};
+    static const int32_t b4[4] = {0, -1, 0, 0}, e4[4] = {0, 0, 0, 0}, s4[4] = {1, 1, 2, 1};
+    static const float pv[1] = {2.5f};
+    wspec ws[] = {{"a1", 1, {1}, ST_I32, NULL, a1}, {"a2", 1, {1}, ST_I32, NULL, a2}, {"a3", 0, {0}, ST_I32, NULL, a3},
+                  {"am1", 0, {0}, ST_I32, NULL, am1}, {"perm", 1, {4}, ST_I32, NULL, perm}, {"sb", 1, {4}, ST_I32, NULL, sb},
+                  {"ssz", 1, {4}, ST_I32, NULL, ssz}, {"pads", 2, {4, 2}, ST_I32, NULL, pads}, {"pv", 0, {0}, ST_F32, pv, NULL},
+                  {"b4", 1, {4}, ST_I32, NULL, b4}, {"e4", 1, {4}, ST_I32, NULL, e4}, {"s4", 1, {4}, ST_I32, NULL, s4}};
+    REQUIRE(write_model(fu_test_tmpdir(), "shapes", shape_net, ws, (int)(sizeof ws / sizeof *ws)));
+    fu_tfjs_net *net = fu_tfjs_net_load(model_path("shapes"));
+    REQUIRE(net);
+    enum { N = 2, H = 4, W = 3, C = 2 };
+    float x[N * H * W * C];
+    for (int i = 0; i < N * H * W * C; i++) x[i] = (float)((i * 37) % 23) - 11.0f;
+#define X(n, h, w, c) x[(((n) * H + (h)) * W + (w)) * C + (c)]
+    fu_tensor *in = nchw_from_nhwc(x, N, H, W, C);
+    fu_graph *g = fu_graph_new();
+    const char *names[] = {"meanh", "maxw", "minc", "tr", "sq", "pk", "sl", "cat", "pad", "sm", "ss"};
+    fu_tensor *o[11];
+    REQUIRE(fu_tfjs_net_forward(net, g, in, 11, names, o) == FU_OK);
+    static const int64_t shapes[11][4] = {{N, W, C}, {N, H, 1, C}, {N, H, W}, {N, C, H, W}, {N, W, C}, {N, 2, W, C},
+                                          {N, 2, W, 1}, {N, 2 * H, W, C}, {N, H, W + 2, C}, {N, H, W, C}, {N, 2, C}};
+    for (int k = 0; k < 11; k++) {
+        int nd = k == 0 || k == 2 || k == 4 || k == 10 ? 3 : 4;
+        int same = o[k]->ndim == nd;
+        for (int d = 0; same && d < nd; d++) same = o[k]->shape[d] == shapes[k][d];
+        CHECK_MSG(same, "output %s has the wrong shape", names[k]);
+    }
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++)
+            for (int w = 0; w < W; w++)
+                for (int c = 0; c < C; c++) {
+                    float mean = 0, mx = -FLT_MAX, se = 0;
+                    for (int i = 0; i < H; i++) mean += X(n, i, w, c) / H;
+                    for (int j = 0; j < W; j++) mx = fmaxf(mx, X(n, h, j, c));
+                    for (int k = 0; k < C; k++) se += expf(X(n, h, w, k));
+                    float mn = fminf(X(n, h, w, 0), X(n, h, w, 1));
+                    CHECK_NEAR(o[0]->data[(n * W + w) * C + c], mean, 1e-5);
+                    CHECK(o[1]->data[(n * H + h) * C + c] == mx);
+                    CHECK(o[2]->data[(n * H + h) * W + w] == mn);
+                    CHECK(o[3]->data[((n * C + c) * H + h) * W + w] == X(n, h, w, c));
+                    CHECK_NEAR(o[4]->data[(n * W + w) * C + c], mean, 1e-5);
+                    CHECK_NEAR(o[5]->data[((n * 2 + 0) * W + w) * C + c], mean, 1e-5);
+                    CHECK_NEAR(o[5]->data[((n * 2 + 1) * W + w) * C + c], mean, 1e-5);
+                    if (h >= 1 && h < 3 && c == 1) CHECK(o[6]->data[(n * 2 + h - 1) * W + w] == X(n, h, w, 1));
+                    CHECK(o[7]->data[((n * 2 * H + h) * W + w) * C + c] == X(n, h, w, c));
+                    CHECK(o[7]->data[((n * 2 * H + H + h) * W + w) * C + c] == X(n, h, w, c));
+                    CHECK(o[8]->data[((n * H + h) * (W + 2) + w + 1) * C + c] == X(n, h, w, c));
+                    CHECK(o[8]->data[((n * H + h) * (W + 2)) * C + c] == 2.5f);
+                    CHECK_NEAR(o[9]->data[((n * H + h) * W + w) * C + c], expf(X(n, h, w, c)) / se, 1e-6);
+                    if (h == H - 1 && w % 2 == 0) CHECK(o[10]->data[(n * 2 + w / 2) * C + c] == X(n, h, w, c));
+                }
+#undef X
+    fu_tensor_free(in);
+    fu_graph_free(g);
+    fu_tfjs_net_free(net);
+}
+
 /* ---------- parity with TF.js (tools/parity.sh) ---------- */
 
 static const char *models_root(void) {

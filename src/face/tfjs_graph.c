@@ -586,7 +586,7 @@ static int op_squeeze(op_ctx *c, tval *out) {
 static int op_expand_dims(op_ctx *c, tval *out) {
     int64_t s[FU_MAX_DIMS + 1], ax[1];
     int r = logical_shape(c->in[0], s), n, rc, a;
-    if ((rc = const_ints(c, 1, ax, 1, &n)) || (rc = norm_axis(c, ax[0] < 0 ? ax[0] + 1 : ax[0], r + 1, &a))) return rc;
+    if ((rc = const_ints(c, 1, ax, 1, &n)) || (rc = norm_axis(c, ax[0], r + 1, &a))) return rc;
     if (r + 1 > FU_MAX_DIMS) return fail_node(c->n, "too many dimensions", NULL);
     memmove(s + a + 1, s + a, (size_t)(r - a) * sizeof *s);
     s[a] = 1;
