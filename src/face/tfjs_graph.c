@@ -46,8 +46,9 @@ static const int nhwc_of_nchw[4] = {0, 3, 1, 2};
 
 /* ---------- prepare ---------- */
 
-static int fail_node(const fu_tfjs_node *n, const char *fmt, const char *detail) {
-    return fu_fail(FU_E_INPUT, "tfjs %s node '%.100s': %s%s", n->op, n->name, fmt, detail ? detail : "");
+/* "tfjs <op> node '<name>': <what><detail>" */
+static int fail_node(const fu_tfjs_node *n, const char *what, const char *detail) {
+    return fu_fail(FU_E_INPUT, "tfjs %s node '%.100s': %s%s", n->op, n->name, what, detail ? detail : "");
 }
 
 /* Constant input k of n (its prepared slot), or NULL. */
@@ -116,7 +117,7 @@ static int prepare_batchnorm(fu_tfjs_net *net, const fu_tfjs_node *n, int first,
     return FU_OK;
 }
 
-/* Index of "FusedBatchNorm" in a fused op's list, -1 if absent. */
+/* Index of `what` in a fused op's fused_ops list, -1 if absent. */
 static int fused_index(const fu_tfjs_node *n, const char *what) {
     const fu_tfjs_attr *a = fu_tfjs_attr_find(n, "fused_ops");
     if (!a || a->kind != FU_TFJS_ATTR_LIST || !a->strs) return -1;
@@ -765,7 +766,8 @@ static int eval_node(fu_tfjs_net *net, fu_graph *g, int id, fu_tensor *x) {
         net->vals[id] = (tval){net->prep[id].konst, 0, &net->prep[id].konst_nchw};
         return FU_OK;
     }
-    tval *in = fu_graph_alloc(g, ((size_t)n->n_inputs + 1) * sizeof *in);
+    if (n->n_inputs < 1) return fail_node(n, "has no inputs", NULL);
+    tval *in = fu_graph_alloc(g, (size_t)n->n_inputs * sizeof *in);
     if (!in) return FU_E_INTERNAL;
     for (int k = 0; k < n->n_inputs; k++) {
         if (n->inputs[k].index != 0) return fail_node(n, "only output 0 of an op can be used, here: ", n->inputs[k].node);
