@@ -40,12 +40,13 @@ $(BUILD)/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 test: $(BUILD)/faceup_tests $(BUILD)/faceup
-	$(BUILD)/faceup_tests
+	FACEUP_BIN=$(BUILD)/faceup $(BUILD)/faceup_tests
 
 # Sanitizer build in its own folder; oneDNN's JIT code is opaque to ASan but harmless.
 asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" build-asan/faceup
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" build-asan/faceup_tests
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build-asan/faceup_tests
+	FACEUP_BIN=build-asan/faceup ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build-asan/faceup_tests
 
 bench: $(BUILD)/bench_ops
 	bench/run.sh

@@ -252,3 +252,71 @@ TEST(matmul_and_linear) {
     CHECK(fu_gradcheck(build_linear, li, 2, NULL, NULL, NULL) == FU_OK);
     for (int i = 0; i < 3; i++) { fu_tensor_free(m[i]); fu_tensor_free(li[i]); }
 }
+
+/* Runs forward and backward (seed = the pattern in `seed`) with the path FACEUP_CONV_IMPL names
+ * and returns y, then the gradients of x, w and b, concatenated (malloc'd). Leaf gradients start
+ * at 0.5 so that the check covers backward adding into them. */
+static float *run_path(const char *impl, const conv_case *c, fu_tensor **in, int64_t *count) {
+    if (impl) setenv("FACEUP_CONV_IMPL", impl, 1);
+    else unsetenv("FACEUP_CONV_IMPL");
+    for (int i = 0; i < 3; i++)
+        for (int64_t k = 0; k < in[i]->numel; k++) in[i]->grad[k] = 0.5f;
+    fu_graph *g = fu_graph_new();
+    fu_tensor *y = build_conv(g, in, (void *)c);
+    float *res = NULL;
+    if (y) {
+        float *seed = malloc((size_t)y->numel * sizeof *seed);
+        for (int64_t k = 0; k < y->numel; k++) seed[k] = (float)((k * 7919) % 13) / 13.0f - 0.5f;
+        if (fu_graph_backward(g, y, seed) == FU_OK) {
+            *count = y->numel + in[0]->numel + in[1]->numel + in[2]->numel;
+            res = malloc((size_t)*count * sizeof *res);
+            memcpy(res, y->data, (size_t)y->numel * sizeof *res);
+            float *p = res + y->numel;
+            for (int i = 0; i < 3; i++) {
+                memcpy(p, in[i]->grad, (size_t)in[i]->numel * sizeof *p);
+                p += in[i]->numel;
+            }
+        }
+        free(seed);
+    }
+    fu_graph_free(g);
+    unsetenv("FACEUP_CONV_IMPL");
+    return res;
+}
+
+/* The oneDNN paths (blocked and plain layouts) agree with im2col + GEMM on forward values and on
+ * all gradients, for groups, depthwise, strides, dilations, asymmetric padding, output padding,
+ * and images wide enough that im2col works in bands of one output row; a problem oneDNN rejects
+ * (output padding beyond the stride) still runs, through the fallback. */
+TEST(conv_paths_agree) {
+    fu_rng r;
+    fu_rng_seed(&r, 18);
+    struct { conv_case c; int64_t x[4], w[4]; } cases[] = {
+        {{{.pad_top = 1, .pad_bottom = 1, .pad_left = 1, .pad_right = 1}, 0}, {3, 5, 11, 9}, {7, 5, 3, 3}},
+        {{{.stride_h = 2, .stride_w = 3, .pad_top = 0, .pad_bottom = 2, .pad_left = 1, .groups = 2}, 0}, {2, 6, 13, 10}, {4, 3, 3, 2}},
+        {{{.dilation_h = 2, .dilation_w = 3, .pad_top = 2, .pad_bottom = 1, .pad_left = 3, .pad_right = 3}, 0}, {1, 3, 12, 12}, {5, 3, 3, 3}},
+        {{{.groups = 16, .pad_top = 1, .pad_bottom = 1, .pad_left = 1, .pad_right = 1}, 0}, {2, 16, 9, 8}, {16, 1, 3, 3}},  /* depthwise */
+        {{{.stride_h = 2, .stride_w = 2, .pad_top = 1, .pad_left = 1, .pad_right = 1, .output_pad_h = 1}, 1}, {2, 6, 5, 7}, {6, 4, 3, 3}},
+        {{{.stride_h = 2, .stride_w = 2, .groups = 2}, 1}, {1, 4, 6, 6}, {4, 3, 4, 4}},
+        {{{.dilation_h = 2, .output_pad_h = 1}, 1}, {1, 3, 4, 5}, {3, 2, 3, 3}},  /* oneDNN rejects: im2col fallback */
+        {{{.pad_top = 1, .pad_bottom = 1, .pad_left = 1, .pad_right = 1}, 0}, {1, 4, 5, 120000}, {4, 4, 3, 3}},  /* im2col bands */
+        {{{.stride_h = 2, .stride_w = 1, .pad_left = 1, .pad_right = 1}, 1}, {1, 4, 2, 120000}, {4, 4, 3, 3}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int G = cases[k].c.p.groups ? cases[k].c.p.groups : 1;
+        int64_t *xs = cases[k].x, *ws = cases[k].w, nb = cases[k].c.transpose ? ws[1] * G : ws[0];
+        fu_tensor *in[3] = {randn(&r, 1, 4, xs[0], xs[1], xs[2], xs[3]), randn(&r, 1, 4, ws[0], ws[1], ws[2], ws[3]), randn(&r, 1, 1, nb, 1, 1, 1)};
+        int64_t n_ref = 0, n_any = 0, n_plain = 0;
+        float *ref = run_path("im2col", &cases[k].c, in, &n_ref), *any = run_path(NULL, &cases[k].c, in, &n_any);
+        float *plain = run_path("dnnl_plain", &cases[k].c, in, &n_plain);
+        REQUIRE(ref && any && plain && n_ref == n_any && n_ref == n_plain);
+        float err = 0, scale = 1;
+        for (int64_t i = 0; i < n_ref; i++) {
+            scale = fmaxf(scale, fabsf(ref[i]));
+            err = fmaxf(err, fmaxf(fabsf(ref[i] - any[i]), fabsf(ref[i] - plain[i])));
+        }
+        CHECK_MSG(err < 1e-4f * scale, "case %zu: max difference %g (scale %g)", k, err, scale);
+        free(ref); free(any); free(plain);
+        for (int i = 0; i < 3; i++) fu_tensor_free(in[i]);
+    }
+}

@@ -1,17 +1,10 @@
 /* Engine core: arena, tensors, graph re-runs, backward reachability, gradient checker. */
 #include "test.h"
+#include "util.h"
 #include "core/ops.h"
 #include "core/gradcheck.h"
 #include "core/rng.h"
 #include <string.h>
-
-static fu_tensor *randn_leaf(fu_rng *r, int ndim, const int64_t *shape, int grad) {
-    fu_tensor *t = fu_tensor_new(ndim, shape);
-    if (!t) return NULL;
-    fu_rng_fill_normal(r, t->data, t->numel, 0, 1);
-    if (grad) fu_tensor_requires_grad(t, 1);
-    return t;
-}
 
 TEST(arena_reuses_memory_after_reset) {
     fu_arena a;

@@ -1,19 +1,12 @@
 /* Losses: values against hand computation, finite-difference gradients, PULSE's GEOCROSS
  * against the golden reference, and argument validation. */
 #include "test.h"
+#include "util.h"
 #include "golden.h"
 #include "core/ops.h"
 #include "core/gradcheck.h"
 #include "core/rng.h"
 #include <string.h>
-
-static fu_tensor *randn_leaf(fu_rng *r, int ndim, const int64_t *shape, int grad) {
-    fu_tensor *t = fu_tensor_new(ndim, shape);
-    if (!t) return NULL;
-    fu_rng_fill_normal(r, t->data, t->numel, 0, 1);
-    if (grad) fu_tensor_requires_grad(t, 1);
-    return t;
-}
 
 static fu_tensor *leaf_from(int ndim, const int64_t *shape, const float *values, int grad) {
     fu_tensor *t = fu_tensor_new(ndim, shape);

@@ -3,5 +3,6 @@
 #define FU_CLI_COMMANDS_H
 
 int cmd_selfcheck(int argc, char **argv);
+int cmd_model(int argc, char **argv);
 
 #endif

@@ -51,7 +51,8 @@ struct fu_graph {
     int training;                /* for dropout / batch norm: 1 = training mode */
     float *scratch;              /* temporary buffer shared by ops inside one forward/backward */
     size_t scratch_bytes;
-    uint64_t seed;               /* for stochastic ops (dropout); advanced per forward */
+    uint64_t seed;               /* for stochastic ops (dropout): masks derive from it and the node, so a
+                                  * re-run reproduces them; the caller changes it for new masks */
 };
 
 fu_graph *fu_graph_new(void);
