@@ -1,0 +1,110 @@
+// Reference outputs and input gradients of TF.js graph models, with the pure-JS CPU backend.
+//
+//   node run.mjs <models_dir> <parity_dir> <model>...
+//
+// Reads <parity_dir>/<model>.inputs.safetensors (written by make_inputs.c): "input" (NHWC
+// float32) and metadata "outputs" (comma-separated node names). Runs <models_dir>/<model>.json
+// and writes <parity_dir>/<model>.tfjs.safetensors with
+//   out<k>   output k,
+//   R<k>     a fixed cotangent for output k (R[i] = sin(0.37*i + 1.1*k + 0.5)),
+//   grad     d/d(input) of s = sum_k sum(out<k> * R<k>) (tf.grad; NHWC like the input),
+// and metadata "grad_error" when tf.grad could not differentiate the graph.
+// The umbrella package: its node bundle registers the CPU backend and every op's gradient.
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import path from 'node:path';
+
+function readSafetensors(file) {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const data = buf.subarray(8 + n);
+  const tensors = {};
+  for (const [name, e] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    if (e.dtype !== 'F32') throw new Error(`${file}: ${name}: dtype ${e.dtype}, F32 expected`);
+    const [b, end] = e.data_offsets;
+    const bytes = Uint8Array.from(data.subarray(b, end));   // copy: aligned for Float32Array
+    tensors[name] = { shape: e.shape, values: new Float32Array(bytes.buffer) };
+  }
+  return { tensors, meta: header.__metadata__ || {} };
+}
+
+function writeSafetensors(file, tensors, meta) {
+  const header = { __metadata__: meta };
+  let offset = 0;
+  const names = Object.keys(tensors).sort();
+  for (const name of names) {
+    const t = tensors[name];
+    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * t.values.length] };
+    offset += 4 * t.values.length;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const head = Buffer.alloc(8);
+  head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  const parts = [head, Buffer.from(json, 'utf8')];
+  for (const name of names) parts.push(Buffer.from(tensors[name].values.buffer, tensors[name].values.byteOffset, 4 * tensors[name].values.length));
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, Buffer.concat(parts));
+  fs.renameSync(tmp, file);
+}
+
+function loadModel(jsonPath) {
+  const model = JSON.parse(fs.readFileSync(jsonPath, 'utf8'));
+  const dir = path.dirname(jsonPath);
+  const weightSpecs = [];
+  const shards = [];
+  for (const group of model.weightsManifest) {
+    weightSpecs.push(...group.weights);
+    for (const p of group.paths) shards.push(fs.readFileSync(path.join(dir, p)));
+  }
+  const all = Buffer.concat(shards);
+  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
+  const artifacts = { modelTopology: model.modelTopology, weightSpecs, weightData, format: model.format,
+                      generatedBy: model.generatedBy, convertedBy: model.convertedBy, signature: model.signature };
+  return tf.loadGraphModel(tf.io.fromMemory(artifacts));
+}
+
+function cotangent(shape, k) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const r = new Float32Array(n);
+  for (let i = 0; i < n; i++) r[i] = Math.sin(0.37 * i + 1.1 * k + 0.5);
+  return r;
+}
+
+async function runModel(modelsDir, parityDir, name) {
+  const { tensors, meta } = readSafetensors(path.join(parityDir, `${name}.inputs.safetensors`));
+  const outputs = meta.outputs.split(',');
+  const model = await loadModel(path.join(modelsDir, `${name}.json`));
+  const x = tf.tensor(tensors.input.values, tensors.input.shape);
+  const t0 = Date.now();
+  const outs = [].concat(model.execute(x, outputs));
+  const result = {};
+  const R = [];
+  for (let k = 0; k < outs.length; k++) {
+    result[`out${k}`] = { shape: outs[k].shape, values: outs[k].dataSync() };
+    R.push(tf.tensor(cotangent(outs[k].shape, k), outs[k].shape));
+    result[`R${k}`] = { shape: outs[k].shape, values: R[k].dataSync() };
+  }
+  const t1 = Date.now();
+  const outMeta = { model: name, batch: String(x.shape[0]), outputs: meta.outputs, tfjs: tf.version_core, backend: tf.getBackend() };
+  try {
+    const s = (inp) => tf.addN([].concat(model.execute(inp, outputs)).map((o, k) => tf.sum(tf.mul(o, R[k]))));
+    const g = tf.grad(s)(x);
+    result.grad = { shape: g.shape, values: g.dataSync() };
+  } catch (e) {
+    outMeta.grad_error = String(e.message || e).slice(0, 300);
+  }
+  const t2 = Date.now();
+  writeSafetensors(path.join(parityDir, `${name}.tfjs.safetensors`), result, outMeta);
+  console.log(`${name}: outputs ${outs.map((o) => `[${o.shape}]`).join(' ')}; forward ${t1 - t0} ms, gradient ${outMeta.grad_error ? 'failed: ' + outMeta.grad_error : `${t2 - t1} ms`}`);
+}
+
+const [modelsDir, parityDir, ...names] = process.argv.slice(2);
+if (!modelsDir || !parityDir || names.length === 0) {
+  console.error('usage: node run.mjs <models_dir> <parity_dir> <model>...');
+  process.exit(2);
+}
+await tf.setBackend('cpu');
+for (const name of names) await runModel(modelsDir, parityDir, name);
