@@ -1,5 +1,7 @@
 /* The faceup command: exit codes and one-line errors (runs $FACEUP_BIN, default build/faceup). */
 #include "test.h"
+#include "golden.h"
+#include "io/image.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -51,4 +53,41 @@ TEST(cli_exit_codes_and_messages) {
     CHECK(strstr(out, "\"passed\": true") != NULL);
     CHECK(run("selfcheck --steps 1 --quiet", out, sizeof out, err, sizeof err) == FU_E_INTERNAL);  /* one step cannot learn */
     CHECK(run("--version", out, sizeof out, err, sizeof err) == FU_OK && strstr(out, FACEUP_VERSION));
+}
+
+static long file_size(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+TEST(cli_generate_grid_from_stylegan2) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    const char *shared = fu_test_shared_dir();
+    if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
+    if (!shared) SKIP("../shared absent");
+    static char out[4096], err[4096], args[2048], a[512], b[512], c[512];
+    snprintf(a, sizeof a, "%s/gen_a.png", fu_test_tmpdir());
+    snprintf(b, sizeof b, "%s/gen_b.png", fu_test_tmpdir());
+    snprintf(c, sizeof c, "%s/gen_c.png", fu_test_tmpdir());
+    const char *outs[3] = {a, b, c};
+    int seeds[3] = {3, 3, 4};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "generate --generator %s/golden/stylegan2/weights.pt --seed %d --count 4 -o %s", shared, seeds[i], outs[i]);
+        CHECK(run(args, out, sizeof out, err, sizeof err) == FU_OK);
+    }
+    fu_tensor *ia = fu_image_load(a), *ib = fu_image_load(b), *ic = fu_image_load(c);
+    REQUIRE(ia && ib && ic);
+    CHECK(ia->shape[2] == 128 && ia->shape[3] == 128);  /* 2 x 2 grid of 64x64 */
+    CHECK(golden_max_diff(ia, ib) == 0);                 /* same seed, same image */
+    CHECK(golden_max_diff(ia, ic) > 0.1f);
+    fu_tensor_free(ia); fu_tensor_free(ib); fu_tensor_free(ic);
+    snprintf(args, sizeof args, "generate --generator %s/golden/stylegan1/weights.pt -o %s/v1.png", shared, fu_test_tmpdir());
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "StyleGAN2") && count_lines(err) == 1);
+    snprintf(args, sizeof args, "%s/v1.png", fu_test_tmpdir());
+    CHECK(file_size(args) < 0);  /* nothing half-written */
 }

@@ -1,0 +1,97 @@
+/* faceup generate: images from a generator checkpoint, one per seed, as a grid. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "args.h"
+#include "commands.h"
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/rng.h"
+#include "faceup.h"
+#include "gen/stylegan2.h"
+#include "io/image.h"
+
+/* One StyleGAN2 image for seed: z ~ N(0, I) from the seed, stored noise buffers (random from
+ * the seed when the checkpoint has none), optional truncation towards the mean latent. */
+static fu_tensor *sg2_sample(fu_graph *g, const fu_stylegan2 *m, uint64_t seed, float psi, fu_tensor *mean) {
+    fu_rng r;
+    fu_rng_seed(&r, seed);
+    fu_tensor *z = fu_graph_tensor(g, 2, (int64_t[]){1, m->style_dim});
+    if (!z) return NULL;
+    fu_rng_fill_normal(&r, z->data, z->numel, 0, 1);
+    fu_tensor *w = fu_sg2_mapping(g, m, z);
+    if (mean) w = fu_sg2_truncate(g, w, mean, psi);
+    fu_tensor *noise[FU_SG2_MAX_CONVS + 1];
+    for (int i = 0; i < m->n_noise; i++) {
+        noise[i] = m->noise[i];
+        if (noise[i]) continue;
+        int64_t shape[4];
+        if (fu_sg2_noise_shape(m, i, shape) < 0 || !(noise[i] = fu_graph_tensor(g, 4, shape))) return NULL;
+        fu_rng_fill_normal(&r, noise[i]->data, noise[i]->numel, 0, 1);
+    }
+    return fu_sg2_forward(g, m, fu_sg2_repeat_latent(g, m, w), noise, NULL);
+}
+
+/* Copies img [1,3,S,S] mapped from [-1,1] to [0,1] into cell k of a grid. */
+static void place(fu_tensor *grid, const fu_tensor *img, int k, int cols) {
+    int64_t S = img->shape[2], H = grid->shape[2], W = grid->shape[3];
+    int64_t y0 = (k / cols) * S, x0 = (k % cols) * S;
+    for (int64_t c = 0; c < 3; c++)
+        for (int64_t y = 0; y < S; y++)
+            for (int64_t x = 0; x < S; x++)
+                grid->data[(c * H + y0 + y) * W + x0 + x] = (img->data[(c * S + y) * S + x] + 1) * 0.5f;
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *gen_path = NULL, *out_path = NULL;
+    int seed = 0, count = 1, threads = 0;
+    float psi = 1;
+    arg_spec specs[] = {
+        {"--generator", ARG_STRING, &gen_path, 0, 0, "StyleGAN2 checkpoint (.pt or .safetensors, rosinality names)"},
+        {"-o", ARG_STRING, &out_path, 0, 0, "output PNG (a grid when --count > 1)"},
+        {"--seed", ARG_INT, &seed, 0, 2147483647, "first seed (default 0)"},
+        {"--count", ARG_INT, &count, 1, 64, "images, seeds seed..seed+count-1 (default 1)"},
+        {"--truncation", ARG_FLOAT, &psi, 0, 1, "truncation psi towards the mean latent (default 1: none)"},
+        {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
+        {0},
+    };
+    int n = args_parse("generate", "--generator FILE -o OUT.png [flags]", specs, argc, argv, NULL, 0);
+    if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
+    if (!gen_path || !out_path) {
+        fprintf(stderr, "faceup generate: --generator and -o are required\n");
+        return FU_E_INPUT;
+    }
+    fu_set_threads(threads);
+    fu_weights *w = NULL;
+    fu_stylegan2 *m = NULL;
+    fu_graph *g = fu_graph_new();
+    fu_tensor *grid = NULL, *mean = NULL;
+    int rc = fu_weights_open(gen_path, &w);
+    if (rc == FU_OK && (rc = fu_sg2_load(w, &m)) != FU_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", fu_last_error());
+        fu_fail(rc, "%s: not a StyleGAN2 checkpoint (%s); generate supports StyleGAN2 for now", gen_path, why);
+    }
+    if (rc != FU_OK || !g) goto done;
+    if (psi < 1) {
+        if (!(mean = fu_tensor_newv(1, m->style_dim)) || (rc = fu_sg2_mean_latent(m, 4096, 1, mean)) != FU_OK) goto done;
+    }
+    int cols = (int)ceil(sqrt((double)count)), rows = (count + cols - 1) / cols;
+    grid = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)rows * m->size, (int64_t)cols * m->size);
+    if (!grid) { rc = FU_E_INTERNAL; goto done; }
+    for (int k = 0; k < count; k++) {
+        fu_graph_reset(g);
+        fu_tensor *img = sg2_sample(g, m, (uint64_t)seed + (uint64_t)k, psi, mean);
+        if (!img) { rc = fu_last_code() ? fu_last_code() : FU_E_INTERNAL; goto done; }
+        place(grid, img, k, cols);
+    }
+    rc = fu_image_save_png(out_path, grid);
+done:
+    if (rc != FU_OK) fprintf(stderr, "faceup generate: %s\n", fu_last_error());
+    fu_tensor_free(grid);
+    fu_tensor_free(mean);
+    fu_graph_free(g);
+    fu_sg2_free(m);
+    fu_weights_free(w);
+    return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT);
+}
