@@ -2,6 +2,7 @@
  * progressive, CMYK refused), the eight EXIF orientations, decompression bombs refused from the
  * header, corrupt/truncated data refused cleanly, atomic writes, and a real LFW photo. */
 #include "test.h"
+#include "util.h"
 #include "io/fileutil.h"
 #include "io/image.h"
 #include <dirent.h>
@@ -12,7 +13,6 @@
 #include <jpeglib.h>
 #include <png.h>
 
-static int file_exists(const char *path) { struct stat st; return stat(path, &st) == 0; }
 
 static const char *tmp_path(const char *name) {
     static char path[8][512];
@@ -20,15 +20,6 @@ static const char *tmp_path(const char *name) {
     char *p = path[next++ % 8];
     snprintf(p, 512, "%s/%s", fu_test_tmpdir(), name);
     return p;
-}
-
-static int count_prefixed(const char *dir, const char *prefix) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    if (!d) return -1;
-    for (struct dirent *e; (e = readdir(d));) n += !strncmp(e->d_name, prefix, strlen(prefix));
-    closedir(d);
-    return n;
 }
 
 static float px(const fu_tensor *t, int c, int64_t y, int64_t x) {

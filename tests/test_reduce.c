@@ -2,22 +2,11 @@
  * finite-difference gradients over many axis masks (adjacent and not, keepdim or not) and
  * softmax axes (including negative), and argument validation. */
 #include "test.h"
+#include "util.h"
 #include "core/ops.h"
 #include "core/gradcheck.h"
 #include "core/rng.h"
 #include <string.h>
-
-static fu_tensor *arange_leaf(int nd, const int64_t *shape) {
-    fu_tensor *t = fu_tensor_new(nd, shape);
-    if (t) for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)i;
-    return t;
-}
-
-static int equals(const fu_tensor *t, const float *expect, int64_t n) {
-    if (!t || t->numel != n) return 0;
-    for (int64_t i = 0; i < n; i++) if (t->data[i] != expect[i]) return 0;
-    return 1;
-}
 
 static void gradcheck_ok(fu_build_fn build, fu_tensor **in, int n, void *ctx, const char *what, unsigned detail) {
     fu_gradcheck_result res;
@@ -31,14 +20,14 @@ TEST(reduce_values_sum_mean_max) {
     fu_tensor *s = fu_sum(g, x, 1u << 1, 0);
     REQUIRE(s);
     CHECK(s->ndim == 2 && s->shape[0] == 2 && s->shape[1] == 4);
-    CHECK(equals(s, (float[]){12, 15, 18, 21, 48, 51, 54, 57}, 8));
+    CHECK(tensor_equals(s, (float[]){12, 15, 18, 21, 48, 51, 54, 57}, 8));
     fu_tensor *sk = fu_sum(g, x, 1u << 1, 1);
-    CHECK(sk && sk->ndim == 3 && sk->shape[1] == 1 && equals(sk, s->data, 8));
+    CHECK(sk && sk->ndim == 3 && sk->shape[1] == 1 && tensor_equals(sk, s->data, 8));
     /* Non-adjacent axes 0 and 2: out[j] = sum over i, k of 12i + 4j + k. */
-    CHECK(equals(fu_sum(g, x, 0x5, 0), (float[]){60, 92, 124}, 3));
-    CHECK(equals(fu_mean(g, x, 0x5, 0), (float[]){7.5f, 11.5f, 15.5f}, 3));
-    CHECK(equals(fu_max(g, x, 0x5, 0), (float[]){15, 19, 23}, 3));
-    CHECK(equals(fu_max(g, x, 0x6, 1), (float[]){11, 23}, 2));
+    CHECK(tensor_equals(fu_sum(g, x, 0x5, 0), (float[]){60, 92, 124}, 3));
+    CHECK(tensor_equals(fu_mean(g, x, 0x5, 0), (float[]){7.5f, 11.5f, 15.5f}, 3));
+    CHECK(tensor_equals(fu_max(g, x, 0x5, 0), (float[]){15, 19, 23}, 3));
+    CHECK(tensor_equals(fu_max(g, x, 0x6, 1), (float[]){11, 23}, 2));
     fu_tensor *all = fu_mean(g, x, 0x7, 0);
     CHECK(all && all->ndim == 1 && all->shape[0] == 1 && all->data[0] == 11.5f);
     fu_tensor *allk = fu_sum(g, x, 0x7, 1);
@@ -59,14 +48,14 @@ TEST(reduce_max_gradient_goes_to_first_maximum) {
     REQUIRE(m);
     CHECK(m->data[0] == 3 && m->data[1] == 5);
     REQUIRE(fu_graph_backward(g, m, (float[]){2, 7}) == FU_OK);
-    CHECK(equals(&(fu_tensor){.numel = 8, .data = x->grad}, (float[]){0, 2, 0, 0, 7, 0, 0, 0}, 8));
+    CHECK(tensor_equals(&(fu_tensor){.numel = 8, .data = x->grad}, (float[]){0, 2, 0, 0, 7, 0, 0, 0}, 8));
     /* Over axis 0 (strided): columns {1,5} {3,5} {3,5} {2,2}; the tie goes to row 0. */
     fu_tensor_zero_grad(x);
     x->data[7] = 2;
     fu_tensor *m0 = fu_max(g, x, 1u << 0, 1);
     REQUIRE(m0);
     REQUIRE(fu_graph_backward(g, m0, NULL) == FU_OK);
-    CHECK(equals(&(fu_tensor){.numel = 8, .data = x->grad}, (float[]){0, 0, 0, 1, 1, 1, 1, 0}, 8));
+    CHECK(tensor_equals(&(fu_tensor){.numel = 8, .data = x->grad}, (float[]){0, 0, 0, 1, 1, 1, 1, 0}, 8));
     fu_tensor_free(x);
     fu_graph_free(g);
 }

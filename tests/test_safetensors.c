@@ -1,6 +1,7 @@
 /* safetensors: real files from ../shared/golden, round trips of every dtype, atomic writes, and
  * rejection (with a clear message, never a crash) of malicious or broken files. */
 #include "test.h"
+#include "util.h"
 #include "golden.h"
 #include "io/fileutil.h"
 #include "io/safetensors.h"
@@ -10,18 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int file_exists(const char *path) { struct stat st; return stat(path, &st) == 0; }
 
 /* Number of entries of dir whose name starts with prefix (to spot leftover temporary files). */
-static int count_prefixed(const char *dir, const char *prefix) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    if (!d) return -1;
-    for (struct dirent *e; (e = readdir(d));) n += !strncmp(e->d_name, prefix, strlen(prefix));
-    closedir(d);
-    return n;
-}
-
 TEST(safetensors_real_weights_file) {
     const char *shared = fu_test_shared_dir();
     if (!shared) SKIP("../shared absent");

@@ -1,30 +1,11 @@
 /* Layout ops: forward values against hand-computed layouts, finite-difference gradients on
  * random odd shapes (batch > 1, several and negative axes), and argument validation. */
 #include "test.h"
+#include "util.h"
 #include "core/ops.h"
 #include "core/gradcheck.h"
 #include "core/rng.h"
 #include <string.h>
-
-static fu_tensor *randn_leaf(fu_rng *r, int nd, const int64_t *shape) {
-    fu_tensor *t = fu_tensor_new(nd, shape);
-    if (!t) return NULL;
-    fu_rng_fill_normal(r, t->data, t->numel, 0, 1);
-    fu_tensor_requires_grad(t, 1);
-    return t;
-}
-
-static fu_tensor *arange_leaf(int nd, const int64_t *shape) {
-    fu_tensor *t = fu_tensor_new(nd, shape);
-    if (t) for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)i;
-    return t;
-}
-
-static int equals(const fu_tensor *t, const float *expect, int64_t n) {
-    if (!t || t->numel != n) return 0;
-    for (int64_t i = 0; i < n; i++) if (t->data[i] != expect[i]) return 0;
-    return 1;
-}
 
 /* Runs the gradient check and reports which configuration failed. */
 static void gradcheck_ok(fu_build_fn build, fu_tensor **in, int n, void *ctx, const char *what) {
@@ -59,7 +40,7 @@ TEST(reshape_values_inference_and_gradcheck) {
 
     fu_rng r;
     fu_rng_seed(&r, 11);
-    fu_tensor *xr = randn_leaf(&r, 3, (int64_t[]){3, 5, 7});
+    fu_tensor *xr = randn_leaf(&r, 3, (int64_t[]){3, 5, 7}, 1);
     gradcheck_ok(build_reshape, &xr, 1, NULL, "reshape");
     fu_tensor_free(xr);
 }
@@ -93,7 +74,7 @@ TEST(transpose_values) {
     CHECK(bad == 0);
     fu_tensor *m = arange_leaf(2, (int64_t[]){2, 3});
     const float mt[6] = {0, 3, 1, 4, 2, 5};
-    CHECK(equals(fu_transpose(g, m, (int[]){1, 0}), mt, 6));
+    CHECK(tensor_equals(fu_transpose(g, m, (int[]){1, 0}), mt, 6));
     fu_tensor_free(m);
     fu_tensor_free(x);
     fu_graph_free(g);
@@ -112,7 +93,7 @@ TEST(transpose_gradcheck_random_perms) {
         int64_t shape[5];
         for (int d = 0; d < nds[p]; d++) shape[d] = 1 + 2 * (int64_t)fu_rng_below(&r, 3);  /* odd sizes */
         shape[0] = 3;
-        fu_tensor *x = randn_leaf(&r, nds[p], shape);
+        fu_tensor *x = randn_leaf(&r, nds[p], shape, 1);
         gradcheck_ok(build_transpose, &x, 1, perms[p], "transpose");
         fu_tensor_free(x);
     }
@@ -138,12 +119,12 @@ TEST(concat_values_positive_and_negative_axis) {
     for (int i = 0; i < 2; i++) b->data[i] += 10;
     for (int i = 0; i < 6; i++) c->data[i] += 20;
     const float along1[12] = {0, 1, 10, 20, 21, 22, 2, 3, 11, 23, 24, 25};
-    CHECK(equals(fu_concat(g, (fu_tensor *[]){a, b, c}, 3, 1), along1, 12));
-    CHECK(equals(fu_concat(g, (fu_tensor *[]){a, b, c}, 3, -1), along1, 12));
+    CHECK(tensor_equals(fu_concat(g, (fu_tensor *[]){a, b, c}, 3, 1), along1, 12));
+    CHECK(tensor_equals(fu_concat(g, (fu_tensor *[]){a, b, c}, 3, -1), along1, 12));
     fu_tensor *d = arange_leaf(2, (int64_t[]){1, 2});
     const float along0[6] = {0, 1, 2, 3, 0, 1};
     fu_tensor *y = fu_concat(g, (fu_tensor *[]){a, d}, 2, -2);
-    CHECK(equals(y, along0, 6) && y->shape[0] == 3);
+    CHECK(tensor_equals(y, along0, 6) && y->shape[0] == 3);
     fu_tensor *tensors[3] = {a, b, c};
     for (int i = 0; i < 3; i++) fu_tensor_free(tensors[i]);
     fu_tensor_free(d);
@@ -168,7 +149,7 @@ TEST(concat_gradcheck_axes) {
         for (int k = 0; k < n; k++) {
             int64_t shape[4] = {2, 3, 5, 3};
             shape[ax] = 1 + (int64_t)fu_rng_below(&r, 4);
-            in[k] = randn_leaf(&r, 4, shape);
+            in[k] = randn_leaf(&r, 4, shape, 1);
         }
         fu_tensor_requires_grad(in[1], 0);  /* a frozen input in the middle */
         concat_ctx c = {n, axes[t]};
@@ -201,10 +182,10 @@ TEST(concat_bad_arguments) {
 TEST(slice_values_bounds_and_empty) {
     fu_graph *g = fu_graph_new();
     fu_tensor *x = arange_leaf(1, (int64_t[]){10});
-    CHECK(equals(fu_slice(g, x, 0, 2, 9, 3), (float[]){2, 5, 8}, 3));
-    CHECK(equals(fu_slice(g, x, 0, 2, 8, 3), (float[]){2, 5}, 2));
-    CHECK(equals(fu_slice(g, x, -1, -3, 100, 1), (float[]){7, 8, 9}, 3));  /* end clamped */
-    CHECK(equals(fu_slice(g, x, 0, -100, 2, 1), (float[]){0, 1}, 2));
+    CHECK(tensor_equals(fu_slice(g, x, 0, 2, 9, 3), (float[]){2, 5, 8}, 3));
+    CHECK(tensor_equals(fu_slice(g, x, 0, 2, 8, 3), (float[]){2, 5}, 2));
+    CHECK(tensor_equals(fu_slice(g, x, -1, -3, 100, 1), (float[]){7, 8, 9}, 3));  /* end clamped */
+    CHECK(tensor_equals(fu_slice(g, x, 0, -100, 2, 1), (float[]){0, 1}, 2));
     fu_tensor *e = fu_slice(g, x, 0, 6, 4, 1);   /* empty result: allowed, shape [0] */
     CHECK(e && e->ndim == 1 && e->shape[0] == 0);
     e = fu_slice(g, x, 0, 10, 20, 1);
@@ -213,7 +194,7 @@ TEST(slice_values_bounds_and_empty) {
     fu_tensor *y = fu_slice(g, m, 1, 1, 3, 1);
     CHECK(y && y->shape[1] == 2);
     const float expect[16] = {4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23};
-    CHECK(equals(y, expect, 16));
+    CHECK(tensor_equals(y, expect, 16));
     CHECK(fu_slice(g, x, 0, 0, 5, 0) == NULL);
     CHECK(strstr(fu_last_error(), "step") != NULL);
     CHECK(fu_slice(g, x, 1, 0, 5, 1) == NULL);
@@ -234,7 +215,7 @@ TEST(slice_gradcheck) {
     fu_rng_seed(&r, 14);
     const slice_ctx cases[4] = {{-2, 1, 6, 2}, {0, 1, 3, 1}, {3, 0, 7, 3}, {1, -2, 100, 1}};
     for (int c = 0; c < 4; c++) {
-        fu_tensor *x = randn_leaf(&r, 4, (int64_t[]){3, 5, 7, 7});
+        fu_tensor *x = randn_leaf(&r, 4, (int64_t[]){3, 5, 7, 7}, 1);
         gradcheck_ok(build_slice, &x, 1, (void *)&cases[c], "slice");
         fu_tensor_free(x);
     }
@@ -250,11 +231,11 @@ TEST(pad_values_1d) {
     fu_graph *g = fu_graph_new();
     fu_tensor *x = arange_leaf(1, (int64_t[]){5});
     for (int i = 0; i < 5; i++) x->data[i] += 1;  /* 1..5 */
-    CHECK(equals(pad1d(g, x, 2, 2, FU_PAD_REFLECT), (float[]){3, 2, 1, 2, 3, 4, 5, 4, 3}, 9));
-    CHECK(equals(pad1d(g, x, 4, 1, FU_PAD_REFLECT), (float[]){5, 4, 3, 2, 1, 2, 3, 4, 5, 4}, 10));
-    CHECK(equals(pad1d(g, x, 2, 3, FU_PAD_REPLICATE), (float[]){1, 1, 1, 2, 3, 4, 5, 5, 5, 5}, 10));
-    CHECK(equals(pad1d(g, x, 1, 2, FU_PAD_CONSTANT), (float[]){7, 1, 2, 3, 4, 5, 7, 7}, 8));
-    CHECK(equals(pad1d(g, x, 0, 0, FU_PAD_REFLECT), (float[]){1, 2, 3, 4, 5}, 5));
+    CHECK(tensor_equals(pad1d(g, x, 2, 2, FU_PAD_REFLECT), (float[]){3, 2, 1, 2, 3, 4, 5, 4, 3}, 9));
+    CHECK(tensor_equals(pad1d(g, x, 4, 1, FU_PAD_REFLECT), (float[]){5, 4, 3, 2, 1, 2, 3, 4, 5, 4}, 10));
+    CHECK(tensor_equals(pad1d(g, x, 2, 3, FU_PAD_REPLICATE), (float[]){1, 1, 1, 2, 3, 4, 5, 5, 5, 5}, 10));
+    CHECK(tensor_equals(pad1d(g, x, 1, 2, FU_PAD_CONSTANT), (float[]){7, 1, 2, 3, 4, 5, 7, 7}, 8));
+    CHECK(tensor_equals(pad1d(g, x, 0, 0, FU_PAD_REFLECT), (float[]){1, 2, 3, 4, 5}, 5));
     fu_tensor_free(x);
     fu_graph_free(g);
 }
@@ -270,7 +251,7 @@ TEST(pad_values_2d_reflect_and_gradient_counts) {
     const float expect[18] = {5, 4, 3, 4, 5, 4,
                               2, 1, 0, 1, 2, 1,
                               5, 4, 3, 4, 5, 4};
-    CHECK(equals(y, expect, 18));
+    CHECK(tensor_equals(y, expect, 18));
     /* Backward of ones: each input counts how often it was read. */
     REQUIRE(fu_graph_backward(g, y, NULL) == FU_OK);
     const float counts[6] = {1, 3, 2, 2, 6, 4};
@@ -295,7 +276,7 @@ TEST(pad_gradcheck_modes) {
         {{2, 0, 1, 0, 0, 0, 0, 0}, FU_PAD_REPLICATE}, {{0, 0, 0, 0, 0, 0, 0, 0}, FU_PAD_REFLECT},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        fu_tensor *x = randn_leaf(&r, 4, (int64_t[]){2, 3, 5, 4});
+        fu_tensor *x = randn_leaf(&r, 4, (int64_t[]){2, 3, 5, 4}, 1);
         gradcheck_ok(build_pad, &x, 1, (void *)&cases[c], "pad");
         fu_tensor_free(x);
     }
@@ -325,8 +306,8 @@ TEST(upsample_nearest_values) {
     REQUIRE(y);
     CHECK(y->shape[0] == 1 && y->shape[1] == 2 && y->shape[2] == 2 && y->shape[3] == 4);
     const float expect[16] = {0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3};
-    CHECK(equals(y, expect, 16));
-    CHECK(equals(fu_upsample_nearest(g, x, 1), x->data, 4));
+    CHECK(tensor_equals(y, expect, 16));
+    CHECK(tensor_equals(fu_upsample_nearest(g, x, 1), x->data, 4));
     CHECK(fu_upsample_nearest(g, x, 0) == NULL);
     CHECK(strstr(fu_last_error(), "factor") != NULL);
     fu_tensor *v = arange_leaf(1, (int64_t[]){3});
@@ -344,10 +325,10 @@ TEST(upsample_nearest_gradcheck) {
     fu_rng r;
     fu_rng_seed(&r, 16);
     int f3 = 3, f2 = 2;
-    fu_tensor *x = randn_leaf(&r, 4, (int64_t[]){2, 3, 3, 5});
+    fu_tensor *x = randn_leaf(&r, 4, (int64_t[]){2, 3, 3, 5}, 1);
     gradcheck_ok(build_upsample, &x, 1, &f3, "upsample x3");
     fu_tensor_free(x);
-    x = randn_leaf(&r, 3, (int64_t[]){3, 5, 1});
+    x = randn_leaf(&r, 3, (int64_t[]){3, 5, 1}, 1);
     gradcheck_ok(build_upsample, &x, 1, &f2, "upsample x2");
     fu_tensor_free(x);
 }

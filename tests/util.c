@@ -1,4 +1,7 @@
 #include "util.h"
+#include <dirent.h>
+#include <string.h>
+#include <sys/stat.h>
 
 fu_tensor *randn_leaf(fu_rng *r, int ndim, const int64_t *shape, int grad) {
     fu_tensor *t = fu_tensor_new(ndim, shape);
@@ -6,4 +9,30 @@ fu_tensor *randn_leaf(fu_rng *r, int ndim, const int64_t *shape, int grad) {
     fu_rng_fill_normal(r, t->data, t->numel, 0, 1);
     if (grad) fu_tensor_requires_grad(t, 1);
     return t;
+}
+
+fu_tensor *arange_leaf(int ndim, const int64_t *shape) {
+    fu_tensor *t = fu_tensor_new(ndim, shape);
+    if (t) for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)i;
+    return t;
+}
+
+int tensor_equals(const fu_tensor *t, const float *expect, int64_t n) {
+    if (!t || t->numel != n) return 0;
+    for (int64_t i = 0; i < n; i++) if (t->data[i] != expect[i]) return 0;
+    return 1;
+}
+
+int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int count_prefixed(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d) return -1;
+    for (struct dirent *e; (e = readdir(d));) n += !strncmp(e->d_name, prefix, strlen(prefix));
+    closedir(d);
+    return n;
 }

@@ -6,5 +6,13 @@
 
 /* Leaf tensor of N(0, 1) values; with grad, marked trainable (gradient buffer allocated). */
 fu_tensor *randn_leaf(fu_rng *r, int ndim, const int64_t *shape, int grad);
+/* Leaf tensor holding 0, 1, 2, ... in memory order (no gradient). */
+fu_tensor *arange_leaf(int ndim, const int64_t *shape);
+/* 1 when t has exactly n elements equal to expect[0..n). */
+int tensor_equals(const fu_tensor *t, const float *expect, int64_t n);
+/* 1 when path exists. */
+int file_exists(const char *path);
+/* Entries of dir whose names start with prefix (finds leftover temporary files); -1 if dir is unreadable. */
+int count_prefixed(const char *dir, const char *prefix);
 
 #endif
