@@ -34,8 +34,13 @@ int fu_irse_check_config(const fu_irse_config *cfg) {
 
 int fu_irse_arch(const char *name, fu_irse_config *cfg) {
     static const int u50[FU_IRSE_STAGES] = {3, 4, 14, 3}, u100[FU_IRSE_STAGES] = {3, 13, 30, 3};
+    if (!strcmp(name, "irse-tiny")) {
+        *cfg = (fu_irse_config){.units = {1, 1, 1, 1}, .channels = {8, 16, 16, 32}, .input_size = 32,
+                                .embedding = 32, .se_reduction = 4};
+        return FU_OK;
+    }
     const int *units = !strcmp(name, "irse50") ? u50 : !strcmp(name, "irse100") ? u100 : NULL;
-    if (!units) return fu_fail(FU_E_INPUT, "unknown architecture '%s' (irse50 or irse100)", name);
+    if (!units) return fu_fail(FU_E_INPUT, "unknown architecture '%s' (irse50, irse100 or irse-tiny)", name);
     *cfg = (fu_irse_config){.channels = {64, 128, 256, 512}, .input_size = 112, .embedding = 512, .se_reduction = 16};
     memcpy(cfg->units, units, sizeof cfg->units);
     return FU_OK;

@@ -40,7 +40,9 @@ typedef struct fu_irse_config {
     float dropout;                 /* output layer dropout probability in training */
 } fu_irse_config;
 
-/* "irse50" or "irse100" (112x112, 512-d, SE reduction 16, dropout 0). FU_E_INPUT otherwise. */
+/* "irse50" or "irse100" (112x112, 512-d, SE reduction 16, dropout 0), or "irse-tiny" (one unit
+ * per stage, 8/16/16/32 channels, 32x32 input, 32-d, SE reduction 4: tests and smoke runs).
+ * FU_E_INPUT otherwise. */
 int fu_irse_arch(const char *name, fu_irse_config *cfg);
 /* FU_OK, or FU_E_INPUT naming the bad field. */
 int fu_irse_check_config(const fu_irse_config *cfg);
