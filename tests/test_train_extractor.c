@@ -154,3 +154,59 @@ TEST(extractor_data_parallel_matches_one_process) {
     REQUIRE(run(cmd) == 0);
     CHECK_MSG(same_checkpoints(dp, one, "running_", 1e-5f, why, sizeof why), "2 ranks vs 1 process: %s", why);
 }
+
+/* `faceup train extractor` ($FACEUP_BIN): exit codes, one-line errors, the JSON summary. */
+static int run_cli(const char *args, char *out, size_t n_out, char *err, size_t n_err) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    char cmd[4096], fo[1024], fe[1024];
+    snprintf(fo, sizeof fo, "%s/ext_cli.out", fu_test_tmpdir());
+    snprintf(fe, sizeof fe, "%s/ext_cli.err", fu_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "FACEUP_THREADS=1 %s train extractor %s >%s 2>%s </dev/null", bin, args, fo, fe);
+    int st = run(cmd);
+    const char *paths[2] = {fo, fe};
+    char *bufs[2] = {out, err};
+    size_t sizes[2] = {n_out, n_err};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(paths[i], "r");
+        size_t k = f ? fread(bufs[i], 1, sizes[i] - 1, f) : 0;
+        bufs[i][k] = 0;
+        if (f) fclose(f);
+    }
+    return st;
+}
+
+static int one_line(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n == 1;
+}
+
+TEST(extractor_cli) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
+    static char out[4096], err[4096], args[4096];
+    CHECK(run_cli("--arch irse-tiny", out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--data") && one_line(err));
+    CHECK(run_cli("--arch irse7 --data x", out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "irse7") && one_line(err));
+    CHECK(run_cli("--arch irse-tiny --data /nonexistent/train.rec", out, sizeof out, err, sizeof err) == FU_E_INPUT &&
+          strstr(err, "/nonexistent/train.rec") && one_line(err));
+    CHECK(run_cli("--batch 1 --data x", out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--batch"));
+    const char *data = synthetic_faces();
+    char ck[1024];
+    snprintf(ck, sizeof ck, "%s/ext_cli.safetensors", fu_test_tmpdir());
+    snprintf(args, sizeof args, "--arch irse-tiny --data %s --steps 2 --batch 4 --quiet --checkpoint %s", data, ck);
+    CHECK(run_cli(args, out, sizeof out, err, sizeof err) == FU_OK);
+    CHECK(strstr(out, "\"steps_run\":2") && file_exists(ck));
+    /* a model file is not a training checkpoint */
+    snprintf(args, sizeof args, "--arch irse-tiny --data %s --steps 3 --batch 4 --quiet --resume %s/irse_tiny.safetensors",
+             data, fu_test_tmpdir());
+    fu_irse_config cfg;
+    fu_irse_arch("irse-tiny", &cfg);
+    fu_rng r;
+    fu_rng_seed(&r, 1);
+    fu_irse *m = fu_irse_new(&cfg, &r);
+    char model[1024];
+    snprintf(model, sizeof model, "%s/irse_tiny.safetensors", fu_test_tmpdir());
+    REQUIRE(m && fu_irse_save(m, model) == FU_OK);
+    fu_irse_free(m);
+    CHECK(run_cli(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "not a training checkpoint") && one_line(err));
+}

@@ -287,8 +287,11 @@ fu_irse *fu_irse_load(const char *path) {
     fu_rng rng;
     fu_rng_seed(&rng, 0);  /* weights are overwritten below */
     if (!conf) fu_fail(FU_E_INPUT, "%s: no irse_config metadata (not an IR-SE model file)", path);
-    else if (fu_irse_config_parse(conf, &cfg) == FU_OK && (m = fu_irse_new(&cfg, &rng)) &&
-             fu_irse_load_tensors(m, st) != FU_OK) {
+    else if (fu_irse_config_parse(conf, &cfg) != FU_OK) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", fu_last_error());
+        fu_fail(FU_E_INPUT, "%s: %s", path, why);
+    } else if ((m = fu_irse_new(&cfg, &rng)) && fu_irse_load_tensors(m, st) != FU_OK) {
         fu_irse_free(m);
         m = NULL;
     }

@@ -48,7 +48,9 @@ int fu_dist_allreduce_sum_f64(const fu_dist *d, double *buf, int n) {
 int fu_dist_agree(const fu_dist *d, int status) {
     if (d->size == 1) return status;
     int worst = status;
-    if (MPI_Allreduce(&status, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) return FU_E_INTERNAL;
+    if (MPI_Allreduce(&status, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return fu_fail(FU_E_INTERNAL, "MPI_Allreduce failed");
+    if (worst != FU_OK && status == FU_OK) return fu_fail(worst, "stopped because another rank failed (see its message)");
     return worst;
 }
 #else

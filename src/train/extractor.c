@@ -260,6 +260,7 @@ int fu_extractor_train(const fu_extractor_config *cfg, const fu_dist *dist, fu_e
     int rc = check_config(cfg, dist, t.shards);
     if (rc == FU_OK) rc = setup(&t);
     if (rc == FU_OK && cfg->resume) rc = resume(&t);
+    rc = fu_dist_agree(dist, rc);  /* a rank that cannot start must not leave the others waiting */
     while (rc == FU_OK && t.step < cfg->steps) {
         double loss;
         if ((rc = train_step(&t, &loss)) != FU_OK) break;
