@@ -175,6 +175,31 @@ TEST(recordio_reads_insightface_pack) {
     free_pack(&k);
 }
 
+/* Without a header record every record is an image; the identity count is the largest label + 1. */
+TEST(recordio_pack_without_header) {
+    if (!fu_test_shared_dir()) SKIP("../shared/data absent (LFW JPEGs)");
+    pack k = {0};
+    const float labels[3] = {0, 2, 1};
+    for (int i = 0; i < 3; i++) {
+        unsigned char *jpg;
+        size_t n;
+        REQUIRE(fu_read_file(lfw_jpeg(i), 1 << 24, &jpg, &n) == FU_OK);
+        add(&k, (uint64_t)(10 + i), payload(0, labels[i], NULL, 0, jpg, n));
+        free(jpg);
+    }
+    char rec[1024];
+    write_pack(&k, "plain", rec, sizeof rec);
+    fu_face_data *d = fu_face_data_open(rec);
+    REQUIRE(d);
+    CHECK(d->n == 3 && d->n_ids == 3);
+    float *img = malloc(3 * 16 * 16 * sizeof *img);
+    int label = -1;
+    CHECK(fu_face_data_load(d, 1, 16, 0, img, &label) == FU_OK && label == 2);
+    free(img);
+    fu_face_data_free(d);
+    free_pack(&k);
+}
+
 /* Each corruption of the pack gives a clear error, never a crash. */
 static void expect_refusal(pack *k, const char *name, const char *needle) {
     char rec[1024];

@@ -126,21 +126,25 @@ static char *default_idx_path(const char *rec_path) {
     return s;
 }
 
+/* Opens the .rec as a regular file and records its size. */
+static int open_rec(fu_recordio *r, const char *path) {
+    struct stat st;
+    if ((r->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return fu_fail(FU_E_INPUT, "%s: cannot open (%s)", path, strerror(errno));
+    if (fstat(r->fd, &st) != 0 || !S_ISREG(st.st_mode)) return fu_fail(FU_E_INPUT, "%s: not a regular file", path);
+    r->size = (uint64_t)st.st_size;
+    return FU_OK;
+}
+
 fu_recordio *fu_recordio_open(const char *rec_path, const char *idx_path) {
     fu_recordio *r = new_reader(rec_path);
     if (!r) return NULL;
     char *own_idx = idx_path ? NULL : default_idx_path(rec_path);
     unsigned char *idx = NULL;
     size_t idx_size = 0;
-    struct stat st;
-    int rc = FU_OK;
-    if ((r->fd = open(rec_path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(r->fd, &st) != 0 || !S_ISREG(st.st_mode))
-        rc = fu_fail(FU_E_INPUT, "%s: cannot open as a regular file (%s)", rec_path, r->fd < 0 ? strerror(errno) : "not a file");
-    else if (!idx_path && !own_idx)
-        rc = fu_fail(FU_E_INTERNAL, "recordio: out of memory");
-    else if ((r->size = (uint64_t)st.st_size),
-             (rc = fu_read_file(idx_path ? idx_path : own_idx, FU_RECORDIO_MAX_IDX, &idx, &idx_size)) == FU_OK)
-        rc = load_index(r, (const char *)idx, idx_size);
+    int rc = idx_path || own_idx ? open_rec(r, rec_path) : fu_fail(FU_E_INTERNAL, "recordio: out of memory");
+    if (rc == FU_OK) rc = fu_read_file(idx_path ? idx_path : own_idx, FU_RECORDIO_MAX_IDX, &idx, &idx_size);
+    if (rc == FU_OK) rc = load_index(r, (const char *)idx, idx_size);
     free(idx);
     free(own_idx);
     if (rc != FU_OK) { fu_recordio_close(r); return NULL; }
