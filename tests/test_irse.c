@@ -1,7 +1,9 @@
 /* IR-SE ResNet (src/face/irse.c) on a tiny config: shapes, names, gradients of the whole net,
  * batch-norm train/eval behaviour, safetensors round trip. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "test.h"
 #include "util.h"
 #include "core/gradcheck.h"
@@ -196,5 +198,55 @@ TEST(irse_save_load_round_trip) {
     fu_st_meta meta = {"irse_config", conf};
     REQUIRE(fu_st_save(path, &item, 1, &meta, 1) == FU_OK);
     CHECK(fu_irse_load(path) == NULL && strstr(fu_last_error(), "input_layer.1.weight"));
+    fu_irse_free(m);
+}
+
+/* The same net in PyTorch (tests/parity/irse_torch.py, float64, weights loaded by name from the
+ * file fu_irse_save writes): eval and training embeddings, gradients w.r.t. the input and the
+ * stem convolution, and a running variance after the training pass, within 1e-4 of each
+ * result's largest magnitude. */
+TEST(irse_matches_pytorch) {
+    if (access("/usr/bin/python3", X_OK) != 0 || system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0)
+        SKIP("no /usr/bin/python3 with torch (python3-torch)");
+    fu_irse_config cfg = {.units = {1, 2, 1, 1}, .channels = {8, 16, 16, 32}, .input_size = 32, .embedding = 12,
+                          .se_reduction = 4, .dropout = 0};
+    fu_rng r;
+    fu_rng_seed(&r, 21);
+    fu_irse *m = fu_irse_new(&cfg, &r);
+    REQUIRE(m);
+    /* non-trivial batch-norm affine parameters, running statistics and PReLU slopes */
+    for (int i = 0; i < m->n_tensors; i++) {
+        fu_tensor *t = m->tensors[i];
+        if (t->ndim != 1) continue;
+        float lo = strstr(t->name, "running_var") || strstr(t->name, ".weight") ? 0.5f : -0.3f;
+        fu_rng_fill_uniform(&r, t->data, t->numel, lo, lo + 1);
+    }
+    char model[512], io_path[512], cmd[1400];
+    snprintf(model, sizeof model, "%s/irse_parity_model.safetensors", fu_test_tmpdir());
+    snprintf(io_path, sizeof io_path, "%s/irse_parity_io.safetensors", fu_test_tmpdir());
+    REQUIRE(fu_irse_save(m, model) == FU_OK);
+    fu_tensor *x = randn_leaf(&r, 4, (int64_t[]){4, 3, 32, 32}, 1);
+    fu_tensor *rt = randn_leaf(&r, 2, (int64_t[]){4, 12}, 0);
+    fu_graph *g = fu_graph_new();
+    fu_tensor *e = fu_irse_forward(g, m, x);
+    REQUIRE(e);
+    fu_tensor *e_eval = fu_tensor_clone(e);
+    fu_graph_reset(g);
+    g->training = 1;
+    fu_tensor *emb = fu_irse_forward(g, m, x);
+    fu_tensor *loss = fu_sum_all(g, fu_mul(g, emb, rt));
+    REQUIRE(loss && fu_graph_backward(g, loss, NULL) == FU_OK);
+    fu_tensor *e_train = fu_tensor_clone(emb);
+    fu_tensor *gx = fu_tensor_clone(x), *gs = fu_tensor_clone(m->stem_conv);
+    memcpy(gx->data, x->grad, (size_t)x->numel * sizeof(float));
+    memcpy(gs->data, m->stem_conv->grad, (size_t)gs->numel * sizeof(float));
+    fu_st_item items[] = {{"x", x, FU_F32}, {"r", rt, FU_F32}, {"eval", e_eval, FU_F32}, {"train", e_train, FU_F32},
+                          {"grad_x", gx, FU_F32}, {"grad_stem", gs, FU_F32}, {"running_var", m->units[1].bn2.running_var, FU_F32}};
+    REQUIRE(fu_st_save(io_path, items, 7, NULL, 0) == FU_OK);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 /usr/bin/python3 tests/parity/irse_torch.py %s %s", model, io_path);
+    CHECK_MSG(system(cmd) == 0, "PyTorch disagrees (see the lines above)");
+    fu_tensor *all[] = {x, rt, e_eval, e_train, gx, gs};
+    for (int i = 0; i < 6; i++) fu_tensor_free(all[i]);
+    fu_graph_free(g);
     fu_irse_free(m);
 }

@@ -27,7 +27,7 @@ class SE(nn.Module):
 
 
 class Unit(nn.Module):
-    def __init__(self, cin, depth, stride):
+    def __init__(self, cin, depth, stride, se_reduction):
         super().__init__()
         if cin == depth:
             self.shortcut_layer = nn.MaxPool2d(1, stride)
@@ -35,24 +35,28 @@ class Unit(nn.Module):
             self.shortcut_layer = nn.Sequential(nn.Conv2d(cin, depth, 1, stride, bias=False), nn.BatchNorm2d(depth))
         self.res_layer = nn.Sequential(
             nn.BatchNorm2d(cin), nn.Conv2d(cin, depth, 3, 1, 1, bias=False), nn.BatchNorm2d(depth), nn.PReLU(depth),
-            nn.Conv2d(depth, depth, 3, stride, 1, bias=False), nn.BatchNorm2d(depth), SE(depth, 16))
+            nn.Conv2d(depth, depth, 3, stride, 1, bias=False), nn.BatchNorm2d(depth), SE(depth, se_reduction))
 
     def forward(self, x):
         return self.res_layer(x) + self.shortcut_layer(x)
 
 
 class IRSE(nn.Module):
-    def __init__(self, units=(3, 4, 14, 3), channels=(64, 128, 256, 512)):
+    """State-dict names are the ones faceup's safetensors files use (num_batches_tracked aside)."""
+
+    def __init__(self, units=(3, 4, 14, 3), channels=(64, 128, 256, 512), input_size=112, embedding=512,
+                 se_reduction=16, dropout=0.0):
         super().__init__()
-        self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
-        body, cin = [], channels[0]
+        c0, c3, s = channels[0], channels[-1], input_size // 16
+        self.input_layer = nn.Sequential(nn.Conv2d(3, c0, 3, 1, 1, bias=False), nn.BatchNorm2d(c0), nn.PReLU(c0))
+        body, cin = [], c0
         for n, c in zip(units, channels):
             for i in range(n):
-                body.append(Unit(cin, c, 2 if i == 0 else 1))
+                body.append(Unit(cin, c, 2 if i == 0 else 1, se_reduction))
                 cin = c
         self.body = nn.Sequential(*body)
-        self.output_layer = nn.Sequential(nn.BatchNorm2d(512), nn.Dropout(0.0), nn.Flatten(),
-                                          nn.Linear(512 * 7 * 7, 512), nn.BatchNorm1d(512))
+        self.output_layer = nn.Sequential(nn.BatchNorm2d(c3), nn.Dropout(dropout), nn.Flatten(),
+                                          nn.Linear(c3 * s * s, embedding), nn.BatchNorm1d(embedding))
 
     def forward(self, x):
         return self.output_layer(self.body(self.input_layer(x)))
