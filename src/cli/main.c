@@ -23,6 +23,7 @@ int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return FU_E_INPUT; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return FU_OK; }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("faceup %s\n", FACEUP_VERSION); return FU_OK; }
+    if (argc > 2 && !strcmp(argv[1], "train") && !strcmp(argv[2], "extractor")) return cmd_train_extractor(argc - 3, argv + 3);
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
     fprintf(stderr, "faceup: unknown command '%s' (try 'faceup help')\n", argv[1]);
