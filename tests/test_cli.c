@@ -112,8 +112,8 @@ TEST(cli_model_run) {
 
     snprintf(args, sizeof args, "model run --json dlib-resnet %s", png);
     REQUIRE(run(args, out, sizeof out, err, sizeof err) == FU_OK);
-    cJSON *root = cJSON_Parse(out);
-    cJSON *o = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(root, 0), "outputs"), 0);
+    cJSON *doc = cJSON_Parse(out);
+    cJSON *o = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "outputs"), 0);
     cJSON *values = cJSON_GetObjectItem(o, "values");
     REQUIRE(values && cJSON_GetArraySize(values) == FU_DLIB_RESNET_DIM);
     CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(o, "name")), "descriptor"));
@@ -125,7 +125,7 @@ TEST(cli_model_run) {
     double worst = 0;
     for (int i = 0; i < FU_DLIB_RESNET_DIM; i++) worst = fmax(worst, fabs(cJSON_GetArrayItem(values, i)->valuedouble - d->data[i]));
     CHECK_MSG(worst < 1e-6, "CLI descriptor differs from the library's by %g", worst);
-    cJSON_Delete(root);
+    cJSON_Delete(doc);
     fu_graph_free(g);
     fu_tensor_free(x);
     fu_dlib_resnet_free(net);
