@@ -11,30 +11,13 @@
 // and metadata "grad_error" when tf.grad could not differentiate the graph.
 // The umbrella package: its node bundle registers the CPU backend and every op's gradient.
 import * as tf from '@tensorflow/tfjs';
-import fs from 'node:fs';
 import path from 'node:path';
-import { readSafetensors, writeSafetensors, cotangent } from './safetensors.mjs';
-
-function loadModel(jsonPath) {
-  const model = JSON.parse(fs.readFileSync(jsonPath, 'utf8'));
-  const dir = path.dirname(jsonPath);
-  const weightSpecs = [];
-  const shards = [];
-  for (const group of model.weightsManifest) {
-    weightSpecs.push(...group.weights);
-    for (const p of group.paths) shards.push(fs.readFileSync(path.join(dir, p)));
-  }
-  const all = Buffer.concat(shards);
-  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
-  const artifacts = { modelTopology: model.modelTopology, weightSpecs, weightData, format: model.format,
-                      generatedBy: model.generatedBy, convertedBy: model.convertedBy, signature: model.signature };
-  return tf.loadGraphModel(tf.io.fromMemory(artifacts));
-}
+import { readSafetensors, writeSafetensors, cotangent, loadGraphModel } from './safetensors.mjs';
 
 async function runModel(modelsDir, parityDir, name) {
   const { tensors, meta } = readSafetensors(path.join(parityDir, `${name}.inputs.safetensors`));
   const outputs = meta.outputs.split(',');
-  const model = await loadModel(path.join(modelsDir, `${name}.json`));
+  const model = await loadGraphModel(tf, path.join(modelsDir, `${name}.json`));
   const x = tf.tensor(tensors.input.values, tensors.input.shape);
   const t0 = Date.now();
   const outs = [].concat(model.execute(x, outputs));

@@ -1,6 +1,7 @@
-// Safetensors (F32 only) for the parity and benchmark scripts, and the fixed cotangents the
-// parity references project outputs on.
+// Shared by the parity and benchmark scripts: safetensors (F32 only), the fixed cotangents the
+// parity references project outputs on, and loading a TF.js graph model from disk.
 import fs from 'node:fs';
+import path from 'node:path';
 
 export function readSafetensors(file) {
   const buf = fs.readFileSync(file);
@@ -43,4 +44,21 @@ export function cotangent(shape, k) {
   const r = new Float32Array(n);
   for (let i = 0; i < n; i++) r[i] = Math.sin(0.37 * i + 1.1 * k + 0.5);
   return r;
+}
+
+// tf: the caller's TF.js module (its backend runs the model).
+export function loadGraphModel(tf, jsonPath) {
+  const model = JSON.parse(fs.readFileSync(jsonPath, 'utf8'));
+  const dir = path.dirname(jsonPath);
+  const weightSpecs = [];
+  const shards = [];
+  for (const group of model.weightsManifest) {
+    weightSpecs.push(...group.weights);
+    for (const p of group.paths) shards.push(fs.readFileSync(path.join(dir, p)));
+  }
+  const all = Buffer.concat(shards);
+  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
+  const artifacts = { modelTopology: model.modelTopology, weightSpecs, weightData, format: model.format,
+                      generatedBy: model.generatedBy, convertedBy: model.convertedBy, signature: model.signature };
+  return tf.loadGraphModel(tf.io.fromMemory(artifacts));
 }
