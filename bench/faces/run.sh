@@ -6,7 +6,8 @@
 # Each case runs faceup, then tfjs-wasm, then tfjs-cpu back to back (they see the same load).
 # tfjs-cpu is single-threaded JS: it runs once per case (shown on both thread rows).
 # Usage (repository root, models fetched): bench/faces/run.sh
-# Environment: BENCH_THREADS (default "1 2"), FACEUP_MODELS.
+# Environment: BENCH_THREADS (default "1 2"), BENCH_TFJS_CPU=0 skips the (slow) cpu backend,
+# FACEUP_MODELS; OMP_WAIT_POLICY=passive avoids OpenMP spin-waiting on a loaded machine.
 set -eu
 M=${FACEUP_MODELS:-$HOME/.cache/faceup/models}
 PY=/usr/bin/python3
@@ -25,7 +26,7 @@ for case in "dlib-resnet fwd" "dlib-resnet fwdbwd" "gear fwd" "faceres fwd"; do
             FACEUP_THREADS=$t OMP_NUM_THREADS=$t build/bench_faces "$M" "$1" "$batch" "$2" | sed "s/\$/|faceup|$t/" >>"$OUT/rows"
             tfjs wasm "$t" "$1" "$batch" "$2" | sed "s/\$/|$t/" >>"$OUT/rows"
         done
-        tfjs cpu 1 "$1" "$batch" "$2" | sed "s/\$/|1/" >>"$OUT/rows"
+        [ "${BENCH_TFJS_CPU:-1}" = 0 ] || tfjs cpu 1 "$1" "$batch" "$2" | sed "s/\$/|1/" >>"$OUT/rows"
     done
 done
 "$PY" - "$OUT/rows" <<'PYEOF'
