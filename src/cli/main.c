@@ -8,7 +8,7 @@ typedef struct { const char *name, *summary; int (*run)(int argc, char **argv); 
 
 static const command commands[] = {
     {"selfcheck", "train a tiny conv net for a few steps and check that the engine learns", cmd_selfcheck},
-    {"model", "model info FILE...: list the tensors of .safetensors / .pt weight files", cmd_model},
+    {"model", "model info FILE...: list the tensors of weight files; model run MODEL IMAGE...: run a face network", cmd_model},
     {"generate", "images from a StyleGAN2 checkpoint, one per seed, as a PNG grid", cmd_generate},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
