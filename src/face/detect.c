@@ -179,8 +179,8 @@ fu_face_det fu_face_whole_image(int width, int height) {
  * size s = (w + h)/2, dlib's box has centre (cx + CAL_DX s, cy + CAL_DY s) and side CAL_SIDE s
  * (dlib's right - left). dlib's boxes come from a coarse pyramid (sides 87, 104, 124 px on LFW,
  * centres on a grid of a few pixels), so single boxes scatter around the fit: mean IoU 0.76;
- * the landmarks from the calibrated box differ from those from dlib's box by
- * inter-ocular distance on average, 3.6% (measured with that test). */
+ * the landmarks from the calibrated box differ from those from dlib's box by 3.6% of the
+ * inter-ocular distance on average (measured with that test). */
 #define CAL_DX 0.032f
 #define CAL_DY (-0.016f)
 #define CAL_SIDE 0.987f
