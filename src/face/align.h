@@ -2,7 +2,7 @@
  * pixel coordinates, x y per point), then fu_affine_warp, so gradients flow from the aligned
  * crop back to the source image.
  *
- * Transforms are 2x3 affine maps t[6]: x' = t0 x + t1 y + t2, y' = t3 x + t4 y + t5.
+ * Transforms are 2x3 affine maps t[6] (face/transform2d.h).
  * "theta" is the map the warp needs, from an output pixel (u, v) to a source pixel (pixel
  * index coordinates: an integer is a pixel centre).
  *
@@ -34,21 +34,13 @@
 #ifndef FU_ALIGN_H
 #define FU_ALIGN_H
 #include "core/graph.h"
+#include "face/transform2d.h"
 
 typedef enum { FU_ALIGN_FFHQ, FU_ALIGN_DLIB, FU_ALIGN_ARCFACE } fu_align_mode;
 
 /* Name ("ffhq", "dlib", "arcface") to mode; -1 if unknown. */
 int fu_align_mode_parse(const char *name);
 const char *fu_align_mode_name(fu_align_mode mode);
-
-/* Least-squares similarity (rotation, uniform scale, translation; no reflection) mapping
- * from[i] to to[i], points as x y pairs, n >= 1 (Umeyama's solution, as dlib's
- * find_similarity_transform). When all from-points coincide the scale is 1 and the rotation 0. */
-void fu_similarity_fit(const float *from, const float *to, int n, double t[6]);
-/* Inverse of an affine map; FU_E_INPUT when it is singular. */
-int fu_affine_invert(const double t[6], double inv[6]);
-/* Applies t to (x, y). */
-void fu_affine_apply(const double t[6], double x, double y, double *ox, double *oy);
 
 /* theta for the mode (output pixel -> source pixel) from 68 landmarks. FU_E_INPUT for a
  * degenerate face (coincident eyes, non-finite points) or size < 8. */

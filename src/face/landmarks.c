@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "core/error.h"
-#include "face/align.h"
+#include "face/transform2d.h"
 #include "faceup.h"
 
 fu_gray_image *fu_gray_from_rgb(const fu_tensor *img) {
