@@ -55,6 +55,11 @@ static const double dlib_ref[5][2] = {
 static const int dlib_ref_parts[5] = {45, 42, 36, 39, 33};
 #define DLIB_CHIP_PADDING 0.25
 
+/* dlib's chip: T = least-squares similarity from the chip positions of the reference points
+ * to the image points (scale s, rotation R); chip_details keeps the rectangle of side N s - 1
+ * (centred_drect subtracts 1) centred on T(N/2, N/2) and extract_image_chip maps chip pixels
+ * 0 and N-1 to its corners, so chip pixel p samples T(N/2, N/2) + k R (p - (N-1)/2) with
+ * k = (N s - 1) / (N - 1). */
 static void dlib_theta(const float *lm, int size, double th[6]) {
     float chip[10], img[10];
     for (int i = 0; i < 5; i++) {
@@ -63,7 +68,12 @@ static void dlib_theta(const float *lm, int size, double th[6]) {
         img[2 * i] = lm[2 * dlib_ref_parts[i]];
         img[2 * i + 1] = lm[2 * dlib_ref_parts[i] + 1];
     }
-    fu_similarity_fit(chip, img, 5, th);
+    double t[6], cx, cy, N = size;
+    fu_similarity_fit(chip, img, 5, t);
+    double s = hypot(t[0], t[3]), k = (N * s - 1) / (N - 1) / s, c0 = (N - 1) / 2;
+    fu_affine_apply(t, N / 2, N / 2, &cx, &cy);
+    th[0] = k * t[0]; th[1] = k * t[1]; th[2] = cx - (th[0] + th[1]) * c0;
+    th[3] = k * t[3]; th[4] = k * t[4]; th[5] = cy - (th[3] + th[4]) * c0;
 }
 
 static const double arcface_ref[5][2] = {
