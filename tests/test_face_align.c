@@ -1,5 +1,6 @@
 /* Face alignment: similarity fit, the three templates, warps of real faces (eyes land where
  * the transform says, checked by re-running the landmarks on the crop), gradients. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "face/detect.h"
 #include "face/landmarks.h"
 #include "face/models.h"
+#include "io/fileutil.h"
 #include "io/image.h"
 #include "test.h"
 #include "util.h"
@@ -210,4 +212,41 @@ TEST(align_real_faces_put_eyes_on_target) {
     }
     fu_face_detector_free(p.det);
     fu_shape_predictor_free(p.sp);
+}
+
+/* dlib's own chip map (tests/reference/dlib_reference.sh writes get_mapping_to_chip for the
+ * 150x150, padding 0.25 chip of each reference face) against the inverse of our theta. */
+TEST(align_dlib_chip_matches_dlib) {
+    char path[1024];
+    unsigned char *data;
+    size_t size;
+    fu_model_path("reference/dlib_landmarks.json", path, sizeof path);
+    if (!file_exists(path)) SKIP("no dlib reference (needs libdlib-dev: tests/reference/dlib_reference.sh)");
+    REQUIRE(fu_read_file(path, (size_t)64 << 20, &data, &size) == FU_OK);
+    cJSON *ref = cJSON_ParseWithLength((const char *)data, size);
+    free(data);
+    REQUIRE(ref);
+    int n = 0;
+    double worst = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(ref, "images")) {
+        const cJSON *parts = cJSON_GetObjectItem(e, "parts"), *chip = cJSON_GetObjectItem(e, "chip150");
+        if (!cJSON_IsArray(parts) || !cJSON_IsArray(chip)) continue;
+        float lm[136];
+        double theta[6], inv[6], want[6];
+        for (int i = 0; i < 136; i++) lm[i] = (float)cJSON_GetArrayItem(parts, i)->valuedouble;
+        for (int i = 0; i < 6; i++) want[i] = cJSON_GetArrayItem(chip, i)->valuedouble;
+        REQUIRE(fu_align_theta(FU_ALIGN_DLIB, lm, 150, theta) == FU_OK && fu_affine_invert(theta, inv) == FU_OK);
+        for (int p = 0; p < 68; p++) {   /* every landmark lands on the same chip pixel */
+            double ax, ay, bx, by;
+            fu_affine_apply(inv, lm[2 * p], lm[2 * p + 1], &ax, &ay);
+            fu_affine_apply(want, lm[2 * p], lm[2 * p + 1], &bx, &by);
+            worst = fmax(worst, hypot(ax - bx, ay - by));
+        }
+        n++;
+    }
+    printf("  dlib chip 150/0.25 on %d faces: landmarks map to dlib's chip positions within %.2g px\n", n, worst);
+    CHECK(n >= 20);
+    CHECK(worst < 1e-3);
+    cJSON_Delete(ref);
 }
