@@ -133,6 +133,8 @@ TEST(cli_align_faces_and_refuses_non_faces) {
     CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--mode"));
     snprintf(args, sizeof args, "align %s %s -o %s", face, crop, png);
     CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "output directory"));
+    snprintf(args, sizeof args, "align %s %s -o %s --quiet", face, face, dir);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "would overwrite") && count_lines(err) == 1);
     snprintf(args, sizeof args, "align %s -o %s --size 4", face, png);
     CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && count_lines(err) == 1);
 }

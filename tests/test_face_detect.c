@@ -43,12 +43,12 @@ static int list_images(const char *dir, int depth, char **out, int n) {
     return k;
 }
 
-typedef struct { int n, found; double centre_err; } rate;
+typedef struct { int n, found, eyes_ok; double centre_err; } rate;
 
 /* Detection rate at score >= 0.7 over the images; centre_err: worst distance of the chosen
  * box's centre from the image centre, in image widths. */
 static rate detection_rate(fu_face_detector *det, char **paths, int n) {
-    rate r = {0, 0, 0};
+    rate r = {0, 0, 0, 0};
     for (int i = 0; i < n; i++) {
         fu_tensor *img = fu_image_load(paths[i]);
         if (!img) continue;
@@ -61,6 +61,9 @@ static rate detection_rate(fu_face_detector *det, char **paths, int n) {
             r.found++;
             double dx = (f[b].x0 + f[b].x1) / 2 - W / 2.0, dy = (f[b].y0 + f[b].y1) / 2 - H / 2.0;
             r.centre_err = fmax(r.centre_err, hypot(dx, dy) / W);
+            /* keypoint 0 is the subject's right eye: image left of the left eye, both in the box's upper half */
+            const float *kp = f[b].kp;
+            r.eyes_ok += kp[0] < kp[2] && kp[0] > f[b].x0 && kp[2] < f[b].x1 && kp[1] > f[b].y0 && kp[1] < (f[b].y0 + f[b].y1) / 2;
         }
         fu_tensor_free(img);
     }
@@ -83,6 +86,7 @@ TEST(face_detect_real_faces) {
         printf("  %-15s detected %d/%d (%.1f%%) at score >= 0.7; chosen box centre within %.3f image widths of the centre\n",
                sets[s], r.found, r.n, 100.0 * r.found / (r.n ? r.n : 1), r.centre_err);
         CHECK(r.n == per_set);
+        CHECK(r.eyes_ok >= 0.95 * r.found);
         if (s == 0) {   /* LFW deep-funneled: one centred face per image */
             CHECK(r.found >= 0.95 * r.n);
             CHECK(r.centre_err < 0.2);
@@ -90,6 +94,18 @@ TEST(face_detect_real_faces) {
         for (int i = 0; i < n; i++) free(paths[i]);
     }
     fu_face_detector_free(det);
+}
+
+TEST(face_iou_and_pick) {
+    fu_face_det a = {0, 0, 10, 10, 0.9f, {0}}, b = {5, 0, 15, 10, 0.8f, {0}}, c = {20, 20, 30, 30, 0.8f, {0}};
+    CHECK_NEAR(fu_face_iou(&a, &b), 50.0 / 150.0, 1e-6);
+    CHECK(fu_face_iou(&a, &c) == 0);
+    /* 100x100 image: a big face in the corner loses to a slightly smaller central one */
+    fu_face_det dets[3] = {{0, 0, 40, 40, 0.9f, {0}}, {35, 35, 65, 65, 0.8f, {0}}, {45, 45, 55, 55, 0.99f, {0}}};
+    CHECK(fu_face_pick(dets, 3, 100, 100) == 1);
+    CHECK(fu_face_pick(dets, 0, 100, 100) == -1);
+    fu_face_det w = fu_face_whole_image(40, 30);
+    CHECK(w.x1 == 40 && w.y1 == 30 && w.score < 0 && isnan(w.kp[0]));
 }
 
 /* ---------- blazeface box -> dlib box ---------- */

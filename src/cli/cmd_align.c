@@ -183,7 +183,13 @@ int cmd_align(int argc, char **argv) {
         if (to_dir) output_path(out, inputs[i], path, sizeof path);
         else snprintf(path, sizeof path, "%s", out);
         face_result r;
-        int st = align_one(&a, inputs[i], path, &r);
+        int st = FU_OK;
+        for (int j = 0; j < i && to_dir && st == FU_OK; j++) {
+            char earlier[4096];
+            output_path(out, inputs[j], earlier, sizeof earlier);
+            if (!strcmp(earlier, path)) st = fu_fail(FU_E_INPUT, "%s: output %s would overwrite that of %s", inputs[i], path, inputs[j]);
+        }
+        if (st == FU_OK) st = align_one(&a, inputs[i], path, &r);
         if (st != FU_OK) {
             fprintf(stderr, "faceup align: %s\n", fu_last_error());
             if (worst != FU_E_INTERNAL) worst = st == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT;
