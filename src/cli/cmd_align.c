@@ -150,7 +150,7 @@ int cmd_align(int argc, char **argv) {
         {"--iou", ARG_FLOAT, &iou, 0, 1, "non-maximum suppression IoU threshold (default 0.3)"},
         {"--detector", ARG_STRING, &det_path, 0, 0, "blazeface model.json (default: the model cache)"},
         {"--landmarks", ARG_STRING, &sp_path, 0, 0, "dlib 68-point .dat (default: the model cache)"},
-        {"--json", ARG_FLAG, &json, 0, 0, "report box, score, landmarks and transform per input as JSON on stdout"},
+        {"--json", ARG_FLAG, &json, 0, 0, "JSON report on stdout: per input box, score, landmarks, transform (2x3, output pixel to source pixel)"},
         {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
         {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
         {0},
