@@ -141,3 +141,58 @@ TEST(cli_model_run) {
     CHECK(strstr(err, "/nonexistent.png") && count_lines(err) == 1);
     CHECK(run("model run dlib-resnet", out, sizeof out, err, sizeof err) == FU_E_INPUT);
 }
+
+TEST(cli_align_faces_and_refuses_non_faces) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    const char *shared = fu_test_shared_dir();
+    char models[1024], model[1200], detector[1200];
+    snprintf(models, sizeof models, "%s", getenv("FACEUP_MODELS") ? getenv("FACEUP_MODELS") : "");
+    if (!*models) snprintf(models, sizeof models, "%s/.cache/faceup/models", getenv("HOME") ? getenv("HOME") : ".");
+    snprintf(model, sizeof model, "%s/dlib/shape_predictor_68_face_landmarks.dat", models);
+    snprintf(detector, sizeof detector, "%s/human-models-3.0.4/models/blazeface.json", models);
+    if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
+    if (!shared) SKIP("../shared/data absent");
+    if (!file_exists(model) || !file_exists(detector)) SKIP("face models absent (tools/fetch-models.sh)");
+    static char out[262144], err[4096];
+    char args[4096], face[1024], crop[1024], blank[1024], dir[1024], png[1200];
+    snprintf(face, sizeof face, "%s/data/lfw/images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg", shared);
+    snprintf(crop, sizeof crop, "%s/data/utkface/images/100_1_2_20170105174847679.jpg.chip.jpg", shared);
+    snprintf(blank, sizeof blank, "%s/align_blank.png", fu_test_tmpdir());
+    snprintf(dir, sizeof dir, "%s/aligned", fu_test_tmpdir());
+    fu_tensor *grey = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)64, (int64_t)64);
+    REQUIRE(grey);
+    fu_tensor_fill(grey, 0.5f);
+    REQUIRE(fu_image_save_png(blank, grey) == FU_OK);
+    fu_tensor_free(grey);
+
+    /* A face and a non-face: the face is aligned, the other gets one error line, exit 2. */
+    snprintf(args, sizeof args, "align %s %s -o %s --json --quiet", face, blank, dir);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "align_blank.png: no face found") && count_lines(err) == 1);
+    CHECK(strstr(out, "\"landmarks\"") && strstr(out, "\"transform\"") && strstr(out, "\"error\""));
+    snprintf(png, sizeof png, "%s/Aaron_Eckhart_0001.png", dir);
+    fu_tensor *img = fu_image_load(png);
+    CHECK(img && img->shape[2] == 256 && img->shape[3] == 256);
+    fu_tensor_free(img);
+    snprintf(png, sizeof png, "%s/align_blank.png", dir);
+    CHECK(!file_exists(png));
+
+    /* A tight crop without detection, dlib's chip size. */
+    snprintf(png, sizeof png, "%s/chip.png", fu_test_tmpdir());
+    snprintf(args, sizeof args, "align %s -o %s --mode dlib --no-detect --json --quiet", crop, png);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_OK);
+    CHECK(strstr(out, "\"score\":\tnull") != NULL);
+    img = fu_image_load(png);
+    CHECK(img && img->shape[2] == 150 && img->shape[3] == 150);
+    fu_tensor_free(img);
+
+    /* Usage errors. */
+    snprintf(args, sizeof args, "align %s -o %s --mode square", face, png);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--mode"));
+    snprintf(args, sizeof args, "align %s %s -o %s", face, crop, png);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "output directory"));
+    snprintf(args, sizeof args, "align %s %s -o %s --quiet", face, face, dir);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "would overwrite") && count_lines(err) == 1);
+    snprintf(args, sizeof args, "align %s -o %s --size 4", face, png);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && count_lines(err) == 1);
+}

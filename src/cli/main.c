@@ -10,6 +10,7 @@ static const command commands[] = {
     {"selfcheck", "train a tiny conv net for a few steps and check that the engine learns", cmd_selfcheck},
     {"model", "model info FILE...: list the tensors of weight files; model run MODEL IMAGE...: run a face network", cmd_model},
     {"generate", "images from a StyleGAN2 checkpoint, one per seed, as a PNG grid", cmd_generate},
+    {"align", "align IMG... -o OUT: detect the face, 68 landmarks, aligned crop (ffhq, dlib or arcface)", cmd_align},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
