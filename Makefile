@@ -45,6 +45,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# Passive OpenMP waiting: spinning threads slow everything down on a busy machine (see src/cli/main.c).
+export OMP_WAIT_POLICY ?= passive
+
 test: $(BUILD)/faceup_tests $(BUILD)/faceup
 	FACEUP_BIN=$(BUILD)/faceup $(BUILD)/faceup_tests
 

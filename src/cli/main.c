@@ -1,6 +1,8 @@
 /* faceup: command-line entry point. Thin: parse the subcommand, call the library. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "commands.h"
 #include "faceup.h"
 
@@ -20,7 +22,18 @@ static void usage(FILE *f) {
     fprintf(f, "\n'faceup COMMAND --help' describes a command's flags. Exit status: 0 success, 1 no solution\nwithin eps, 2 bad input or usage, 3 internal error.\n");
 }
 
+/* OpenMP's default wait policy keeps idle threads spinning. On a shared machine (CI, a laptop
+ * running other jobs) that made 2-thread runs 5-80x slower (bench/RESULTS.md, face networks).
+ * libgomp reads the policy once, when it loads, so faceup sets it and re-executes itself, unless
+ * the user chose a policy. If the exec fails, faceup carries on with the default. */
+static void prefer_passive_wait(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv) {
+    prefer_passive_wait(argv);
     if (argc < 2) { usage(stderr); return FU_E_INPUT; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return FU_OK; }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("faceup %s\n", FACEUP_VERSION); return FU_OK; }
