@@ -10,6 +10,8 @@ static const command commands[] = {
     {"selfcheck", "train a tiny conv net for a few steps and check that the engine learns", cmd_selfcheck},
     {"model", "model info FILE...: list the tensors of .safetensors / .pt weight files", cmd_model},
     {"generate", "images from a StyleGAN2 checkpoint, one per seed, as a PNG grid", cmd_generate},
+    {"train", "train faces (pack the face set) | train generator (faceup's VAE)", cmd_train},
+    {"eval", "eval generator: held-out reconstruction PSNR as JSON", cmd_eval},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
