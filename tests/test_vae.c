@@ -215,9 +215,9 @@ TEST(faces_loader_is_deterministic_and_covers_epochs) {
         }
     }
     CHECK_MSG(flipped > 60 && flipped < 140, "%d of 200 flipped", flipped);
+    fu_faces_loader_free(&b);
     CHECK(fu_faces_loader_init(&b, set, FU_SPLIT_TEST, 1, 0) == FU_E_INPUT);   /* empty split */
     fu_faces_loader_free(&a);
-    fu_faces_loader_free(&b);
     fu_faces_free(set);
 }
 
