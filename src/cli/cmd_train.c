@@ -99,6 +99,10 @@ static double now_s(void) {
  * background run logs its losses and speed. */
 static void on_train_step(const fu_gen_train_status *s, void *ctx) {
     train_log *log = ctx;
+    if (log->first_step < 0) {   /* speed counts from this run's first step (a resumed run starts late) */
+        log->first_step = s->step;
+        log->start = now_s();
+    }
     char note[96];
     snprintf(note, sizeof note, "loss %.4f L1 %.4f KL %.1f", s->loss, s->rec, s->kl);
     progress_update(&log->bar, (long)s->step, (long)s->steps, note);
@@ -146,7 +150,7 @@ static int train_generator(int argc, char **argv) {
     fu_set_threads(threads);
     fu_faces *set = NULL;
     int rc = open_faces(data, quiet, &set);
-    train_log log = {.every = log_every, .start = now_s()};
+    train_log log = {.every = log_every, .first_step = -1};
     progress_start(&log.bar, "train generator", quiet);
     if (rc == FU_OK) rc = fu_train_generator(&cfg, set, on_train_step, &log);
     progress_finish(&log.bar);
