@@ -146,6 +146,7 @@ TEST(cli_eval_generator_json_and_bad_input) {
     double psnr = cJSON_GetNumberValue(cJSON_GetObjectItem(celeba, "psnr_db"));
     CHECK_MSG(psnr > 3 && psnr < 60, "PSNR %g", psnr);
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(lfw, "images")) == 0 && cJSON_IsNull(cJSON_GetObjectItem(lfw, "psnr_db")));
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(recon, "all"), "images")) == 12);
     cJSON_Delete(j);
 
     CHECK(run_faceup("train generator --data /nonexistent/faces.bin --out x.safetensors", NULL, 0, err, sizeof err) == FU_E_INPUT);

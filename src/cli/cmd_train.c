@@ -106,7 +106,7 @@ static void on_train_step(const fu_gen_train_status *s, void *ctx) {
     char note[96];
     snprintf(note, sizeof note, "loss %.4f L1 %.4f KL %.1f", s->loss, s->rec, s->kl);
     progress_update(&log->bar, (long)s->step, (long)s->steps, note);
-    if (log->bar.quiet || log->every <= 0 || s->step % log->every) return;
+    if (log->bar.quiet || log->every <= 0 || s->step % log->every || s->step == log->first_step) return;
     double el = now_s() - log->start, rate = (double)(s->step - log->first_step) / fmax(el, 1e-9);
     fprintf(stderr, "%sstep %lld/%lld loss %.4f L1 %.4f edge %.4f KL %.1f | %.2f steps/s, eta %.0f min\n", log->bar.tty ? "\n" : "",
             (long long)s->step, (long long)s->steps, s->loss, s->rec, s->edge, s->kl, rate,
@@ -186,7 +186,7 @@ static int eval_generator(int argc, char **argv) {
         {"--generator", ARG_STRING, &gen, 0, 0, "faceup VAE (.safetensors)"},
         {"--data", ARG_STRING, &data, 0, 0, "packed face set (faceup train faces) or a data folder"},
         {"--split", ARG_STRING, &split_name, 0, 0, "train, val (default), test (LFW) or all"},
-        {"--limit", ARG_INT, &limit, 0, 2000000000, "at most N images per source (default 0: all)"},
+        {"--limit", ARG_INT, &limit, 0, 2000000000, "at most N images per source and overall (default 0: all)"},
         {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
         {0},
     };
@@ -205,6 +205,7 @@ static int eval_generator(int argc, char **argv) {
     cJSON *root = cJSON_CreateObject(), *recon = cJSON_AddObjectToObject(root, "recon");
     for (int s = 0; rc == FU_OK && s < FU_FACES_N_SOURCES; s++)
         rc = add_psnr(recon, fu_faces_source_name(s), m, set, split, s, limit);
+    if (rc == FU_OK) rc = add_psnr(recon, "all", m, set, split, -1, limit);
     if (rc == FU_OK) {
         cJSON_AddStringToObject(root, "generator", gen);
         cJSON_AddStringToObject(root, "split", fu_faces_split_name(split));
