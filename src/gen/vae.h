@@ -16,7 +16,9 @@
  * No normalisation layers: the decoder is a plain function of z (no batch statistics), so the
  * search's gradients to z are exact and independent of the batch. Nearest upsampling + conv
  * (instead of transposed convs) avoids checkerboard artefacts.
- * At S = 64, c = 32, D = 256: 4.3M parameters (17 MB float32).
+ * At S = 64, c = 32, D = 256: 4,232,835 parameters (16.9 MB float32); one training step of a
+ * batch of 32 takes about 0.65 s on one Zen4 core (measured, idle machine), so an epoch of the
+ * 17,720 training faces is about 6 minutes per core.
  *
  * Images are in [-1, 1] (pixel/127.5 - 1) in and out; the decoder's tanh keeps them there.
  *
@@ -81,7 +83,8 @@ fu_tensor *fu_vae_decode(fu_graph *g, const fu_vae *m, fu_tensor *z);
  * with x' = decode(mu + exp(logvar/2) * eps), grad = horizontal and vertical pixel differences
  * (the edge term pushes against the blur an L1 VAE settles into). eps [N,D] is the caller's
  * noise (so a training step is reproducible from its RNG). parts (may be NULL) gets the three
- * terms' values unweighted: {L1, edge L1, KL per image}. Returns the [1] loss. */
+ * terms unweighted ({L1, edge L1, KL per image}, [1] each) and the reconstruction x' [N,3,S,S].
+ * Returns the [1] loss. */
 typedef struct fu_vae_loss_parts { fu_tensor *rec, *edge, *kl, *recon; } fu_vae_loss_parts;
 fu_tensor *fu_vae_loss(fu_graph *g, const fu_vae *m, fu_tensor *x, fu_tensor *eps, float beta,
                        float edge_w, fu_vae_loss_parts *parts);
