@@ -17,7 +17,7 @@
  * search's gradients to z are exact and independent of the batch. Nearest upsampling + conv
  * (instead of transposed convs) avoids checkerboard artefacts.
  * At S = 64, c = 32, D = 256: 4,232,835 parameters (16.9 MB float32); one training step of a
- * batch of 32 takes about 0.65 s on one Zen4 core (measured, idle machine), so an epoch of the
+ * batch of 32 took 0.65 s on one Zen4 core (measured with other jobs running), so an epoch of the
  * 17,720 training faces is about 6 minutes per core.
  *
  * Images are in [-1, 1] (pixel/127.5 - 1) in and out; the decoder's tanh keeps them there.
