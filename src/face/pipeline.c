@@ -1,5 +1,6 @@
 #include "pipeline.h"
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,13 @@
 
 /* ---------- finding the face ---------- */
 
+/* Detection dominates the per-image cost and its small layers scale badly over threads, so
+ * files are located in parallel, one detector per thread (a detector keeps its graph). */
+#define MAX_FINDER_THREADS 16
+
 struct fu_face_finder {
-    fu_face_detector *det;  /* NULL: the whole image is the face */
+    fu_face_detector *det[MAX_FINDER_THREADS];  /* NULL: the whole image is the face */
+    int n_det;
     fu_shape_predictor *sp;
 };
 
@@ -35,7 +41,10 @@ fu_face_finder *fu_face_finder_load(int detect) {
         fu_fail(FU_E_INTERNAL, "out of memory");
         return NULL;
     }
-    if (detect && !(f->det = fu_face_detector_load(fu_model_path(FU_BLAZEFACE_MODEL, path, sizeof path)))) goto fail;
+    f->n_det = detect ? fu_get_threads() : 0;
+    if (f->n_det > MAX_FINDER_THREADS) f->n_det = MAX_FINDER_THREADS;
+    for (int i = 0; i < f->n_det; i++)
+        if (!(f->det[i] = fu_face_detector_load(fu_model_path(FU_BLAZEFACE_MODEL, path, sizeof path)))) goto fail;
     if (!(f->sp = fu_dlib_load_shape_predictor(fu_model_path(FU_DLIB_LANDMARKS_MODEL, path, sizeof path)))) goto fail;
     if (f->sp->n_parts != 68) {
         fu_fail(FU_E_INPUT, "%s: a %d-point shape predictor; the pipeline needs the 68-point model", path, f->sp->n_parts);
@@ -49,27 +58,28 @@ fail:
 
 void fu_face_finder_free(fu_face_finder *f) {
     if (!f) return;
-    fu_face_detector_free(f->det);
+    for (int i = 0; i < f->n_det; i++) fu_face_detector_free(f->det[i]);
     fu_shape_predictor_free(f->sp);
     free(f);
 }
 
-static int pick_face(fu_face_finder *f, const fu_tensor *img, const char *label, fu_face_det *face) {
+static int pick_face(fu_face_detector *det, const fu_tensor *img, const char *label, fu_face_det *face) {
     int W = (int)img->shape[3], H = (int)img->shape[2];
     fu_face_det found[MAX_DETECTIONS];
-    int n = fu_face_detect(f->det, img, DETECT_MIN_SCORE, DETECT_IOU, found, MAX_DETECTIONS);
+    int n = fu_face_detect(det, img, DETECT_MIN_SCORE, DETECT_IOU, found, MAX_DETECTIONS);
     if (n < 0) return fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
     if (n == 0) return fu_fail(FU_E_INPUT, "%s: no face found (detection score below %.2f)", label, DETECT_MIN_SCORE);
     *face = found[fu_face_pick(found, n, W, H)];
     return FU_OK;
 }
 
-int fu_face_find(fu_face_finder *f, const fu_tensor *img, const char *label, fu_face_found *out) {
+/* fu_face_find with detector `worker` (0 <= worker < n_det). */
+static int find_with(fu_face_finder *f, int worker, const fu_tensor *img, const char *label, fu_face_found *out) {
     if (img->ndim != 4 || img->shape[0] != 1 || img->shape[1] != 3)
         return fu_fail(FU_E_INPUT, "%s: expected an RGB image [1,3,H,W]", label);
     int W = (int)img->shape[3], H = (int)img->shape[2];
-    out->detected = f->det != NULL;
-    int rc = out->detected ? pick_face(f, img, label, &out->det) : FU_OK;
+    out->detected = f->n_det > 0;
+    int rc = out->detected ? pick_face(f->det[worker], img, label, &out->det) : FU_OK;
     if (rc != FU_OK) return rc;
     if (!out->detected) out->det = fu_face_whole_image(W, H);
     out->lm_box = fu_face_box_for_landmarks(&out->det);
@@ -79,6 +89,10 @@ int fu_face_find(fu_face_finder *f, const fu_tensor *img, const char *label, fu_
     fu_gray_free(gray);
     if (rc != FU_OK) return fu_fail(rc, "%s: landmarks: %s", label, fu_last_error());
     return FU_OK;
+}
+
+int fu_face_find(fu_face_finder *f, const fu_tensor *img, const char *label, fu_face_found *out) {
+    return find_with(f, 0, img, label, out);
 }
 
 /* ---------- crops ---------- */
@@ -290,10 +304,10 @@ static void record_error(fu_face_file_result *r, int code, const char *path) {
 }
 
 /* Loads and locates one file; the image, or NULL with r->status set. */
-static fu_tensor *load_and_find(fu_face_finder *finder, const char *path, fu_face_file_result *r) {
+static fu_tensor *load_and_find(fu_face_finder *finder, int worker, const char *path, fu_face_file_result *r) {
     memset(r, 0, sizeof *r);
     fu_tensor *img = fu_image_load(path);
-    int rc = img ? fu_face_find(finder, img, path, &r->face) : fu_last_code();
+    int rc = img ? find_with(finder, worker, img, path, &r->face) : fu_last_code();
     if (rc == FU_OK) return img;
     record_error(r, rc, path);
     fu_tensor_free(img);
@@ -339,11 +353,13 @@ int fu_face_run_files(fu_face_finder *finder, fu_face_net *const *nets, int n_ne
     double (*theta)[6] = calloc((size_t)batch, sizeof *theta);
     int rc = imgs && index && theta ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
     for (int start = 0; start < n && rc == FU_OK; start += batch) {
-        int count = 0;
-        for (int i = start; i < n && i < start + batch; i++) {
-            fu_tensor *img = load_and_find(finder, paths[i], &results[i]);
-            if (img) imgs[count] = img, index[count++] = i;
-        }
+        int count = 0, end = start + batch < n ? start + batch : n;
+        fu_tensor *loaded[FU_FACE_MAX_BATCH];
+        int workers = finder->n_det > 1 ? finder->n_det : 1;
+#pragma omp parallel for schedule(dynamic) num_threads(workers)
+        for (int i = start; i < end; i++) loaded[i - start] = load_and_find(finder, omp_get_thread_num(), paths[i], &results[i]);
+        for (int i = start; i < end; i++)
+            if (loaded[i - start]) imgs[count] = loaded[i - start], index[count++] = i;
         rc = run_batch(nets, n_nets, imgs, index, count, results, theta, outs);
         for (int b = 0; b < count; b++) fu_tensor_free(imgs[b]);
         if (progress) progress(progress_ctx, start + batch < n ? start + batch : n, n);
