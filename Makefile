@@ -25,7 +25,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan valgrind bench clean
+.PHONY: all test asan valgrind bench eval-lfw clean
 all: $(BUILD)/faceup $(BUILD)/faceup_tests
 
 $(BUILD)/libfaceup.a: $(LIB_OBJ)
@@ -74,6 +74,13 @@ $(BUILD)/bench_irse: $(BUILD)/bench/irse/bench_irse.o $(BUILD)/libfaceup.a
 
 bench: $(BUILD)/bench_ops
 	bench/run.sh
+
+# Full LFW verification (6,000 pairs, 7,701 images) for both descriptors; embeddings are cached
+# (~/.cache/faceup/embeddings), so a second run only re-scores. LFW=... overrides the data folder.
+LFW ?= ../shared/data/lfw
+eval-lfw: $(BUILD)/faceup
+	$(BUILD)/faceup eval lfw --data $(LFW) --model dlib-resnet --roc $(BUILD)/lfw-dlib-resnet-roc.png --csv $(BUILD)/lfw-dlib-resnet.csv
+	$(BUILD)/faceup eval lfw --data $(LFW) --model faceres --roc $(BUILD)/lfw-faceres-roc.png --csv $(BUILD)/lfw-faceres.csv
 
 clean:
 	rm -rf build build-asan build-valgrind build-mpi
