@@ -20,6 +20,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all test asan valgrind bench clean
+.SECONDARY: $(BENCH_OBJ)
 all: $(BUILD)/faceup $(BUILD)/faceup_tests
 
 $(BUILD)/libfaceup.a: $(LIB_OBJ)
@@ -32,7 +33,7 @@ $(BUILD)/faceup: $(CLI_OBJ) $(BUILD)/libfaceup.a
 $(BUILD)/faceup_tests: $(TEST_OBJ) $(BUILD)/libfaceup.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench_ops: $(BENCH_OBJ) $(BUILD)/libfaceup.a
+$(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/libfaceup.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
@@ -58,7 +59,7 @@ valgrind:
 	FACEUP_BIN=build-valgrind/faceup FACEUP_THREADS=1 valgrind -q --error-exitcode=99 --leak-check=full \
 	    --errors-for-leak-kinds=definite --show-leak-kinds=definite build-valgrind/faceup_tests $(VALGRIND_TESTS)
 
-bench: $(BUILD)/bench_ops
+bench: $(BUILD)/bench_ops $(BUILD)/bench_stylegan
 	bench/run.sh
 
 clean:
