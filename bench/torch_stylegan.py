@@ -17,7 +17,7 @@ Commands (run with Debian's /usr/bin/python3):
                                DIR/<v>_<RES>.pt, and inputs (latents, noise maps, cotangent R) as
                                DIR/<v>_<RES>_inputs.pt
   time v1|v2 RES DIR THREADS   forward + backward (gradients of sum(image*R) w.r.t. latents and
-                               noise) on those files: one warm-up, then the median of REPS runs;
+                               noise) on those files: one warm-up, then the median of BENCH_REPS runs;
                                prints "v|res|threads|median ms|peak RSS MiB" and writes the image
                                and gradients to DIR/<v>_<RES>_torch.pt for faceup to compare with.
 Environment: BENCH_REPS (default 3)."""
@@ -374,11 +374,10 @@ def timed(kind, res, folder, threads):
     img, grads = run()
     times = []
     for _ in range(int(os.environ.get("BENCH_REPS", "3"))):
+        del img, grads
         t0 = time.perf_counter()
         img, grads = run()
         times.append((time.perf_counter() - t0) * 1e3)
-        del img, grads
-    img, grads = run()
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {"image": img.detach(), "grad_latents": grads[0]}
     for i, gn in enumerate(grads[1:]):
