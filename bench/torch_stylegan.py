@@ -84,7 +84,7 @@ def sg1_upscale_conv(sd, x, block):
     else:
         x = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), w, padding=1)
     c = x.shape[1]
-    blur = torch.tensor([1.0, 2.0, 1.0])
+    blur = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype)
     k = (blur[:, None] * blur[None, :] / 16).expand(c, 1, 3, 3)
     x = F.conv2d(x, k, padding=1, groups=c)
     return x + sd[f"blocks.{block}.conv0_up.bias"].view(1, c, 1, 1)
