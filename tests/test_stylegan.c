@@ -258,7 +258,7 @@ static void check_batch_matches_single(net_ctx *c, int64_t n_lat, int64_t dim, i
     in[0] = randn_leaf(&r, 3, (int64_t[]){2, n_lat, dim}, 1);
     for (int i = 0; i < c->n_noise; i++) {
         int64_t s = res_of_noise(i);
-        in[1 + i] = randn_leaf(&r, 4, (int64_t[]){i == 1 ? 1 : 2, 1, s, s}, 1);
+        in[1 + i] = randn_leaf(&r, 4, (int64_t[]){i == 0 ? 1 : 2, 1, s, s}, 1);  /* noise 0 shared */
     }
     fu_graph *g = fu_graph_new();
     fu_tensor *img = build_net(g, in, c);
@@ -266,7 +266,7 @@ static void check_batch_matches_single(net_ctx *c, int64_t n_lat, int64_t dim, i
     fu_tensor *R = randn_leaf(&r, img->ndim, img->shape, 0);
     REQUIRE(R && fu_graph_backward(g, img, R->data) == FU_OK);
     float scale = fmaxf(1, golden_max_abs(img));
-    fu_tensor *shared_grad = fu_tensor_clone(in[2]);
+    fu_tensor *shared_grad = fu_tensor_clone(in[1]);
     REQUIRE(shared_grad);
     fu_tensor_fill(shared_grad, 0);
     for (int64_t b = 0; b < 2; b++) {
@@ -283,7 +283,7 @@ static void check_batch_matches_single(net_ctx *c, int64_t n_lat, int64_t dim, i
         CHECK_MSG(diff <= 1e-4f * scale, "batch item %lld: image differs by %g", (long long)b, diff);
         CHECK(fu_graph_backward(g1, img1, R1->data) == FU_OK);
         for (int i = 0; i <= c->n_noise; i++) {
-            if (i == 2) {   /* the shared noise map */
+            if (i == 1) {   /* the shared noise map */
                 for (int64_t k = 0; k < one[i]->numel; k++) shared_grad->data[k] += one[i]->grad[k];
                 continue;
             }
@@ -302,8 +302,8 @@ static void check_batch_matches_single(net_ctx *c, int64_t n_lat, int64_t dim, i
     }
     float gmax = 0, gdiff = 0;
     for (int64_t k = 0; k < shared_grad->numel; k++) {
-        gmax = fmaxf(gmax, fabsf(in[2]->grad[k]));
-        gdiff = fmaxf(gdiff, fabsf(in[2]->grad[k] - shared_grad->data[k]));
+        gmax = fmaxf(gmax, fabsf(in[1]->grad[k]));
+        gdiff = fmaxf(gdiff, fabsf(in[1]->grad[k] - shared_grad->data[k]));
     }
     CHECK_MSG(gmax > 0 && gdiff <= 1e-4f * gmax, "shared noise gradient differs by %g (max %g)", gdiff, gmax);
     fu_tensor_free(shared_grad);
@@ -669,6 +669,10 @@ TEST(stylegan_fused_style_instance_norm_gradcheck) {
     fu_tensor *in[3] = {randn_leaf(&r, 4, (int64_t[]){2, 3, 4, 5}, 1), randn_leaf(&r, 2, (int64_t[]){2, 3}, 1),
                         randn_leaf(&r, 2, (int64_t[]){2, 3}, 1)};
     gradcheck_inputs(build_style_in, in, 3);
+    /* One x shared by a batch of two styles (v1's constant input with shared noise). */
+    fu_tensor *in1[3] = {randn_leaf(&r, 4, (int64_t[]){1, 3, 4, 5}, 1), randn_leaf(&r, 2, (int64_t[]){2, 3}, 1),
+                         randn_leaf(&r, 2, (int64_t[]){2, 3}, 1)};
+    gradcheck_inputs(build_style_in, in1, 3);
 }
 
 TEST(stylegan_fused_ops_reject_bad_shapes) {
@@ -680,6 +684,9 @@ TEST(stylegan_fused_ops_reject_bad_shapes) {
     noise->shape[3] = 4;
     CHECK(fu_sg_noise_act(g, x, NULL, noise, nw, NULL, 0.2f, 1) == NULL && strstr(fu_last_error(), "noise weight"));
     CHECK(fu_sg_style_instance_norm(g, x, ab, ab, 1e-5f) == NULL && strstr(fu_last_error(), "N*C = 6"));
+    fu_tensor *ab3 = fu_tensor_newv(2, (int64_t)3, (int64_t)3);   /* batch 3 against x's 2 */
+    CHECK(fu_sg_style_instance_norm(g, x, ab3, ab3, 1e-5f) == NULL && strstr(fu_last_error(), "N*C = 6"));
+    fu_tensor_free(ab3);
     fu_tensor *all[4] = {x, noise, nw, ab};
     free_all(all, 4);
     fu_graph_free(g);

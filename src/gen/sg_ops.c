@@ -151,27 +151,35 @@ fu_tensor *fu_sg_noise_act(fu_graph *g, fu_tensor *x, fu_tensor *scale, fu_tenso
 }
 
 /* ---- instance norm + per-sample style ----------------------------------------------------
- * in: x, scale, shift; ip[0] = HW; fp[0] = eps; saved: mean[P], invstd[P] for P = N*C planes. */
+ * in: x, scale, shift; ip[0] = HW, ip[1] = C, ip[2] = 1 when x has a plane per sample (else one
+ * sample broadcast over the batch of styles); fp[0] = eps; saved: mean[P], invstd[P] for the
+ * P = N*C output planes. Parallel over channels, so a broadcast x's gradient has one writer. */
+
+static int64_t style_in_x_at(const fu_node *n, int64_t b, int64_t c) {
+    return ((n->ip[2] ? b : 0) * n->ip[1] + c) * n->ip[0];
+}
 
 static int style_in_forward(fu_node *n) {
-    int64_t S = n->ip[0], planes = n->out->numel / S;
+    int64_t S = n->ip[0], C = n->ip[1], planes = n->out->numel / S, N = planes / C;
     float *stats = fu_node_saved(n, (size_t)planes * 2 * sizeof(float));
     if (!stats) return FU_E_INTERNAL;
     const float *x = n->in[0]->data, *a = n->in[1]->data, *b = n->in[2]->data;
     float *y = n->out->data, eps = n->fp[0];
     #pragma omp parallel for schedule(static) if (n->out->numel > 32768)
-    for (int64_t p = 0; p < planes; p++) {
-        const float *xp = x + p * S;
-        double sum = 0, sq = 0;
-        for (int64_t i = 0; i < S; i++) sum += xp[i];
-        double mean = sum / (double)S;
-        for (int64_t i = 0; i < S; i++) { double d = xp[i] - mean; sq += d * d; }
-        float invstd = (float)(1.0 / sqrt(sq / (double)S + eps)), m = (float)mean;
-        stats[p] = m;
-        stats[planes + p] = invstd;
-        float k = invstd * a[p], *yp = y + p * S;
-        for (int64_t i = 0; i < S; i++) yp[i] = (xp[i] - m) * k + b[p];
-    }
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t s = 0; s < N; s++) {
+            int64_t p = s * C + c;
+            const float *xp = x + style_in_x_at(n, s, c);
+            double sum = 0, sq = 0;
+            for (int64_t i = 0; i < S; i++) sum += xp[i];
+            double mean = sum / (double)S;
+            for (int64_t i = 0; i < S; i++) { double d = xp[i] - mean; sq += d * d; }
+            float invstd = (float)(1.0 / sqrt(sq / (double)S + eps)), m = (float)mean;
+            stats[p] = m;
+            stats[planes + p] = invstd;
+            float k = invstd * a[p], *yp = y + p * S;
+            for (int64_t i = 0; i < S; i++) yp[i] = (xp[i] - m) * k + b[p];
+        }
     return FU_OK;
 }
 
@@ -179,24 +187,26 @@ static int style_in_forward(fu_node *n) {
  * dx = invstd * scale * (gy - mean(gy) - xhat * mean(gy * xhat)). */
 static void style_in_backward(fu_node *n) {
     float *gx = fu_in_grad(n, 0), *ga = fu_in_grad(n, 1), *gb = fu_in_grad(n, 2);
-    int64_t S = n->ip[0], planes = n->out->numel / S;
+    int64_t S = n->ip[0], C = n->ip[1], planes = n->out->numel / S, N = planes / C;
     const float *stats = n->saved, *x = n->in[0]->data, *a = n->in[1]->data, *gy = n->out->grad;
     #pragma omp parallel for schedule(static) if (n->out->numel > 32768)
-    for (int64_t p = 0; p < planes; p++) {
-        const float *xp = x + p * S, *gp = gy + p * S;
-        float m = stats[p], invstd = stats[planes + p];
-        double sg = 0, sgx = 0;
-        for (int64_t i = 0; i < S; i++) {
-            sg += gp[i];
-            sgx += (double)gp[i] * ((xp[i] - m) * invstd);
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t s = 0; s < N; s++) {
+            int64_t p = s * C + c, xo = style_in_x_at(n, s, c);
+            const float *xp = x + xo, *gp = gy + p * S;
+            float m = stats[p], invstd = stats[planes + p];
+            double sg = 0, sgx = 0;
+            for (int64_t i = 0; i < S; i++) {
+                sg += gp[i];
+                sgx += (double)gp[i] * ((xp[i] - m) * invstd);
+            }
+            if (ga) ga[p] += (float)sgx;
+            if (gb) gb[p] += (float)sg;
+            if (!gx) continue;
+            float mg = (float)(sg / (double)S), mgx = (float)(sgx / (double)S), k = invstd * a[p];
+            float *gxp = gx + xo;
+            for (int64_t i = 0; i < S; i++) gxp[i] += k * (gp[i] - mg - (xp[i] - m) * invstd * mgx);
         }
-        if (ga) ga[p] += (float)sgx;
-        if (gb) gb[p] += (float)sg;
-        if (!gx) continue;
-        float mg = (float)(sg / (double)S), mgx = (float)(sgx / (double)S), k = invstd * a[p];
-        float *gxp = gx + p * S;
-        for (int64_t i = 0; i < S; i++) gxp[i] += k * (gp[i] - mg - (xp[i] - m) * invstd * mgx);
-    }
 }
 
 static const fu_op op_style_in = {"sg_style_instance_norm", style_in_forward, style_in_backward, NULL};
@@ -207,13 +217,17 @@ fu_tensor *fu_sg_style_instance_norm(fu_graph *g, fu_tensor *x, fu_tensor *scale
     char sx[96];
     if (x->ndim != 4 || x->numel == 0)
         return fu_fail_null(FU_E_INPUT, "sg_style_instance_norm: x %s must be a non-empty [N,C,H,W]", fu_shape_str(x, sx, sizeof sx));
-    int64_t planes = x->shape[0] * x->shape[1];
-    if (scale->numel != planes || shift->numel != planes)
-        return fu_fail_null(FU_E_INPUT, "sg_style_instance_norm: scale and shift need N*C = %lld values", (long long)planes);
+    /* The batch is the styles' (x may be one sample shared by all of them). */
+    int64_t C = x->shape[1], N = scale->numel / C;
+    if (scale->numel != N * C || shift->numel != N * C || (x->shape[0] != 1 && x->shape[0] != N))
+        return fu_fail_null(FU_E_INPUT, "sg_style_instance_norm: x %s needs scale and shift of N*C = %lld values",
+                            fu_shape_str(x, sx, sizeof sx), (long long)(x->shape[0] * C));
     if (!(eps >= 0) || isinf(eps)) return fu_fail_null(FU_E_INPUT, "sg_style_instance_norm: eps must be finite and >= 0");
-    fu_node *n = fu_node_new(g, &op_style_in, in, 3, 4, x->shape);
+    fu_node *n = fu_node_new(g, &op_style_in, in, 3, 4, (int64_t[]){N, C, x->shape[2], x->shape[3]});
     if (!n) return NULL;
     n->ip[0] = x->shape[2] * x->shape[3];
+    n->ip[1] = C;
+    n->ip[2] = x->shape[0] == N && N > 1;
     n->fp[0] = eps;
     return fu_node_run(n);
 }

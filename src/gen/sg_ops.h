@@ -18,7 +18,7 @@ fu_tensor *fu_sg_noise_act(fu_graph *g, fu_tensor *x, fu_tensor *scale, fu_tenso
                            fu_tensor *noise_weight, fu_tensor *bias, float slope, float gain);
 
 /* Instance norm (per (n,c) over H,W; biased variance, eps) followed by the per-sample style
- * y = xhat * scale[n,c] + shift[n,c]. x [N,C,H,W]; scale, shift [N,C]. */
+ * y = xhat * scale[n,c] + shift[n,c]. x [N or 1,C,H,W]; scale, shift [N,C]; y [N,C,H,W]. */
 fu_tensor *fu_sg_style_instance_norm(fu_graph *g, fu_tensor *x, fu_tensor *scale, fu_tensor *shift, float eps);
 
 #endif
