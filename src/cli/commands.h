@@ -5,5 +5,6 @@
 int cmd_selfcheck(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_upscale(int argc, char **argv);
 
 #endif

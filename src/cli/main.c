@@ -10,6 +10,7 @@ static const command commands[] = {
     {"selfcheck", "train a tiny conv net for a few steps and check that the engine learns", cmd_selfcheck},
     {"model", "model info FILE...: list the tensors of .safetensors / .pt weight files", cmd_model},
     {"generate", "images from a StyleGAN2 checkpoint, one per seed, as a PNG grid", cmd_generate},
+    {"upscale", "faces whose downscale matches each thumbnail (PULSE-style latent search)", cmd_upscale},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
