@@ -19,7 +19,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan bench clean
+.PHONY: all test asan bench bench-upscale clean
 all: $(BUILD)/faceup $(BUILD)/faceup_tests
 
 $(BUILD)/libfaceup.a: $(LIB_OBJ)
@@ -50,6 +50,9 @@ asan:
 
 bench: $(BUILD)/bench_ops
 	bench/run.sh
+
+bench-upscale: $(BUILD)/faceup
+	bench/upscale.sh
 
 clean:
 	rm -rf build build-asan
