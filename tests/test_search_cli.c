@@ -4,6 +4,7 @@
 #include "util.h"
 #include "core/ops.h"
 #include "gen/generator.h"
+#include "eval/text.h"
 #include "io/image.h"
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -96,7 +97,7 @@ TEST(cli_upscale_directory_outputs_skip_and_no_solution) {
 
     /* eps 1e-9 cannot be met in 4 steps: exit 1, the best attempt named so, JSON no_solution. */
     snprintf(path, sizeof path, "%s/a.png", dir);
-    snprintf(args, sizeof args, "upscale %s -o %s/one.png --generator %s --steps 4 --eps 1e-9 --json --quiet --threads 1",
+    snprintf(args, sizeof args, "upscale %s -o %s/one.png --generator %s --steps 4 --eps 1e-9 --json --quiet --threads 1 --save-intermediate",
              path, fu_test_tmpdir(), gen_path);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_NO_SOLUTION);
     CHECK(strstr(out, "\"no_solution\"") != NULL);
@@ -104,6 +105,7 @@ TEST(cli_upscale_directory_outputs_skip_and_no_solution) {
     CHECK(file_exists(path));
     snprintf(path, sizeof path, "%s/one.png", fu_test_tmpdir());
     CHECK(!file_exists(path));
+    CHECK(count_prefixed(fu_test_tmpdir(), "one_seed0_w1_step") == 4);   /* --save-intermediate: one per step */
 }
 
 TEST(cli_upscale_bad_input_exit_2_without_output) {
@@ -169,4 +171,22 @@ TEST(cli_upscale_bad_input_exit_2_without_output) {
     fclose(f);
     CHECK(strstr(err, "models/faceup-vae64.safetensors not found") && strstr(err, "--generator FILE"));
     CHECK(!file_exists(o));
+}
+
+TEST(sheet_text_draws_glyphs_on_a_box) {
+    fu_tensor *img = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)9, (int64_t)9);
+    REQUIRE(img);
+    fu_draw_text(img, 2, 2, 1, "0");
+    int lit = 0, boxed = 0;
+    for (int64_t i = 0; i < 81; i++) {
+        lit += img->data[i] == 1.0f;
+        boxed += img->data[i] == 0.1f;
+    }
+    CHECK(lit == 12);                   /* '0' is 3 + 2 + 2 + 2 + 3 pixels */
+    CHECK(boxed == 5 * 7 - 12);         /* the box is one pixel wider on each side */
+    CHECK(img->data[3 * 9 + 3] == 0.1f && img->data[2 * 9 + 2] == 1.0f && img->data[0] == 0);
+    CHECK(fu_text_width("seed 3", 2) == 46);
+    fu_draw_text(img, 7, 7, 3, "W");    /* clipped at the border: no write outside */
+    CHECK(img->data[8 * 9 + 8] == 1.0f && img->data[6 * 9 + 6] == 0.1f);   /* W's top-left pixel, scaled; its box */
+    fu_tensor_free(img);
 }

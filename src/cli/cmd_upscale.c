@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/ops.h"
+#include "eval/text.h"
 #include "faceup.h"
 #include "gen/generator.h"
 #include "io/image.h"
@@ -338,7 +339,22 @@ static cJSON *run_json(const options *o, const fu_generator *gen, const fu_searc
 
 /* ---------------------------------------------------------------- sheet */
 
-/* Row of the sheet: thumbnail nearest | thumbnail bicubic | each seed's image, [1,3,R,(2+n)R]. */
+/* Labels in the top-left corner of each cell: the method, or the seed and its downscale L2. */
+static void label_row(fu_tensor *row, const fu_search_result *r, int n_cells, int R) {
+    int scale = R >= 256 ? R / 128 : 1, pad = 2 * scale, line = 7 * scale;
+    fu_draw_text(row, pad, pad, scale, "nearest");
+    fu_draw_text(row, R + pad, pad, scale, "bicubic");
+    for (int k = 0; k + 2 < n_cells; k++) {
+        char top[32], bottom[32];
+        snprintf(top, sizeof top, "seed %llu%s", (unsigned long long)r[k].seed, r[k].status == FU_OK ? "" : " fail");
+        snprintf(bottom, sizeof bottom, "L2 %.5f", (double)final_wave(&r[k])->l2);
+        fu_draw_text(row, (k + 2) * R + pad, pad, scale, top);
+        fu_draw_text(row, (k + 2) * R + pad, pad + line, scale, bottom);
+    }
+}
+
+/* Row of the sheet: thumbnail nearest | thumbnail bicubic | each seed's image, [1,3,R,(2+n)R],
+ * labelled. */
 static fu_tensor *sheet_row(const job *j, const fu_search_result *r, int n, int R) {
     fu_graph *g = fu_graph_new();
     fu_tensor *cells[2 + 64];
@@ -348,6 +364,7 @@ static fu_tensor *sheet_row(const job *j, const fu_search_result *r, int n, int 
     for (int k = 0; k + 2 < n_cells; k++) cells[k + 2] = r[k].image;
     fu_tensor *row = fu_concat(g, cells, n_cells, 3), *copy = row ? fu_tensor_clone(row) : NULL;
     fu_graph_free(g);
+    if (copy) label_row(copy, r, n_cells, R);
     return copy;
 }
 
