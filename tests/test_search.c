@@ -280,3 +280,48 @@ TEST(generator_detection_by_content) {
     fu_weights_free(w);
     CHECK(fu_generator_open("/nonexistent/g.pt", NULL, &gen) == FU_E_INPUT && strstr(fu_last_error(), "/nonexistent/g.pt"));
 }
+
+/* StyleGAN v1 with a mapping network instead of a stored fit: the fit is computed as PULSE does.
+ * With one identity layer, leaky_relu(mapping(z), 5) is the pixel-normed z, whose every
+ * coordinate has mean 0 and variance 1, so the computed fit must act like mean 0, std 1. */
+TEST(generator_stylegan1_gaussfit_from_mapping) {
+    enum { D = 8 };
+    fu_sg1_config c = {.resolution = 8, .dlatent_size = D, .fmap_base = 16, .fmap_max = 8};
+    fu_weights *w = fu_sg1_random_weights(&c, 3), *map = fu_weights_new_table(), *fit = fu_weights_new_table();
+    REQUIRE(w && map && fit);
+    fu_tensor *W = fu_tensor_newv(2, (int64_t)D, (int64_t)D), *b = fu_tensor_newv(1, (int64_t)D);
+    fu_tensor *mean = fu_tensor_newv(1, (int64_t)D), *std = fu_tensor_newv(1, (int64_t)D);
+    REQUIRE(W && b && mean && std);
+    for (int i = 0; i < D; i++) W->data[i * D + i] = (float)(sqrt((double)D) / (sqrt(2.0) * 0.01));  /* undoes the load scale */
+    fu_tensor_fill(std, 1);
+    REQUIRE(fu_weights_put(map, "dense0.weight", W) == FU_OK && fu_weights_put(map, "dense0.bias", b) == FU_OK);
+    REQUIRE(fu_weights_put(fit, "mean", mean) == FU_OK && fu_weights_put(fit, "std", std) == FU_OK);
+    fu_generator *from_map = NULL, *from_fit = NULL;
+    REQUIRE(fu_generator_from_weights(w, map, "v1", &from_map) == FU_OK);
+    REQUIRE(fu_generator_from_weights(w, fit, "v1", &from_fit) == FU_OK);
+    fu_rng r;
+    fu_rng_seed(&r, 4);
+    fu_tensor *z = randn_leaf(&r, 3, (int64_t[]){1, from_map->n_latent, D}, 0), *noise[FU_GEN_MAX_NOISE] = {0};
+    for (int i = 0; i < from_map->n_noise; i++) {
+        int64_t shape[4];
+        REQUIRE(from_map->noise_shape(from_map, i, shape) == FU_OK && (noise[i] = fu_tensor_new(4, shape)));
+    }
+    fu_graph *g = fu_graph_new();
+    fu_tensor *a = from_map->build(from_map, g, z, noise, NULL), *e = from_fit->build(from_fit, g, z, noise, NULL);
+    REQUIRE(a && e);
+    double diff = 0, mag = 0;
+    for (int64_t i = 0; i < a->numel; i++) {
+        diff = fmax(diff, fabs(a->data[i] - e->data[i]));
+        mag = fmax(mag, fabs(e->data[i]));
+    }
+    /* 10^5 draws: the fit is within about 1% of (0, 1). */
+    CHECK_MSG(diff > 0 && diff < 0.05 * mag, "max diff %g, magnitude %g", diff, mag);
+    fu_graph_free(g);
+    for (int i = 0; i < from_map->n_noise; i++) fu_tensor_free(noise[i]);
+    fu_tensor_free(z);
+    fu_generator_free(from_map);
+    fu_generator_free(from_fit);
+    fu_weights_free(w);
+    fu_weights_free(map);
+    fu_weights_free(fit);
+}

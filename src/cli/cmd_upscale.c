@@ -208,9 +208,8 @@ static int open_generator(const options *o, fu_generator **gen) {
     const char *path = o->generator ? o->generator : DEFAULT_GENERATOR;
     struct stat st;
     if (!o->generator && stat(path, &st) != 0)
-        return fu_fail(FU_E_INPUT, "%s not found: faceup's own generator is made by its training command (see README.md, "
-                                   "'Generators'); or pass --generator FILE (a StyleGAN2 checkpoint, or PULSE's StyleGAN v1 "
-                                   "synthesis.pt with --gaussfit)", path);
+        return fu_fail(FU_E_INPUT, "%s not found: faceup's own generator is made by 'faceup train generator'; or pass "
+                                   "--generator FILE (a StyleGAN2 checkpoint, or PULSE's StyleGAN v1 synthesis.pt with --gaussfit)", path);
     return fu_generator_open(path, o->gaussfit, gen);
 }
 
