@@ -298,11 +298,12 @@ static cJSON *wave_json(const fu_search_wave *w, const fu_loss_spec *spec) {
 }
 
 static cJSON *job_json(const job *j, const fu_search_config *cfg, const fu_search_result *r, int n, int best) {
-    cJSON *o = cJSON_CreateObject(), *seeds = cJSON_CreateArray();
+    cJSON *o = cJSON_CreateObject();
     char path[PATH_CAP + 32];
     cJSON_AddStringToObject(o, "input", j->input);
     cJSON_AddStringToObject(o, "status", r ? (r[best].status == FU_OK ? "ok" : "no_solution") : "skipped");
     if (!r) return o;
+    cJSON *seeds = cJSON_CreateArray();
     snprintf(path, sizeof path, "%s%s.png", j->base, r[best].status == FU_OK ? "" : "_no_solution");
     cJSON_AddStringToObject(o, "output", path);
     cJSON_AddNumberToObject(o, "best_seed", (double)r[best].seed);
