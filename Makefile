@@ -25,7 +25,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan valgrind bench clean
+.PHONY: all test asan valgrind bench bench-upscale clean
 all: $(BUILD)/faceup $(BUILD)/faceup_tests
 
 $(BUILD)/libfaceup.a: $(LIB_OBJ)
@@ -74,6 +74,9 @@ $(BUILD)/bench_irse: $(BUILD)/bench/irse/bench_irse.o $(BUILD)/libfaceup.a
 
 bench: $(BUILD)/bench_ops
 	bench/run.sh
+
+bench-upscale: $(BUILD)/faceup
+	bench/upscale.sh
 
 clean:
 	rm -rf build build-asan build-valgrind build-mpi
