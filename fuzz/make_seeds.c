@@ -3,6 +3,8 @@
 #include <string.h>
 #include <jpeglib.h>
 #include <png.h>
+#include <stdlib.h>
+#include "io/dlib_dat.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 
@@ -65,8 +67,34 @@ static void raw_jpeg(const char *path, int gray, int progressive, int orientatio
     fclose(f);
 }
 
+static void write_bytes(const char *path, const unsigned char *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (f) { fwrite(p, 1, n, f); fclose(f); }
+}
+
+/* A small complete shape predictor (3 parts, 2 cascades of 2 depth-2 trees over 4 feature
+ * pixels each) and a truncated copy: the real 68-point model is 100 MB. */
+static void seed_dlib(void) {
+    float shape[6] = {0.2f, 0.3f, 0.8f, 0.3f, 0.5f, 0.8f}, leaves[4 * 4 * 6], deltas[2 * 4 * 2];
+    for (int i = 0; i < 96; i++) leaves[i] = (float)((i % 7) - 3) * 0.01f;
+    for (int i = 0; i < 16; i++) deltas[i] = (float)((i % 5) - 2) * 0.05f;
+    uint32_t anchors[8] = {0, 1, 2, 0, 2, 1, 0, 1};
+    fu_dlib_split splits[12];
+    for (int i = 0; i < 12; i++) splits[i] = (fu_dlib_split){(uint32_t)(i % 4), (uint32_t)((i + 1) % 4), (float)(i * 3 - 10)};
+    fu_dlib_tree trees[4] = {{0, 3, 0}, {3, 3, 4}, {6, 3, 8}, {9, 3, 12}};
+    fu_dlib_cascade cascades[2] = {{0, 2, 0, 4}, {2, 2, 4, 4}};
+    fu_shape_predictor sp = {3, shape, 2, cascades, trees, splits, leaves, anchors, deltas, 4, 12, 16, 8};
+    unsigned char *buf;
+    size_t n;
+    if (fu_dlib_serialize_shape_predictor(&sp, &buf, &n) != 0) return;
+    write_bytes("corpus/fuzz_dlib_dat/small.dat", buf, n);
+    write_bytes("corpus/fuzz_dlib_dat/truncated.dat", buf, n * 3 / 5);
+    free(buf);
+}
+
 int main(void) {
     seed_safetensors();
+    seed_dlib();
     raw_png("corpus/fuzz_image/gray8.png", PNG_COLOR_TYPE_GRAY, 8, PNG_INTERLACE_NONE);
     raw_png("corpus/fuzz_image/gray1.png", PNG_COLOR_TYPE_GRAY, 1, PNG_INTERLACE_NONE);
     raw_png("corpus/fuzz_image/ga16.png", PNG_COLOR_TYPE_GRAY_ALPHA, 16, PNG_INTERLACE_NONE);

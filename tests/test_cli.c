@@ -2,7 +2,10 @@
 #include "test.h"
 #include "util.h"
 #include "golden.h"
+#include "core/rng.h"
+#include "face/dlib_resnet.h"
 #include "io/image.h"
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -82,4 +85,114 @@ TEST(cli_generate_grid_from_stylegan2) {
     CHECK(strstr(err, "StyleGAN2") && count_lines(err) == 1);
     snprintf(args, sizeof args, "%s/v1.png", fu_test_tmpdir());
     CHECK(!file_exists(args));  /* nothing half-written */
+}
+
+/* model run: the descriptor printed for a 150x150 PNG equals the library's on the same pixels
+ * (no resize at the network's own size), and gear's three heads come out; bad names fail. */
+TEST(cli_model_run) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
+    char root[1024], manifest[1200], gear[1200];
+    const char *env = getenv("FACEUP_MODELS"), *home = getenv("HOME");
+    if (env) snprintf(root, sizeof root, "%s", env);
+    else snprintf(root, sizeof root, "%s/.cache/faceup/models", home ? home : ".");
+    snprintf(manifest, sizeof manifest, "%s/%s", root, FU_DLIB_RESNET_MANIFEST);
+    snprintf(gear, sizeof gear, "%s/human-models-3.0.4/models/gear.json", root);
+    if (!file_exists(manifest) || !file_exists(gear)) SKIP("no face-api or human models; run tools/fetch-models.sh");
+    static char out[262144], err[4096], args[2048], png[600];
+    snprintf(png, sizeof png, "%s/chip.png", fu_test_tmpdir());
+    fu_rng r;
+    fu_rng_seed(&r, 11);
+    int64_t shape[4] = {1, 3, FU_DLIB_RESNET_SIZE, FU_DLIB_RESNET_SIZE};
+    fu_tensor *img = randn_leaf(&r, 4, shape, 0);
+    REQUIRE(img);
+    for (int64_t i = 0; i < img->numel; i++) img->data[i] = 0.5f + 0.2f * img->data[i];
+    REQUIRE(fu_image_save_png(png, img) == FU_OK);
+    fu_tensor_free(img);
+
+    snprintf(args, sizeof args, "model run --json dlib-resnet %s", png);
+    REQUIRE(run(args, out, sizeof out, err, sizeof err) == FU_OK);
+    cJSON *doc = cJSON_Parse(out);
+    cJSON *o = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "outputs"), 0);
+    cJSON *values = cJSON_GetObjectItem(o, "values");
+    REQUIRE(values && cJSON_GetArraySize(values) == FU_DLIB_RESNET_DIM);
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(o, "name")), "descriptor"));
+    fu_dlib_resnet *net = fu_dlib_resnet_load(manifest);
+    fu_tensor *x = fu_image_load(png);
+    fu_graph *g = fu_graph_new();
+    fu_tensor *d = net && x ? fu_dlib_resnet_forward(net, g, x) : NULL;
+    REQUIRE(d);
+    double worst = 0;
+    for (int i = 0; i < FU_DLIB_RESNET_DIM; i++) worst = fmax(worst, fabs(cJSON_GetArrayItem(values, i)->valuedouble - d->data[i]));
+    CHECK_MSG(worst < 1e-6, "CLI descriptor differs from the library's by %g", worst);
+    cJSON_Delete(doc);
+    fu_graph_free(g);
+    fu_tensor_free(x);
+    fu_dlib_resnet_free(net);
+
+    snprintf(args, sizeof args, "model run gear %s %s", png, png);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_OK);
+    CHECK(strstr(out, "Identity [1,7]") && strstr(out, "Identity_1 [1,2]") && strstr(out, "Identity_2 [1,5]"));
+    CHECK(count_lines(out) == 8);   /* per image: its name and three outputs */
+    CHECK(run("model run no-such-model x.png", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "no-such-model.json") && count_lines(err) == 1);
+    snprintf(args, sizeof args, "model run dlib-resnet %s /nonexistent.png", png);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "/nonexistent.png") && count_lines(err) == 1);
+    CHECK(run("model run dlib-resnet", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+}
+
+TEST(cli_align_faces_and_refuses_non_faces) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    const char *shared = fu_test_shared_dir();
+    char models[1024], model[1200], detector[1200];
+    snprintf(models, sizeof models, "%s", getenv("FACEUP_MODELS") ? getenv("FACEUP_MODELS") : "");
+    if (!*models) snprintf(models, sizeof models, "%s/.cache/faceup/models", getenv("HOME") ? getenv("HOME") : ".");
+    snprintf(model, sizeof model, "%s/dlib/shape_predictor_68_face_landmarks.dat", models);
+    snprintf(detector, sizeof detector, "%s/human-models-3.0.4/models/blazeface.json", models);
+    if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
+    if (!shared) SKIP("../shared/data absent");
+    if (!file_exists(model) || !file_exists(detector)) SKIP("face models absent (tools/fetch-models.sh)");
+    static char out[262144], err[4096];
+    char args[4096], face[1024], crop[1024], blank[1024], dir[1024], png[1200];
+    snprintf(face, sizeof face, "%s/data/lfw/images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg", shared);
+    snprintf(crop, sizeof crop, "%s/data/utkface/images/100_1_2_20170105174847679.jpg.chip.jpg", shared);
+    snprintf(blank, sizeof blank, "%s/align_blank.png", fu_test_tmpdir());
+    snprintf(dir, sizeof dir, "%s/aligned", fu_test_tmpdir());
+    fu_tensor *grey = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)64, (int64_t)64);
+    REQUIRE(grey);
+    fu_tensor_fill(grey, 0.5f);
+    REQUIRE(fu_image_save_png(blank, grey) == FU_OK);
+    fu_tensor_free(grey);
+
+    /* A face and a non-face: the face is aligned, the other gets one error line, exit 2. */
+    snprintf(args, sizeof args, "align %s %s -o %s --json --quiet", face, blank, dir);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "align_blank.png: no face found") && count_lines(err) == 1);
+    CHECK(strstr(out, "\"landmarks\"") && strstr(out, "\"transform\"") && strstr(out, "\"error\""));
+    snprintf(png, sizeof png, "%s/Aaron_Eckhart_0001.png", dir);
+    fu_tensor *img = fu_image_load(png);
+    CHECK(img && img->shape[2] == 256 && img->shape[3] == 256);
+    fu_tensor_free(img);
+    snprintf(png, sizeof png, "%s/align_blank.png", dir);
+    CHECK(!file_exists(png));
+
+    /* A tight crop without detection, dlib's chip size. */
+    snprintf(png, sizeof png, "%s/chip.png", fu_test_tmpdir());
+    snprintf(args, sizeof args, "align %s -o %s --mode dlib --no-detect --json --quiet", crop, png);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_OK);
+    CHECK(strstr(out, "\"score\":\tnull") != NULL);
+    img = fu_image_load(png);
+    CHECK(img && img->shape[2] == 150 && img->shape[3] == 150);
+    fu_tensor_free(img);
+
+    /* Usage errors. */
+    snprintf(args, sizeof args, "align %s -o %s --mode square", face, png);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--mode"));
+    snprintf(args, sizeof args, "align %s %s -o %s", face, crop, png);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "output directory"));
+    snprintf(args, sizeof args, "align %s %s -o %s --quiet", face, face, dir);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "would overwrite") && count_lines(err) == 1);
+    snprintf(args, sizeof args, "align %s -o %s --size 4", face, png);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && count_lines(err) == 1);
 }

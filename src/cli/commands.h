@@ -5,5 +5,10 @@
 int cmd_selfcheck(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_train_extractor(int argc, char **argv);  /* faceup train extractor */
+int cmd_align(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_upscale(int argc, char **argv);
 
 #endif

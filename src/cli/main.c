@@ -1,6 +1,8 @@
 /* faceup: command-line entry point. Thin: parse the subcommand, call the library. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "commands.h"
 #include "faceup.h"
 
@@ -8,8 +10,12 @@ typedef struct { const char *name, *summary; int (*run)(int argc, char **argv); 
 
 static const command commands[] = {
     {"selfcheck", "train a tiny conv net for a few steps and check that the engine learns", cmd_selfcheck},
-    {"model", "model info FILE...: list the tensors of .safetensors / .pt weight files", cmd_model},
+    {"model", "model info FILE...: list the tensors of weight files; model run MODEL IMAGE...: run a face network", cmd_model},
     {"generate", "images from a StyleGAN2 checkpoint, one per seed, as a PNG grid", cmd_generate},
+    {"upscale", "faces whose downscale matches each thumbnail (PULSE-style latent search)", cmd_upscale},
+    {"align", "align IMG... -o OUT: detect the face, 68 landmarks, aligned crop (ffhq, dlib or arcface)", cmd_align},
+    {"train", "train faces (pack the face set) | train generator (faceup's VAE) | train extractor (IR-SE, ArcFace)", cmd_train},
+    {"eval", "eval generator: held-out reconstruction PSNR as JSON", cmd_eval},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -19,10 +25,22 @@ static void usage(FILE *f) {
     fprintf(f, "\n'faceup COMMAND --help' describes a command's flags. Exit status: 0 success, 1 no solution\nwithin eps, 2 bad input or usage, 3 internal error.\n");
 }
 
+/* OpenMP's default wait policy keeps idle threads spinning. On a shared machine (CI, a laptop
+ * running other jobs) that made 2-thread runs 5-80x slower (bench/RESULTS.md, face networks).
+ * libgomp reads the policy once, when it loads, so faceup sets it and re-executes itself, unless
+ * the user chose a policy. If the exec fails, faceup carries on with the default. */
+static void prefer_passive_wait(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv) {
+    prefer_passive_wait(argv);
     if (argc < 2) { usage(stderr); return FU_E_INPUT; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return FU_OK; }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("faceup %s\n", FACEUP_VERSION); return FU_OK; }
+    if (argc > 2 && !strcmp(argv[1], "train") && !strcmp(argv[2], "extractor")) return cmd_train_extractor(argc - 3, argv + 3);
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
     fprintf(stderr, "faceup: unknown command '%s' (try 'faceup help')\n", argv[1]);

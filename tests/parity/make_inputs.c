@@ -39,6 +39,8 @@ static const model_spec models[] = {
     {"gender", 64, 1, 4, -1, 1, "Identity"},
     {"mobileface", 112, 3, 4, -1, 1, "batchnorm0/add_1"},
     {"mobilefacenet", 112, 3, 4, -1, 1, "embeddings"},
+    /* dlib's face recognition ResNet (tests/parity/dlib_resnet.mjs runs face-api itself) */
+    {"dlib-resnet", 150, 3, 20, 0, 1, "descriptor"},
 };
 
 #define MAX_FACES 20

@@ -1,0 +1,232 @@
+/* faceup train faces | generator, and faceup eval generator. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include "args.h"
+#include "commands.h"
+#include "progress.h"
+#include "core/error.h"
+#include "core/ops.h"
+#include "faceup.h"
+#include "gen/vae.h"
+#include "io/image.h"
+#include "train/faces.h"
+#include "train/train_generator.h"
+
+static int exit_code(int rc) { return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT); }
+
+static void on_build(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, "faces"); }
+
+/* --data is a packed face set file, or a data folder (celeba/, utkface/, lfw/) packed on the fly. */
+static int open_faces(const char *data, int quiet, fu_faces **set) {
+    struct stat sb;
+    if (stat(data, &sb) != 0) return fu_fail(FU_E_INPUT, "%s: no such file or folder", data);
+    if (!S_ISDIR(sb.st_mode)) return fu_faces_load(data, set);
+    progress bar;
+    progress_start(&bar, "packing faces", quiet);
+    int rc = fu_faces_build(data, FU_FACES_SIZE, set, on_build, &bar);
+    progress_finish(&bar);
+    return rc;
+}
+
+/* A sheet of `per_source` faces of each source (one row each), spread over the source's images. */
+static int faces_sheet(const fu_faces *set, const char *path, int per_source) {
+    int64_t S = set->size;
+    fu_tensor *grid = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)FU_FACES_N_SOURCES * S, (int64_t)per_source * S);
+    float *img = malloc((size_t)(3 * S * S) * sizeof *img);
+    int rc = grid && img ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
+    for (int src = 0; rc == FU_OK && src < FU_FACES_N_SOURCES; src++) {
+        int64_t n = 0, k = 0;
+        for (int64_t i = 0; i < set->count; i++) n += set->labels[i].source == src;
+        for (int64_t i = 0, seen = 0; i < set->count && k < per_source && n > 0; i++) {
+            if (set->labels[i].source != src) continue;
+            if (seen++ != k * n / per_source) continue;
+            fu_faces_get(set, i, 0, img);
+            for (int64_t c = 0; c < 3; c++)
+                for (int64_t y = 0; y < S; y++)
+                    for (int64_t x = 0; x < S; x++)
+                        grid->data[(c * grid->shape[2] + src * S + y) * grid->shape[3] + k * S + x] = (img[(c * S + y) * S + x] + 1) * 0.5f;
+            k++;
+        }
+    }
+    if (rc == FU_OK) rc = fu_image_save_png(path, grid);
+    fu_tensor_free(grid);
+    free(img);
+    return rc;
+}
+
+static int train_faces(int argc, char **argv) {
+    const char *data = NULL, *out = NULL, *sheet = NULL;
+    int quiet = 0;
+    arg_spec specs[] = {
+        {"--data", ARG_STRING, &data, 0, 0, "data folder with celeba/, utkface/, lfw/ (as ../shared/data)"},
+        {"--out", ARG_STRING, &out, 0, 0, "packed face set to write"},
+        {"--sheet", ARG_STRING, &sheet, 0, 0, "also write a PNG of sample crops, one row per source"},
+        {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
+        {0},
+    };
+    int n = args_parse("train faces", "--data DIR --out FILE [--sheet PNG]", specs, argc, argv, NULL, 0);
+    if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
+    if (!data || !out) { fprintf(stderr, "faceup train faces: --data and --out are required\n"); return FU_E_INPUT; }
+    fu_faces *set = NULL;
+    int rc = open_faces(data, quiet, &set);
+    if (rc == FU_OK) rc = fu_faces_save(set, out);
+    if (rc == FU_OK && sheet) rc = faces_sheet(set, sheet, 12);
+    if (rc == FU_OK) {
+        int64_t counts[FU_SPLIT_ALL] = {0};
+        for (int64_t i = 0; i < set->count; i++) counts[set->labels[i].split]++;
+        printf("{\"faces\": %lld, \"train\": %lld, \"val\": %lld, \"test\": %lld, \"size\": %d}\n", (long long)set->count,
+               (long long)counts[FU_SPLIT_TRAIN], (long long)counts[FU_SPLIT_VAL], (long long)counts[FU_SPLIT_TEST], set->size);
+    }
+    if (rc != FU_OK) fprintf(stderr, "faceup train faces: %s\n", fu_last_error());
+    fu_faces_free(set);
+    return exit_code(rc);
+}
+
+typedef struct { progress bar; int64_t every, first_step; double start; } train_log;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The bar (deciles when stderr is not a terminal) plus one line every `every` steps, so a long
+ * background run logs its losses and speed. */
+static void on_train_step(const fu_gen_train_status *s, void *ctx) {
+    train_log *log = ctx;
+    if (log->first_step < 0) {   /* speed counts from this run's first step (a resumed run starts late) */
+        log->first_step = s->step;
+        log->start = now_s();
+    }
+    char note[96];
+    snprintf(note, sizeof note, "loss %.4f L1 %.4f KL %.1f", s->loss, s->rec, s->kl);
+    progress_update(&log->bar, (long)s->step, (long)s->steps, note);
+    if (log->bar.quiet || log->every <= 0 || s->step % log->every || s->step == log->first_step) return;
+    double el = now_s() - log->start, rate = (double)(s->step - log->first_step) / fmax(el, 1e-9);
+    fprintf(stderr, "%sstep %lld/%lld loss %.4f L1 %.4f edge %.4f KL %.1f | %.2f steps/s, eta %.0f min\n", log->bar.tty ? "\n" : "",
+            (long long)s->step, (long long)s->steps, s->loss, s->rec, s->edge, s->kl, rate,
+            (double)(s->steps - s->step) / fmax(rate, 1e-9) / 60);
+}
+
+static int train_generator(int argc, char **argv) {
+    fu_gen_train_config cfg = fu_gen_train_defaults();
+    const char *data = NULL;
+    int steps = (int)cfg.steps, seed = (int)cfg.seed, sample_every = (int)cfg.sample_every;
+    int ckpt_every = (int)cfg.checkpoint_every, warmup = (int)cfg.kl_warmup, threads = 0, quiet = 0, log_every = 100;
+    arg_spec specs[] = {
+        {"--data", ARG_STRING, &data, 0, 0, "packed face set (faceup train faces) or a data folder"},
+        {"--out", ARG_STRING, &cfg.out, 0, 0, "model to write (checkpoint, samples and loss plot beside it)"},
+        {"--steps", ARG_INT, &steps, 1, 2000000000, "total training steps (default 100000)"},
+        {"--batch", ARG_INT, &cfg.batch, 1, 4096, "batch size (default 32)"},
+        {"--lr", ARG_FLOAT, &cfg.lr, 1e-7, 1, "Adam learning rate (default 5e-4)"},
+        {"--seed", ARG_INT, &seed, 0, 2147483647, "seed for weights, data order and noise (default 1)"},
+        {"--beta", ARG_FLOAT, &cfg.beta, 0, 1000, "KL weight (default 0.1, see gen/vae.h)"},
+        {"--edge", ARG_FLOAT, &cfg.edge_weight, 0, 1000, "edge-loss weight (default 1)"},
+        {"--kl-warmup", ARG_INT, &warmup, 0, 2000000000, "steps over which beta ramps up from 0 (default 5000)"},
+        {"--size", ARG_INT, &cfg.model.size, 8, 256, "model image size, must match the data (default 64)"},
+        {"--channels", ARG_INT, &cfg.model.channels, 1, 1024, "model width c (default 32)"},
+        {"--latent", ARG_INT, &cfg.model.latent, 1, 4096, "latent size (default 256)"},
+        {"--resume", ARG_FLAG, &cfg.resume, 0, 0, "continue from OUT's checkpoint (its model, seed, batch and loss settings)"},
+        {"--sample-every", ARG_INT, &sample_every, 0, 2000000000, "sample sheet and loss plot every N steps (default 500; 0: at the end)"},
+        {"--checkpoint-every", ARG_INT, &ckpt_every, 0, 2000000000, "checkpoint every N steps (default 500; 0: at the end)"},
+        {"--log-every", ARG_INT, &log_every, 0, 2000000000, "a loss line on stderr every N steps (default 100; 0: none)"},
+        {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
+        {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
+        {0},
+    };
+    int n = args_parse("train generator", "--data FILE|DIR --out MODEL.safetensors [flags]", specs, argc, argv, NULL, 0);
+    if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
+    if (!data || !cfg.out) { fprintf(stderr, "faceup train generator: --data and --out are required\n"); return FU_E_INPUT; }
+    cfg.steps = steps;
+    cfg.seed = (uint64_t)seed;
+    cfg.sample_every = sample_every;
+    cfg.checkpoint_every = ckpt_every;
+    cfg.kl_warmup = warmup;
+    fu_set_threads(threads);
+    fu_faces *set = NULL;
+    int rc = open_faces(data, quiet, &set);
+    train_log log = {.every = log_every, .first_step = -1};
+    progress_start(&log.bar, "train generator", quiet);
+    if (rc == FU_OK) rc = fu_train_generator(&cfg, set, on_train_step, &log);
+    progress_finish(&log.bar);
+    if (rc != FU_OK) fprintf(stderr, "faceup train generator: %s\n", fu_last_error());
+    fu_faces_free(set);
+    return exit_code(rc);
+}
+
+int cmd_train(int argc, char **argv) {
+    if (argc >= 1 && !strcmp(argv[0], "faces")) return train_faces(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "generator")) return train_generator(argc - 1, argv + 1);
+    fprintf(stderr, "faceup train: expected 'faces' or 'generator' (try 'faceup train generator --help')\n");
+    return FU_E_INPUT;
+}
+
+/* Adds {"images": n, "psnr_db": x} for one split and source (all sources when source < 0). */
+static int add_psnr(cJSON *parent, const char *key, const fu_vae *m, const fu_faces *set, int split, int source, int64_t limit) {
+    double psnr;
+    int64_t count;
+    int rc = fu_vae_recon_psnr(m, set, split, source, limit, &psnr, &count);
+    if (rc != FU_OK) return rc;
+    cJSON *o = cJSON_AddObjectToObject(parent, key);
+    cJSON_AddNumberToObject(o, "images", (double)count);
+    if (count) cJSON_AddNumberToObject(o, "psnr_db", round(psnr * 1000) / 1000);
+    else cJSON_AddNullToObject(o, "psnr_db");
+    return FU_OK;
+}
+
+static int eval_generator(int argc, char **argv) {
+    const char *gen = NULL, *data = NULL, *split_name = "val";
+    int limit = 0, threads = 0;
+    arg_spec specs[] = {
+        {"--generator", ARG_STRING, &gen, 0, 0, "faceup VAE (.safetensors)"},
+        {"--data", ARG_STRING, &data, 0, 0, "packed face set (faceup train faces) or a data folder"},
+        {"--split", ARG_STRING, &split_name, 0, 0, "train, val (default), test (LFW) or all"},
+        {"--limit", ARG_INT, &limit, 0, 2000000000, "at most N images per source and overall (default 0: all)"},
+        {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
+        {0},
+    };
+    int n = args_parse("eval generator", "--generator FILE --data FILE|DIR [flags]", specs, argc, argv, NULL, 0);
+    if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
+    int split = fu_faces_split_parse(split_name);
+    if (!gen || !data || split < 0) {
+        fprintf(stderr, "faceup eval generator: --generator and --data are required; --split is train, val, test or all\n");
+        return FU_E_INPUT;
+    }
+    fu_set_threads(threads);
+    fu_vae *m = NULL;
+    fu_faces *set = NULL;
+    int rc = fu_vae_load(gen, &m);
+    if (rc == FU_OK) rc = open_faces(data, 1, &set);
+    cJSON *root = cJSON_CreateObject(), *recon = cJSON_AddObjectToObject(root, "recon");
+    for (int s = 0; rc == FU_OK && s < FU_FACES_N_SOURCES; s++)
+        rc = add_psnr(recon, fu_faces_source_name(s), m, set, split, s, limit);
+    if (rc == FU_OK) rc = add_psnr(recon, "all", m, set, split, -1, limit);
+    if (rc == FU_OK) {
+        cJSON_AddStringToObject(root, "generator", gen);
+        cJSON_AddStringToObject(root, "split", fu_faces_split_name(split));
+        cJSON_AddStringToObject(root, "mode", "decode(mu), PSNR on [0,1] pixels, mean over images");
+        cJSON_AddNumberToObject(root, "params", (double)fu_vae_param_count(m));
+        cJSON_AddNumberToObject(root, "size", m->cfg.size);
+        cJSON_AddNumberToObject(root, "latent", m->cfg.latent);
+        char *text = cJSON_Print(root);
+        if (text) puts(text);
+        free(text);
+    } else {
+        fprintf(stderr, "faceup eval generator: %s\n", fu_last_error());
+    }
+    cJSON_Delete(root);
+    fu_vae_free(m);
+    fu_faces_free(set);
+    return exit_code(rc);
+}
+
+int cmd_eval(int argc, char **argv) {
+    if (argc >= 1 && !strcmp(argv[0], "generator")) return eval_generator(argc - 1, argv + 1);
+    fprintf(stderr, "faceup eval: expected 'generator' (try 'faceup eval generator --help')\n");
+    return FU_E_INPUT;
+}

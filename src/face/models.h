@@ -1,0 +1,13 @@
+/* Where the face models live: $FACEUP_MODELS, default ~/.cache/faceup/models
+ * (tools/fetch-models.sh fills it). */
+#ifndef FU_FACE_MODELS_H
+#define FU_FACE_MODELS_H
+#include <stddef.h>
+
+/* Writes "<models dir>/<rel>" into buf (size n); returns buf. */
+const char *fu_model_path(const char *rel, char *buf, size_t n);
+
+#define FU_BLAZEFACE_MODEL "human-models-3.0.4/models/blazeface.json"
+#define FU_DLIB_LANDMARKS_MODEL "dlib/shape_predictor_68_face_landmarks.dat"
+
+#endif

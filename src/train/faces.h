@@ -1,0 +1,89 @@
+/* A packed face data set for generator training and evaluation: every face of the shared data
+ * sets (../shared/data: CelebA aligned, UTKFace, LFW deep-funneled) cropped and resized once to
+ * S x S RGB (S = 64) and stored as uint8 in one file, with per-image labels.
+ *
+ * Split (fixed, written into every label):
+ *   train: CelebA 000001-009000 and UTKFace except every 20th file in sorted name order;
+ *   val:   CelebA 009001-009500 and every 20th UTKFace file (index % 20 == 19) -- the held-out
+ *          set for reconstruction PSNR;
+ *   test:  all of LFW. LFW is the identity-evaluation set (pairs.txt folds), so no LFW identity
+ *          is ever trained on; the generator never sees it.
+ *
+ * File layout (little-endian):
+ *   "FUFACES1" | u32 size | u32 record bytes (128) | u64 count |
+ *   count records of 128 bytes: char path[96] (relative to the data folder, NUL padded),
+ *     u8 source, u8 split, i8 gender (0 male, 1 female, -1 unknown), i8 race (UTKFace's 0-4,
+ *     -1 unknown), i16 age (-1 unknown), u16 zero, i32 identity (LFW: index of the person in
+ *     sorted folder-name order; -1 unknown), u32 zero, u64 attrs (CelebA: bit i set when
+ *     attribute i of list_attr_celeba.txt is 1), u64 attrs_known (all 40 bits for CelebA),
+ *     8 zero bytes |
+ *   count * 3*S*S bytes of pixels, planar RGB (CHW) per image.
+ * The loader checks the magic, the sizes and that the file length is exactly what they imply. */
+#ifndef FU_TRAIN_FACES_H
+#define FU_TRAIN_FACES_H
+#include <stdint.h>
+#include "core/tensor.h"
+
+#define FU_FACES_SIZE 64
+#define FU_FACES_PATH_LEN 96
+
+enum { FU_FACES_CELEBA, FU_FACES_UTKFACE, FU_FACES_LFW, FU_FACES_N_SOURCES };
+enum { FU_SPLIT_TRAIN, FU_SPLIT_VAL, FU_SPLIT_TEST, FU_SPLIT_ALL };
+
+typedef struct fu_face_label {
+    char path[FU_FACES_PATH_LEN];
+    uint8_t source, split;
+    int8_t gender, race;
+    int16_t age;
+    int32_t identity;
+    uint64_t attrs, attrs_known;
+} fu_face_label;
+
+typedef struct fu_faces {
+    int size;
+    int64_t count;
+    fu_face_label *labels;
+    uint8_t *pixels;        /* count * 3 * size * size, CHW per image */
+} fu_faces;
+
+const char *fu_faces_source_name(int source);   /* "celeba", "utkface", "lfw" */
+const char *fu_faces_split_name(int split);     /* "train", "val", "test", "all" */
+int fu_faces_split_parse(const char *name);      /* -1 when unknown */
+
+/* The crop step, one function for every source: frames the face of img ([1,3,H,W] in [0,1],
+ * as decoded from `source`'s files) like FFHQ and resizes it to out ([1,3,S,S]). For now a fixed
+ * per-source box chosen by eye on sample sheets (see faces.c); landmark alignment can replace
+ * this function without touching the rest. FU_OK or an error. */
+int fu_faces_crop(const fu_tensor *img, int source, fu_tensor *out);
+
+/* Builds the set from a data folder holding celeba/, utkface/, lfw/ as in ../shared/data
+ * (a missing sub-folder is an error). progress (may be NULL) gets (done, total). */
+int fu_faces_build(const char *data_dir, int size, fu_faces **out,
+                   void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx);
+int fu_faces_save(const fu_faces *set, const char *path);     /* atomic */
+int fu_faces_load(const char *path, fu_faces **out);
+void fu_faces_free(fu_faces *set);
+/* Image i as floats in [-1, 1] into dst (3*S*S), mirrored left-right when flip. */
+void fu_faces_get(const fu_faces *set, int64_t i, int flip, float *dst);
+
+/* Deterministic training order: epoch e visits the split's images in a permutation drawn from
+ * (seed, e); sample number `pos` (counted from 0 over the whole run) is image perm_e[pos % n]
+ * of epoch e = pos / n, mirrored when a hash of (seed, pos) says so (if flips are on). So the
+ * whole data order is a function of (seed, pos): a resumed run needs only pos. */
+typedef struct fu_faces_loader {
+    const fu_faces *set;
+    int64_t n;          /* images in the split */
+    int64_t *members;   /* their indices in set */
+    int64_t *perm;      /* permutation of 0..n-1 for epoch `epoch` */
+    int64_t epoch;
+    uint64_t seed;
+    int flip;
+} fu_faces_loader;
+
+int fu_faces_loader_init(fu_faces_loader *l, const fu_faces *set, int split, uint64_t seed, int flip);
+void fu_faces_loader_free(fu_faces_loader *l);
+/* Samples pos .. pos+batch-1 into x (batch*3*S*S floats in [-1,1]); idx (may be NULL) gets
+ * their indices in the set. */
+void fu_faces_loader_batch(fu_faces_loader *l, int64_t pos, int batch, float *x, int64_t *idx);
+
+#endif

@@ -1,0 +1,397 @@
+#include "train_generator.h"
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/optim.h"
+#include "core/rng.h"
+#include "eval/plot.h"
+#include "faceup.h"
+#include "io/image.h"
+#include "io/safetensors.h"
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHEET_COLS 8
+#define SHEET_SAMPLE_ROWS 2
+#define SHEET_SAMPLE_SEED 12345
+#define HISTORY_COLS 4   /* step, loss, L1, KL */
+
+fu_gen_train_config fu_gen_train_defaults(void) {
+    return (fu_gen_train_config){
+        .model = fu_vae_default_config(), .steps = 100000, .batch = 32, .lr = 5e-4f, .seed = 1,
+        .beta = 0.1f, .edge_weight = 1.0f, .kl_warmup = 5000, .sample_every = 500, .checkpoint_every = 500,
+    };
+}
+
+/* ---- run state ---- */
+
+typedef struct run {
+    fu_gen_train_config cfg;
+    fu_vae *vae;
+    fu_optim *opt;
+    fu_rng rng;                /* reparameterisation noise */
+    int64_t step, pos;         /* steps done; samples consumed */
+    float *history;            /* [n_hist, HISTORY_COLS] */
+    int64_t n_hist, cap_hist;
+    char *ckpt_path, *sheet_path, *plot_path;
+} run;
+
+static char *path_with(const char *out, const char *suffix) {
+    size_t n = strlen(out);
+    const char *ext = ".safetensors";
+    if (n >= strlen(ext) && !strcmp(out + n - strlen(ext), ext)) n -= strlen(ext);
+    char *p = malloc(n + strlen(suffix) + 1);
+    if (!p) return NULL;
+    memcpy(p, out, n);
+    strcpy(p + n, suffix);
+    return p;
+}
+
+static int history_push(run *r, const float row[HISTORY_COLS]) {
+    if (r->n_hist == r->cap_hist) {
+        int64_t cap = r->cap_hist ? 2 * r->cap_hist : 1024;
+        float *grown = realloc(r->history, (size_t)cap * HISTORY_COLS * sizeof *grown);
+        if (!grown) return fu_fail(FU_E_INTERNAL, "train: out of memory");
+        r->history = grown;
+        r->cap_hist = cap;
+    }
+    memcpy(r->history + r->n_hist * HISTORY_COLS, row, HISTORY_COLS * sizeof *row);
+    r->n_hist++;
+    return FU_OK;
+}
+
+/* ---- checkpoint ---- */
+
+/* The RNG as text: 4 state words, then has_spare and the spare normal's bits, all hex. */
+static void rng_to_text(const fu_rng *g, char *buf, size_t n) {
+    uint64_t spare;
+    memcpy(&spare, &g->spare, sizeof spare);
+    snprintf(buf, n, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %d %016" PRIx64,
+             g->s[0], g->s[1], g->s[2], g->s[3], g->has_spare, spare);
+}
+
+static int rng_from_text(const char *text, fu_rng *g) {
+    uint64_t spare;
+    if (!text || sscanf(text, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64 " %d %" SCNx64,
+                        &g->s[0], &g->s[1], &g->s[2], &g->s[3], &g->has_spare, &spare) != 6)
+        return 0;
+    memcpy(&g->spare, &spare, sizeof spare);
+    return 1;
+}
+
+enum { M_STEP, M_POS, M_ADAM_STEP, M_RNG, M_SEED, M_BATCH, M_BETA, M_EDGE, M_WARMUP, M_COUNT };
+static const char *meta_keys[M_COUNT] = {
+    "train.step", "train.pos", "train.adam_step", "train.rng", "train.seed", "train.batch",
+    "train.beta", "train.edge_weight", "train.kl_warmup",
+};
+
+static int save_checkpoint(run *r) {
+    int64_t n_state = fu_optim_state_numel(r->opt);
+    fu_tensor *state = fu_tensor_newv(1, n_state);
+    fu_tensor *hist = fu_tensor_newv(2, r->n_hist > 0 ? r->n_hist : 1, (int64_t)HISTORY_COLS);
+    fu_st_item items[FU_VAE_MAX_PARAMS + 2];
+    int rc = state && hist ? FU_OK : FU_E_INTERNAL;
+    if (rc == FU_OK) {
+        fu_optim_state_get(r->opt, state->data);
+        if (r->n_hist > 0) memcpy(hist->data, r->history, (size_t)r->n_hist * HISTORY_COLS * sizeof(float));
+        else fu_tensor_fill(hist, NAN);
+        for (int i = 0; i < r->vae->n_params; i++) items[i] = (fu_st_item){r->vae->params[i]->name, r->vae->params[i], FU_F32};
+        items[r->vae->n_params] = (fu_st_item){"adam.state", state, FU_F32};
+        items[r->vae->n_params + 1] = (fu_st_item){"history", hist, FU_F32};
+        char v[M_COUNT][160];
+        snprintf(v[M_STEP], 160, "%" PRId64, r->step);
+        snprintf(v[M_POS], 160, "%" PRId64, r->pos);
+        snprintf(v[M_ADAM_STEP], 160, "%" PRId64, r->opt->step);
+        rng_to_text(&r->rng, v[M_RNG], 160);
+        snprintf(v[M_SEED], 160, "%" PRIu64, r->cfg.seed);
+        snprintf(v[M_BATCH], 160, "%d", r->cfg.batch);
+        snprintf(v[M_BETA], 160, "%a", (double)r->cfg.beta);   /* hex floats: exact round trip */
+        snprintf(v[M_EDGE], 160, "%a", (double)r->cfg.edge_weight);
+        snprintf(v[M_WARMUP], 160, "%" PRId64, r->cfg.kl_warmup);
+        fu_st_meta meta[M_COUNT];
+        for (int k = 0; k < M_COUNT; k++) meta[k] = (fu_st_meta){meta_keys[k], v[k]};
+        rc = fu_st_save(r->ckpt_path, items, r->vae->n_params + 2, meta, M_COUNT);
+    }
+    fu_tensor_free(state);
+    fu_tensor_free(hist);
+    return rc == FU_OK ? fu_vae_save(r->vae, r->cfg.out) : rc;
+}
+
+static int meta_i64(const fu_safetensors *st, int key, int64_t lo, int64_t hi, int64_t *out) {
+    const char *s = fu_st_meta_get(st, meta_keys[key]);
+    char *end;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || *end || v < lo || v > hi) return fu_fail(FU_E_INPUT, "%s: checkpoint metadata %s missing or invalid", st->label, meta_keys[key]);
+    *out = v;
+    return FU_OK;
+}
+
+static int meta_float(const fu_safetensors *st, int key, float *out) {
+    const char *s = fu_st_meta_get(st, meta_keys[key]);
+    char *end;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || *end || !isfinite(v)) return fu_fail(FU_E_INPUT, "%s: checkpoint metadata %s missing or invalid", st->label, meta_keys[key]);
+    *out = (float)v;
+    return FU_OK;
+}
+
+/* The settings a checkpoint fixes for the rest of the run (see train_generator.h). */
+static int read_run_settings(const fu_safetensors *st, run *r) {
+    int64_t seed, batch, warm;
+    int rc = meta_i64(st, M_SEED, 0, INT64_MAX, &seed);
+    if (rc == FU_OK) rc = meta_i64(st, M_BATCH, 1, 4096, &batch);
+    if (rc == FU_OK) rc = meta_i64(st, M_WARMUP, 0, INT64_MAX, &warm);
+    if (rc == FU_OK) rc = meta_float(st, M_BETA, &r->cfg.beta);
+    if (rc == FU_OK) rc = meta_float(st, M_EDGE, &r->cfg.edge_weight);
+    if (rc != FU_OK) return rc;
+    r->cfg.seed = (uint64_t)seed;
+    r->cfg.batch = (int)batch;
+    r->cfg.kl_warmup = warm;
+    return FU_OK;
+}
+
+static int read_tensor_into(const fu_safetensors *st, const char *name, float *dst, int64_t numel) {
+    const fu_st_entry *e = fu_st_find(st, name);
+    if (!e || e->numel != numel) return fu_fail(FU_E_INPUT, "%s: checkpoint tensor %s missing or of the wrong size", st->label, name);
+    fu_convert_to_f32(e->dtype, st->data + e->begin, dst, (size_t)numel);
+    return FU_OK;
+}
+
+/* Restores optimiser, RNG, counters and history from the checkpoint into r (model already
+ * loaded from the same file). */
+static int restore_state(const fu_safetensors *st, run *r) {
+    int64_t n_state = fu_optim_state_numel(r->opt), adam_step;
+    float *state = malloc((size_t)n_state * sizeof *state);
+    if (!state) return fu_fail(FU_E_INTERNAL, "train: out of memory");
+    int rc = read_tensor_into(st, "adam.state", state, n_state);
+    if (rc == FU_OK) rc = fu_optim_state_set(r->opt, state, n_state);
+    free(state);
+    if (rc == FU_OK) rc = meta_i64(st, M_STEP, 0, INT64_MAX, &r->step);
+    if (rc == FU_OK) rc = meta_i64(st, M_POS, 0, INT64_MAX, &r->pos);
+    if (rc == FU_OK) rc = meta_i64(st, M_ADAM_STEP, 0, INT64_MAX, &adam_step);
+    if (rc == FU_OK && !rng_from_text(fu_st_meta_get(st, meta_keys[M_RNG]), &r->rng))
+        rc = fu_fail(FU_E_INPUT, "%s: checkpoint metadata train.rng missing or invalid", st->label);
+    if (rc != FU_OK) return rc;
+    r->opt->step = adam_step;
+    const fu_st_entry *h = fu_st_find(st, "history");
+    if (!h || h->ndim != 2 || h->shape[1] != HISTORY_COLS) return fu_fail(FU_E_INPUT, "%s: checkpoint history missing", st->label);
+    float *rows = malloc((size_t)h->numel * sizeof *rows);
+    if (!rows) return fu_fail(FU_E_INTERNAL, "train: out of memory");
+    fu_convert_to_f32(h->dtype, st->data + h->begin, rows, (size_t)h->numel);
+    for (int64_t i = 0; rc == FU_OK && i < h->shape[0]; i++)
+        if (isfinite(rows[i * HISTORY_COLS])) rc = history_push(r, rows + i * HISTORY_COLS);
+    free(rows);
+    return rc;
+}
+
+/* ---- setup ---- */
+
+static int make_optimizer(run *r) {
+    fu_optim_config oc = fu_optim_adam_defaults();
+    int rc = fu_vae_requires_grad(r->vae, 1);
+    if (rc == FU_OK && !(r->opt = fu_optim_new(&oc, r->vae->params, r->vae->n_params))) rc = fu_last_code();
+    return rc;
+}
+
+static int run_open(run *r, const fu_gen_train_config *cfg) {
+    *r = (run){.cfg = *cfg};
+    r->ckpt_path = path_with(cfg->out, ".ckpt.safetensors");
+    r->sheet_path = path_with(cfg->out, ".samples.png");
+    r->plot_path = path_with(cfg->out, ".loss.png");
+    if (!r->ckpt_path || !r->sheet_path || !r->plot_path) return fu_fail(FU_E_INTERNAL, "train: out of memory");
+    if (!cfg->resume) {
+        fu_rng_seed(&r->rng, cfg->seed ^ 0x5eedULL);
+        if (!(r->vae = fu_vae_new(&cfg->model, cfg->seed))) return fu_last_code();
+        return make_optimizer(r);
+    }
+    fu_safetensors *st = fu_st_open(r->ckpt_path);
+    int rc = st ? fu_vae_from_safetensors(st, 1, &r->vae) : fu_last_code();
+    if (rc == FU_OK) rc = read_run_settings(st, r);
+    if (rc == FU_OK) rc = make_optimizer(r);
+    if (rc == FU_OK) rc = restore_state(st, r);
+    fu_st_free(st);
+    if (rc == FU_OK) r->cfg.model = r->vae->cfg;
+    return rc;
+}
+
+static void run_close(run *r) {
+    fu_optim_free(r->opt);
+    fu_vae_free(r->vae);
+    free(r->history);
+    free(r->ckpt_path);
+    free(r->sheet_path);
+    free(r->plot_path);
+}
+
+/* ---- reports ---- */
+
+/* Copies image k of imgs ([N,3,S,S] in [-1,1]) to grid cell (row, col) mapped to [0,1]. */
+static void grid_place(fu_tensor *grid, const fu_tensor *imgs, int64_t k, int64_t row, int64_t col) {
+    int64_t S = imgs->shape[2], H = grid->shape[2], W = grid->shape[3];
+    const float *src = imgs->data + k * 3 * S * S;
+    for (int64_t c = 0; c < 3; c++)
+        for (int64_t y = 0; y < S; y++)
+            for (int64_t x = 0; x < S; x++)
+                grid->data[(c * H + row * S + y) * W + col * S + x] = (src[(c * S + y) * S + x] + 1) * 0.5f;
+}
+
+/* SHEET_COLS held-out faces spread over the val split (train split when there is no val). */
+static int sheet_faces(const fu_faces *set, fu_tensor *x) {
+    fu_faces_loader l;
+    int rc = fu_faces_loader_init(&l, set, FU_SPLIT_VAL, 0, 0);
+    if (rc != FU_OK) rc = fu_faces_loader_init(&l, set, FU_SPLIT_TRAIN, 0, 0);
+    if (rc != FU_OK) return rc;
+    int64_t img = 3 * (int64_t)set->size * set->size;
+    for (int64_t k = 0; k < SHEET_COLS; k++) fu_faces_get(set, l.members[k * l.n / SHEET_COLS], 0, x->data + k * img);
+    fu_faces_loader_free(&l);
+    return FU_OK;
+}
+
+static int write_sample_sheet(run *r, const fu_faces *set) {
+    int64_t S = r->vae->cfg.size, D = r->vae->cfg.latent, rows = 2 + SHEET_SAMPLE_ROWS;
+    fu_graph *g = fu_graph_new();
+    fu_tensor *grid = fu_tensor_newv(4, (int64_t)1, (int64_t)3, rows * S, (int64_t)SHEET_COLS * S);
+    fu_tensor *x = g ? fu_graph_tensor(g, 4, (int64_t[]){SHEET_COLS, 3, S, S}) : NULL;
+    fu_tensor *z = g ? fu_graph_tensor(g, 2, (int64_t[]){SHEET_COLS * SHEET_SAMPLE_ROWS, D}) : NULL;
+    int rc = grid && x && z ? sheet_faces(set, x) : FU_E_INTERNAL;
+    fu_tensor *recon = NULL, *samples = NULL;
+    if (rc == FU_OK) {
+        fu_rng zr;
+        fu_rng_seed(&zr, SHEET_SAMPLE_SEED);
+        fu_rng_fill_normal(&zr, z->data, z->numel, 0, 1);
+        recon = fu_vae_decode(g, r->vae, fu_vae_encode(g, r->vae, x, NULL));
+        samples = fu_vae_decode(g, r->vae, z);
+        if (!recon || !samples) rc = fu_last_code();
+    }
+    if (rc == FU_OK) {
+        for (int64_t k = 0; k < SHEET_COLS; k++) {
+            grid_place(grid, x, k, 0, k);
+            grid_place(grid, recon, k, 1, k);
+        }
+        for (int64_t k = 0; k < SHEET_COLS * SHEET_SAMPLE_ROWS; k++) grid_place(grid, samples, k, 2 + k / SHEET_COLS, k % SHEET_COLS);
+        rc = fu_image_save_png(r->sheet_path, grid);
+    }
+    fu_tensor_free(grid);
+    fu_graph_free(g);
+    return rc;
+}
+
+/* The plot averages the per-step history over bins, at most PLOT_POINTS of them. */
+#define PLOT_POINTS 400
+
+static int write_loss_plot(run *r) {
+    int64_t bin = r->n_hist / PLOT_POINTS + 1, n = (r->n_hist + bin - 1) / bin;
+    float *cols = calloc((size_t)(n ? n : 1) * 4, sizeof *cols);
+    if (!cols) return fu_fail(FU_E_INTERNAL, "train: out of memory");
+    float *steps = cols, *loss = cols + n, *rec = cols + 2 * n, *kl = cols + 3 * n;
+    for (int64_t i = 0; i < r->n_hist; i++) {
+        const float *h = r->history + i * HISTORY_COLS;
+        int64_t b = i / bin, in_bin = (b == n - 1) ? r->n_hist - b * bin : bin;
+        steps[b] = h[0];
+        loss[b] += h[1] / (float)in_bin;
+        rec[b] += h[2] / (float)in_bin;
+        kl[b] += h[3] / 1000.0f / (float)in_bin;   /* KL per image / 1000 to share the axis */
+    }
+    fu_plot_series s[3] = {{steps, loss, n, {0, 0, 0}}, {steps, rec, n, {0, 0, 1}}, {steps, kl, n, {0.8f, 0, 0}}};
+    int rc = fu_plot_png(r->plot_path, 480, 320, s, 3, 1);
+    free(cols);
+    return rc;
+}
+
+/* ---- the loop ---- */
+
+static int train_step(run *r, fu_graph *g, fu_faces_loader *l, fu_gen_train_status *st) {
+    int64_t S = r->vae->cfg.size, B = r->cfg.batch;
+    fu_graph_reset(g);
+    fu_tensor *x = fu_graph_tensor(g, 4, (int64_t[]){B, 3, S, S});
+    fu_tensor *eps = fu_graph_tensor(g, 2, (int64_t[]){B, r->vae->cfg.latent});
+    if (!x || !eps) return fu_last_code();
+    fu_faces_loader_batch(l, r->pos, (int)B, x->data, NULL);
+    fu_rng_fill_normal(&r->rng, eps->data, eps->numel, 0, 1);
+    float warm = r->cfg.kl_warmup > 0 ? fminf(1.0f, (float)(r->step + 1) / (float)r->cfg.kl_warmup) : 1.0f;
+    fu_vae_loss_parts parts;
+    fu_tensor *loss = fu_vae_loss(g, r->vae, x, eps, r->cfg.beta * warm, r->cfg.edge_weight, &parts);
+    if (!loss) return fu_last_code();
+    if (!isfinite(loss->data[0])) return fu_fail(FU_E_INTERNAL, "train: loss is not finite at step %" PRId64 " (lower --lr)", r->step + 1);
+    fu_optim_zero_grad(r->opt);
+    int rc = fu_graph_backward(g, loss, NULL);
+    if (rc == FU_OK) rc = fu_optim_step(r->opt, r->cfg.lr);
+    if (rc != FU_OK) return rc;
+    r->step++;
+    r->pos += B;
+    *st = (fu_gen_train_status){r->step, r->cfg.steps, loss->data[0], parts.rec->data[0], parts.edge->data[0], parts.kl->data[0]};
+    float row[HISTORY_COLS] = {(float)r->step, st->loss, st->rec, st->kl};
+    return history_push(r, row);
+}
+
+static int due(int64_t step, int64_t every, int64_t last) { return step == last || (every > 0 && step % every == 0); }
+
+int fu_train_generator(const fu_gen_train_config *cfg, const fu_faces *set,
+                       void (*progress)(const fu_gen_train_status *s, void *ctx), void *ctx) {
+    if (cfg->steps < 1 || cfg->batch < 1 || cfg->batch > 4096 || !(cfg->lr > 0) || !(cfg->beta >= 0) ||
+        !(cfg->edge_weight >= 0) || cfg->kl_warmup < 0)
+        return fu_fail(FU_E_INPUT, "train generator: steps and batch (<= 4096) must be positive, lr > 0, beta, edge weight, warm-up >= 0");
+    run r;
+    int rc = run_open(&r, cfg);
+    if (rc == FU_OK && r.vae->cfg.size != set->size)
+        rc = fu_fail(FU_E_INPUT, "train generator: model size %d but the face set's images are %d", r.vae->cfg.size, set->size);
+    if (rc == FU_OK && r.step > cfg->steps)
+        rc = fu_fail(FU_E_INPUT, "train generator: checkpoint is at step %" PRId64 ", beyond --steps %" PRId64, r.step, cfg->steps);
+    fu_faces_loader l = {0};
+    if (rc == FU_OK) rc = fu_faces_loader_init(&l, set, FU_SPLIT_TRAIN, r.cfg.seed, 1);
+    fu_graph *g = fu_graph_new();
+    if (rc == FU_OK && !g) rc = fu_fail(FU_E_INTERNAL, "train: out of memory");
+    while (rc == FU_OK && r.step < cfg->steps) {
+        fu_gen_train_status st;
+        if ((rc = train_step(&r, g, &l, &st)) != FU_OK) break;
+        if (progress) progress(&st, ctx);
+        if (due(r.step, cfg->sample_every, cfg->steps) && (rc = write_sample_sheet(&r, set)) == FU_OK) rc = write_loss_plot(&r);
+        if (rc == FU_OK && due(r.step, cfg->checkpoint_every, cfg->steps)) rc = save_checkpoint(&r);
+    }
+    fu_graph_free(g);
+    fu_faces_loader_free(&l);
+    run_close(&r);
+    return rc;
+}
+
+/* ---- evaluation ---- */
+
+#define EVAL_BATCH 64
+
+int fu_vae_recon_psnr(const fu_vae *m, const fu_faces *set, int split, int source, int64_t limit,
+                      double *psnr, int64_t *n_out) {
+    if (m->cfg.size != set->size) return fu_fail(FU_E_INPUT, "eval: model size %d but the face set's images are %d", m->cfg.size, set->size);
+    int64_t S = set->size, img = 3 * S * S, n = 0;
+    int64_t *pick = malloc((size_t)(set->count ? set->count : 1) * sizeof *pick);
+    if (!pick) return fu_fail(FU_E_INTERNAL, "eval: out of memory");
+    for (int64_t i = 0; i < set->count && (limit <= 0 || n < limit); i++)
+        if ((split == FU_SPLIT_ALL || set->labels[i].split == split) && (source < 0 || set->labels[i].source == source)) pick[n++] = i;
+    fu_graph *g = fu_graph_new();
+    int rc = g ? FU_OK : fu_fail(FU_E_INTERNAL, "eval: out of memory");
+    double sum = 0;
+    for (int64_t b0 = 0; rc == FU_OK && b0 < n; b0 += EVAL_BATCH) {
+        int64_t B = n - b0 < EVAL_BATCH ? n - b0 : EVAL_BATCH;
+        fu_graph_reset(g);
+        fu_tensor *x = fu_graph_tensor(g, 4, (int64_t[]){B, 3, S, S});
+        if (!x) { rc = fu_last_code(); break; }
+        for (int64_t k = 0; k < B; k++) fu_faces_get(set, pick[b0 + k], 0, x->data + k * img);
+        fu_tensor *y = fu_vae_decode(g, m, fu_vae_encode(g, m, x, NULL));
+        if (!y) { rc = fu_last_code(); break; }
+        for (int64_t k = 0; k < B; k++) {
+            double se = 0;
+            for (int64_t j = 0; j < img; j++) {
+                double d = 0.5 * ((double)y->data[k * img + j] - x->data[k * img + j]);  /* [0,1] units */
+                se += d * d;
+            }
+            sum += 10.0 * log10(1.0 / fmax(se / (double)img, 1e-10));
+        }
+    }
+    fu_graph_free(g);
+    free(pick);
+    if (rc != FU_OK) return rc;
+    *psnr = n ? sum / (double)n : NAN;
+    *n_out = n;
+    return FU_OK;
+}
