@@ -52,6 +52,7 @@ int run_faceup(const char *args, char *out, size_t n_out, char *err, size_t n_er
     char *bufs[2] = {out, err};
     size_t sizes[2] = {n_out, n_err};
     for (int i = 0; i < 2; i++) {
+        if (!bufs[i]) continue;
         FILE *f = fopen(paths[i], "r");
         size_t k = f ? fread(bufs[i], 1, sizes[i] - 1, f) : 0;
         bufs[i][k] = 0;
