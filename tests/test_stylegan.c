@@ -675,6 +675,28 @@ TEST(stylegan_fused_style_instance_norm_gradcheck) {
     gradcheck_inputs(build_style_in, in1, 3);
 }
 
+static fu_tensor *build_mod1x1(fu_graph *g, fu_tensor **in, void *ctx) {
+    (void)ctx;
+    return fu_sg_modulated_1x1(g, in[0], in[1], in[2]);
+}
+
+TEST(stylegan_fused_modulated_1x1_gradcheck_and_values) {
+    fu_rng r;
+    fu_rng_seed(&r, 24);
+    fu_tensor *in[3] = {randn_leaf(&r, 4, (int64_t[]){2, 5, 3, 4}, 1), randn_leaf(&r, 4, (int64_t[]){3, 5, 1, 1}, 1),
+                        randn_leaf(&r, 2, (int64_t[]){2, 5}, 1)};
+    /* Against conv2d(x * s, w). */
+    fu_graph *g = fu_graph_new();
+    fu_tensor *y = fu_sg_modulated_1x1(g, in[0], in[1], in[2]);
+    fu_tensor *ref = fu_conv2d(g, fu_mul(g, in[0], fu_reshape(g, in[2], 4, (int64_t[]){2, 5, 1, 1})), in[1], NULL, NULL);
+    REQUIRE(y && ref && y->numel == ref->numel);
+    float diff = 0;
+    for (int64_t i = 0; i < y->numel; i++) diff = fmaxf(diff, fabsf(y->data[i] - ref->data[i]));
+    CHECK_MSG(diff < 1e-5f, "modulated 1x1 differs from conv2d(x*s) by %g", diff);
+    fu_graph_free(g);
+    gradcheck_inputs(build_mod1x1, in, 3);
+}
+
 TEST(stylegan_fused_ops_reject_bad_shapes) {
     fu_graph *g = fu_graph_new();
     fu_tensor *x = fu_tensor_newv(4, (int64_t)2, (int64_t)3, (int64_t)4, (int64_t)4);
@@ -687,6 +709,7 @@ TEST(stylegan_fused_ops_reject_bad_shapes) {
     fu_tensor *ab3 = fu_tensor_newv(2, (int64_t)3, (int64_t)3);   /* batch 3 against x's 2 */
     CHECK(fu_sg_style_instance_norm(g, x, ab3, ab3, 1e-5f) == NULL && strstr(fu_last_error(), "N*C = 6"));
     fu_tensor_free(ab3);
+    CHECK(fu_sg_modulated_1x1(g, x, ab, ab) == NULL && strstr(fu_last_error(), "sg_modulated_1x1"));
     fu_tensor *all[4] = {x, noise, nw, ab};
     free_all(all, 4);
     fu_graph_free(g);

@@ -1,6 +1,7 @@
-/* Fused StyleGAN epilogues, see sg_ops.h. Both ops work per (n,c) plane of HW values. */
+/* Fused StyleGAN layer ops, see sg_ops.h. The epilogues work per (n,c) plane of HW values. */
 #include "gen/sg_ops.h"
 #include "core/error.h"
+#include "core/ops.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -229,5 +230,69 @@ fu_tensor *fu_sg_style_instance_norm(fu_graph *g, fu_tensor *x, fu_tensor *scale
     n->ip[1] = C;
     n->ip[2] = x->shape[0] == N && N > 1;
     n->fp[0] = eps;
+    return fu_node_run(n);
+}
+
+/* ---- modulated 1x1 convolution ----------------------------------------------------------
+ * in: x [N,C,HW], w [O,C], s [N,C]; ip[0..3] = N, C, O, HW. Per sample n, with the modulated
+ * weight M = w * s[n] ([O,C], built in the scratch buffer):
+ *   y_n = M x_n;  dx_n += M^T dy_n;  G = dy_n x_n^T [O,C]: ds[n,c] += sum_o w[o,c] G[o,c],
+ *   dw[o,c] += s[n,c] G[o,c]. */
+
+static void modulate(const float *w, const float *s, int64_t O, int64_t C, float *m) {
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t c = 0; c < C; c++) m[o * C + c] = w[o * C + c] * s[c];
+}
+
+static int mod1x1_forward(fu_node *n) {
+    int64_t N = n->ip[0], C = n->ip[1], O = n->ip[2], HW = n->ip[3];
+    float *m = fu_graph_scratch(n->graph, (size_t)(O * C) * sizeof(float));
+    if (!m) return FU_E_INTERNAL;
+    for (int64_t b = 0; b < N; b++) {
+        modulate(n->in[1]->data, n->in[2]->data + b * C, O, C, m);
+        int rc = fu_sgemm('n', 'n', O, HW, C, 1, m, C, n->in[0]->data + b * C * HW, HW, 0, n->out->data + b * O * HW, HW);
+        if (rc != FU_OK) return rc;
+    }
+    return FU_OK;
+}
+
+static void mod1x1_backward(fu_node *n) {
+    int64_t N = n->ip[0], C = n->ip[1], O = n->ip[2], HW = n->ip[3];
+    float *gx = fu_in_grad(n, 0), *gw = fu_in_grad(n, 1), *gs = fu_in_grad(n, 2);
+    const float *x = n->in[0]->data, *w = n->in[1]->data, *s = n->in[2]->data, *gy = n->out->grad;
+    /* scratch: M [O,C] then G [O,C] */
+    float *m = fu_graph_scratch(n->graph, (size_t)(2 * O * C) * sizeof(float)), *G = m ? m + O * C : NULL;
+    if (!m) return;
+    for (int64_t b = 0; b < N; b++) {
+        if (gx) {
+            modulate(w, s + b * C, O, C, m);
+            fu_sgemm('t', 'n', C, HW, O, 1, m, C, gy + b * O * HW, HW, 1, gx + b * C * HW, HW);
+        }
+        if (!gw && !gs) continue;
+        fu_sgemm('n', 't', O, C, HW, 1, gy + b * O * HW, HW, x + b * C * HW, HW, 0, G, C);
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t c = 0; c < C; c++) {
+                if (gs) gs[b * C + c] += w[o * C + c] * G[o * C + c];
+                if (gw) gw[o * C + c] += s[b * C + c] * G[o * C + c];
+            }
+    }
+}
+
+static const fu_op op_mod1x1 = {"sg_modulated_1x1", mod1x1_forward, mod1x1_backward, NULL};
+
+fu_tensor *fu_sg_modulated_1x1(fu_graph *g, fu_tensor *x, fu_tensor *w, fu_tensor *s) {
+    fu_tensor *in[3] = {x, w, s};
+    if (!x || !w || !s) return fu_node_run(fu_node_new(g, &op_mod1x1, in, 3, 0, NULL));
+    char sx[96], sw[96], ss[96];
+    int64_t O = w->shape[0], C = x->ndim == 4 ? x->shape[1] : -1, N = x->shape[0];
+    if (x->ndim != 4 || w->numel != O * C || (w->ndim != 2 && w->ndim != 4) || s->numel != N * C)
+        return fu_fail_null(FU_E_INPUT, "sg_modulated_1x1: x %s, w %s, s %s (want [N,C,H,W], [O,C(,1,1)], [N,C])",
+                            fu_shape_str(x, sx, sizeof sx), fu_shape_str(w, sw, sizeof sw), fu_shape_str(s, ss, sizeof ss));
+    fu_node *n = fu_node_new(g, &op_mod1x1, in, 3, 4, (int64_t[]){N, O, x->shape[2], x->shape[3]});
+    if (!n) return NULL;
+    n->ip[0] = N;
+    n->ip[1] = C;
+    n->ip[2] = O;
+    n->ip[3] = x->shape[2] * x->shape[3];
     return fu_node_run(n);
 }

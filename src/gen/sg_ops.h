@@ -1,9 +1,9 @@
-/* Fused StyleGAN layer epilogues: one graph node (one activation-sized output, no other
+/* Fused StyleGAN layer ops: one graph node (one activation-sized output, no other
  * activation-sized tensors kept) where the plain op chain would keep four to six. At 1024x1024
  * with 32 channels every such tensor is 128 MB, so these decide whether a generator's forward +
  * backward fits in a few GB (bench/RESULTS.md, "StyleGAN").
  *
- * Both have an explicit backward; tests/test_stylegan.c gradchecks them. */
+ * All have an explicit backward; tests/test_stylegan.c gradchecks them. */
 #ifndef FU_GEN_SG_OPS_H
 #define FU_GEN_SG_OPS_H
 #include "core/graph.h"
@@ -20,5 +20,11 @@ fu_tensor *fu_sg_noise_act(fu_graph *g, fu_tensor *x, fu_tensor *scale, fu_tenso
 /* Instance norm (per (n,c) over H,W; biased variance, eps) followed by the per-sample style
  * y = xhat * scale[n,c] + shift[n,c]. x [N or 1,C,H,W]; scale, shift [N,C]; y [N,C,H,W]. */
 fu_tensor *fu_sg_style_instance_norm(fu_graph *g, fu_tensor *x, fu_tensor *scale, fu_tensor *shift, float eps);
+
+/* StyleGAN2's ToRGB convolution without demodulation: y[n,o] = sum_c w[o,c] * s[n,c] * x[n,c]
+ * per pixel, i.e. a 1x1 conv with the weight modulated per sample, as one GEMM per sample with
+ * the small [O,C] weight scaled (no modulated copy of the activation x). x [N,C,H,W],
+ * w [O,C,1,1] or [O,C], s [N,C] -> y [N,O,H,W]. */
+fu_tensor *fu_sg_modulated_1x1(fu_graph *g, fu_tensor *x, fu_tensor *w, fu_tensor *s);
 
 #endif

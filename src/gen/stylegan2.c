@@ -326,11 +326,14 @@ static fu_tensor *styled_conv(fu_graph *g, const fu_stylegan2 *m, const fu_sg2_c
     return fu_sg_noise_act(g, x, d, noise, c->noise_weight, c->bias, LRELU_SLOPE, SQRT2);
 }
 
-/* ToRGB: modulated 1x1 conv without demodulation, + bias, + the previous RGB upsampled x2. */
+/* ToRGB: modulated 1x1 conv without demodulation (one op with the style folded into the small
+ * weight, so no modulated copy of x), + bias, + the previous RGB upsampled x2. */
 static fu_tensor *to_rgb(fu_graph *g, const fu_stylegan2 *m, const fu_sg2_conv *c, fu_tensor *x,
                          fu_tensor *row, fu_tensor *skip) {
-    fu_tensor *no_demod;
-    fu_tensor *y = fu_add(g, modconv(g, m, c, x, row, &no_demod), c->bias);
+    fu_tensor *no_demod, *y;
+    if (c->k == 1) y = fu_sg_modulated_1x1(g, x, c->w, fu_linear(g, row, c->mod_w, c->mod_b));
+    else y = modconv(g, m, c, x, row, &no_demod);
+    y = fu_add(g, y, c->bias);
     if (!skip) return y;
     int p = m->fir_k - 2, p0 = (p + 1) / 2 + 1, p1 = p / 2;
     return fu_add(g, y, fu_upfirdn2d(g, skip, m->up, m->fir_k, m->fir_k, 2, 1, (int[]){p0, p1, p0, p1}));
