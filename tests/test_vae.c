@@ -269,7 +269,9 @@ TEST(faces_build_from_folder_labels_and_split) {
     snprintf(p, sizeof p, "%s/lfw/images/Ann_B/Ann_B_0001.jpg", root); write_jpeg(p, 250, 250, 0.8f);
     snprintf(p, sizeof p, "%s/lfw/images/Zed_Q/Zed_Q_0001.jpg", root); write_jpeg(p, 250, 250, 0.8f);
     fu_faces *set = NULL;
-    REQUIRE(fu_faces_build(root, 16, &set, NULL, NULL) == FU_OK);
+    int64_t dropped = -1;
+    REQUIRE(fu_faces_build(root, 16, FU_FACES_FRAME_BOX, &set, &dropped, NULL, NULL) == FU_OK);
+    CHECK(dropped == 0);
     REQUIRE(set->count == 5);
     const fu_face_label *L = set->labels;
     CHECK(L[0].source == FU_FACES_CELEBA && L[0].split == FU_SPLIT_TRAIN && L[0].attrs == ((1ULL << 0) | (1ULL << 20)));
@@ -280,7 +282,7 @@ TEST(faces_build_from_folder_labels_and_split) {
     CHECK(abs(set->pixels[0] - 51) <= 3 && abs(set->pixels[3 * 16 * 16 * 2] - 153) <= 3);   /* 0.2, 0.6 of 255 */
     fu_faces_free(set);
     snprintf(p, sizeof p, "%s/utkface", root);
-    CHECK(fu_faces_build(p, 16, &set, NULL, NULL) == FU_E_INPUT && set == NULL && strstr(fu_last_error(), "celeba"));
+    CHECK(fu_faces_build(p, 16, FU_FACES_FRAME_BOX, &set, &dropped, NULL, NULL) == FU_E_INPUT && set == NULL && strstr(fu_last_error(), "celeba"));
 }
 
 /* ---- training ---- */
