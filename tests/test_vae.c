@@ -352,6 +352,37 @@ TEST(train_generator_resume_is_exact) {
     fu_faces_free(set);
 }
 
+static double max_weight_diff(const fu_vae *a, const fu_vae *b) {
+    double d = 0;
+    for (int i = 0; i < a->n_params; i++)
+        for (int64_t k = 0; k < a->params[i]->numel; k++) d = fmax(d, fabs(a->params[i]->data[k] - b->params[i]->data[k]));
+    return d;
+}
+
+/* --init starts a new run from a model's weights: with a vanishing lr the run's model is that
+ * model (a fresh one from the run's seed would differ by ~0.1). */
+TEST(train_generator_init_starts_from_a_model) {
+    fu_faces *set = synthetic_faces(8, 40);
+    char base[512], next[512];
+    snprintf(base, sizeof base, "%s/gen_base.safetensors", fu_test_tmpdir());
+    snprintf(next, sizeof next, "%s/gen_next.safetensors", fu_test_tmpdir());
+    fu_gen_train_config a = tiny_run(base, 5);
+    REQUIRE(fu_train_generator(&a, set, NULL, NULL) == FU_OK);
+    fu_gen_train_config b = tiny_run(next, 2);
+    b.init = base;
+    b.seed = 777;    /* a different fresh model would come from this seed */
+    b.lr = 1e-20f;
+    REQUIRE(fu_train_generator(&b, set, NULL, NULL) == FU_OK);
+    fu_vae *ma = load_or_null(base), *mb = load_or_null(next);
+    REQUIRE(ma && mb && ma->n_params == mb->n_params);
+    CHECK(max_weight_diff(ma, mb) < 1e-12);
+    b.init = "/nonexistent/model.safetensors";
+    CHECK(fu_train_generator(&b, set, NULL, NULL) == FU_E_INPUT && strstr(fu_last_error(), "/nonexistent/model.safetensors"));
+    fu_vae_free(ma);
+    fu_vae_free(mb);
+    fu_faces_free(set);
+}
+
 static void record_loss(const fu_gen_train_status *s, void *ctx) {
     float *l = ctx;
     if (s->step <= 20) l[0] += s->rec / 20;

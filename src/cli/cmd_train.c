@@ -146,6 +146,7 @@ static int train_generator(int argc, char **argv) {
         {"--channels", ARG_INT, &cfg.model.channels, 1, 1024, "model width c (default 32)"},
         {"--latent", ARG_INT, &cfg.model.latent, 1, 4096, "latent size (default 256)"},
         {"--resume", ARG_FLAG, &cfg.resume, 0, 0, "continue from OUT's checkpoint (its model, seed, batch and loss settings)"},
+        {"--init", ARG_STRING, &cfg.init, 0, 0, "start a new run from this model's weights (fresh optimiser, step 0)"},
         {"--sample-every", ARG_INT, &sample_every, 0, 2000000000, "sample sheet and loss plot every N steps (default 500; 0: at the end)"},
         {"--checkpoint-every", ARG_INT, &ckpt_every, 0, 2000000000, "checkpoint every N steps (default 500; 0: at the end)"},
         {"--log-every", ARG_INT, &log_every, 0, 2000000000, "a loss line on stderr every N steps (default 100; 0: none)"},
@@ -155,6 +156,7 @@ static int train_generator(int argc, char **argv) {
     };
     int n = args_parse("train generator", "--data FILE|DIR --out MODEL.safetensors [flags]", specs, argc, argv, NULL, 0);
     if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
+    if (cfg.init && cfg.resume) { fprintf(stderr, "faceup train generator: --init starts a new run; it cannot be combined with --resume\n"); return FU_E_INPUT; }
     if (!data || !cfg.out) { fprintf(stderr, "faceup train generator: --data and --out are required\n"); return FU_E_INPUT; }
     cfg.steps = steps;
     cfg.seed = (uint64_t)seed;
