@@ -8,55 +8,28 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-/* Runs the command line through the shell; captures stdout/stderr (truncated) and the status. */
-static int run(const char *args, char *out, size_t n_out, char *err, size_t n_err) {
-    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
-    char cmd[2048], fo[512], fe[512];
-    snprintf(fo, sizeof fo, "%s/cli.out", fu_test_tmpdir());
-    snprintf(fe, sizeof fe, "%s/cli.err", fu_test_tmpdir());
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", bin, args, fo, fe);
-    int st = system(cmd);
-    const char *paths[2] = {fo, fe};
-    char *bufs[2] = {out, err};
-    size_t sizes[2] = {n_out, n_err};
-    for (int i = 0; i < 2; i++) {
-        FILE *f = fopen(paths[i], "r");
-        size_t k = f ? fread(bufs[i], 1, sizes[i] - 1, f) : 0;
-        bufs[i][k] = 0;
-        if (f) fclose(f);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
 
 TEST(cli_exit_codes_and_messages) {
     const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
     if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
     static char out[65536], err[4096];
-    CHECK(run("", out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(run("frobnicate", out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(strstr(err, "unknown command 'frobnicate'") && count_lines(err) == 1);
-    CHECK(run("selfcheck --steps abc", out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(strstr(err, "--steps") && count_lines(err) == 1);
-    CHECK(run("selfcheck --steps 0", out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(run("selfcheck --steps", out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(run("selfcheck --bogus", out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(run("model info /nonexistent/w.safetensors", out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(strstr(err, "/nonexistent/w.safetensors") && count_lines(err) == 1);
-    CHECK(run("model info tests/fixtures/pt/dtypes.pt tests/fixtures/pt/hostile_os_system.pt", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(run_faceup("", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(run_faceup("frobnicate", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "unknown command 'frobnicate'") && count_newlines(err) == 1);
+    CHECK(run_faceup("selfcheck --steps abc", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "--steps") && count_newlines(err) == 1);
+    CHECK(run_faceup("selfcheck --steps 0", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(run_faceup("selfcheck --steps", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(run_faceup("selfcheck --bogus", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(run_faceup("model info /nonexistent/w.safetensors", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "/nonexistent/w.safetensors") && count_newlines(err) == 1);
+    CHECK(run_faceup("model info tests/fixtures/pt/dtypes.pt tests/fixtures/pt/hostile_os_system.pt", out, sizeof out, err, sizeof err) == FU_E_INPUT);
     CHECK(strstr(err, "os.system") != NULL);
-    CHECK(run("selfcheck --json --quiet --steps 150", out, sizeof out, err, sizeof err) == FU_OK);
+    CHECK(run_faceup("selfcheck --json --quiet --steps 150", out, sizeof out, err, sizeof err) == FU_OK);
     CHECK(strstr(out, "\"passed\": true") != NULL);
-    CHECK(run("selfcheck --steps 1 --quiet", out, sizeof out, err, sizeof err) == FU_E_INTERNAL);  /* one step cannot learn */
-    CHECK(run("--version", out, sizeof out, err, sizeof err) == FU_OK && strstr(out, FACEUP_VERSION));
+    CHECK(run_faceup("selfcheck --steps 1 --quiet", out, sizeof out, err, sizeof err) == FU_E_INTERNAL);  /* one step cannot learn */
+    CHECK(run_faceup("--version", out, sizeof out, err, sizeof err) == FU_OK && strstr(out, FACEUP_VERSION));
 }
 
 TEST(cli_generate_grid_from_stylegan2) {
@@ -72,7 +45,7 @@ TEST(cli_generate_grid_from_stylegan2) {
     int seeds[3] = {3, 3, 4};
     for (int i = 0; i < 3; i++) {
         snprintf(args, sizeof args, "generate --generator %s/golden/stylegan2/weights.pt --seed %d --count 4 -o %s", shared, seeds[i], outs[i]);
-        CHECK(run(args, out, sizeof out, err, sizeof err) == FU_OK);
+        CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
     }
     fu_tensor *ia = fu_image_load(a), *ib = fu_image_load(b), *ic = fu_image_load(c);
     REQUIRE(ia && ib && ic);
@@ -81,8 +54,8 @@ TEST(cli_generate_grid_from_stylegan2) {
     CHECK(golden_max_diff(ia, ic) > 0.1f);
     fu_tensor_free(ia); fu_tensor_free(ib); fu_tensor_free(ic);
     snprintf(args, sizeof args, "generate --generator %s/golden/stylegan1/weights.pt -o %s/v1.png", shared, fu_test_tmpdir());
-    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(strstr(err, "StyleGAN2") && count_lines(err) == 1);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "StyleGAN2") && count_newlines(err) == 1);
     snprintf(args, sizeof args, "%s/v1.png", fu_test_tmpdir());
     CHECK(!file_exists(args));  /* nothing half-written */
 }
@@ -111,7 +84,7 @@ TEST(cli_model_run) {
     fu_tensor_free(img);
 
     snprintf(args, sizeof args, "model run --json dlib-resnet %s", png);
-    REQUIRE(run(args, out, sizeof out, err, sizeof err) == FU_OK);
+    REQUIRE(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
     cJSON *doc = cJSON_Parse(out);
     cJSON *o = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "outputs"), 0);
     cJSON *values = cJSON_GetObjectItem(o, "values");
@@ -131,15 +104,15 @@ TEST(cli_model_run) {
     fu_dlib_resnet_free(net);
 
     snprintf(args, sizeof args, "model run gear %s %s", png, png);
-    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_OK);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
     CHECK(strstr(out, "Identity [1,7]") && strstr(out, "Identity_1 [1,2]") && strstr(out, "Identity_2 [1,5]"));
-    CHECK(count_lines(out) == 8);   /* per image: its name and three outputs */
-    CHECK(run("model run no-such-model x.png", out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(strstr(err, "no-such-model.json") && count_lines(err) == 1);
+    CHECK(count_newlines(out) == 8);   /* per image: its name and three outputs */
+    CHECK(run_faceup("model run no-such-model x.png", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "no-such-model.json") && count_newlines(err) == 1);
     snprintf(args, sizeof args, "model run dlib-resnet %s /nonexistent.png", png);
-    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(strstr(err, "/nonexistent.png") && count_lines(err) == 1);
-    CHECK(run("model run dlib-resnet", out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "/nonexistent.png") && count_newlines(err) == 1);
+    CHECK(run_faceup("model run dlib-resnet", out, sizeof out, err, sizeof err) == FU_E_INPUT);
 }
 
 TEST(cli_align_faces_and_refuses_non_faces) {
@@ -167,8 +140,8 @@ TEST(cli_align_faces_and_refuses_non_faces) {
 
     /* A face and a non-face: the face is aligned, the other gets one error line, exit 2. */
     snprintf(args, sizeof args, "align %s %s -o %s --json --quiet", face, blank, dir);
-    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(strstr(err, "align_blank.png: no face found") && count_lines(err) == 1);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK(strstr(err, "align_blank.png: no face found") && count_newlines(err) == 1);
     CHECK(strstr(out, "\"landmarks\"") && strstr(out, "\"transform\"") && strstr(out, "\"error\""));
     snprintf(png, sizeof png, "%s/Aaron_Eckhart_0001.png", dir);
     fu_tensor *img = fu_image_load(png);
@@ -180,7 +153,7 @@ TEST(cli_align_faces_and_refuses_non_faces) {
     /* A tight crop without detection, dlib's chip size. */
     snprintf(png, sizeof png, "%s/chip.png", fu_test_tmpdir());
     snprintf(args, sizeof args, "align %s -o %s --mode dlib --no-detect --json --quiet", crop, png);
-    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_OK);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
     CHECK(strstr(out, "\"score\":\tnull") != NULL);
     img = fu_image_load(png);
     CHECK(img && img->shape[2] == 150 && img->shape[3] == 150);
@@ -188,11 +161,11 @@ TEST(cli_align_faces_and_refuses_non_faces) {
 
     /* Usage errors. */
     snprintf(args, sizeof args, "align %s -o %s --mode square", face, png);
-    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--mode"));
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--mode"));
     snprintf(args, sizeof args, "align %s %s -o %s", face, crop, png);
-    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "output directory"));
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "output directory"));
     snprintf(args, sizeof args, "align %s %s -o %s --quiet", face, face, dir);
-    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "would overwrite") && count_lines(err) == 1);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "would overwrite") && count_newlines(err) == 1);
     snprintf(args, sizeof args, "align %s -o %s --size 4", face, png);
-    CHECK(run(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && count_lines(err) == 1);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && count_newlines(err) == 1);
 }

@@ -291,7 +291,9 @@ static void link_into(const char *dir, const char *id, int i) {
     mkdir(path, 0755);
     snprintf(path, sizeof path, "%s/%s/img%d.jpg", dir, id, i);
     unlink(path);
-    CHECK(symlink(lfw_jpeg(i), path) == 0);
+    char *target = realpath(lfw_jpeg(i), NULL);   /* the shared folder may be given relatively */
+    CHECK(target && symlink(target, path) == 0);
+    free(target);
 }
 
 TEST(face_data_reads_identity_folders) {

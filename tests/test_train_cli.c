@@ -17,26 +17,6 @@
 
 static const char *faceup_bin(void) { return getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup"; }
 
-/* Runs faceup with args through the shell, stdout to out (may be NULL), stderr to err. */
-static int run_faceup(const char *args, char *out, size_t n_out, char *err, size_t n_err) {
-    char cmd[4096], fo[512], fe[512];
-    snprintf(fo, sizeof fo, "%s/train_cli.out", fu_test_tmpdir());
-    snprintf(fe, sizeof fe, "%s/train_cli.err", fu_test_tmpdir());
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", faceup_bin(), args, fo, fe);
-    int st = system(cmd);
-    const char *paths[2] = {fo, fe};
-    char *bufs[2] = {out, err};
-    size_t sizes[2] = {n_out, n_err};
-    for (int i = 0; i < 2; i++) {
-        if (!bufs[i]) continue;
-        FILE *f = fopen(paths[i], "r");
-        size_t k = f ? fread(bufs[i], 1, sizes[i] - 1, f) : 0;
-        bufs[i][k] = 0;
-        if (f) fclose(f);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* 60 images of 16x16 (every 5th val), smooth coloured blobs; sources alternate CelebA/UTKFace. */
 static int write_faces(const char *path) {
     enum { S = 16, N = 60 };

@@ -1,5 +1,9 @@
 #include "util.h"
 #include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include "test.h"
 #include <string.h>
 #include <sys/stat.h>
 
@@ -34,5 +38,31 @@ int count_prefixed(const char *dir, const char *prefix) {
     if (!d) return -1;
     for (struct dirent *e; (e = readdir(d));) n += !strncmp(e->d_name, prefix, strlen(prefix));
     closedir(d);
+    return n;
+}
+
+int run_faceup(const char *args, char *out, size_t n_out, char *err, size_t n_err) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    char cmd[8192], fo[512], fe[512];
+    snprintf(fo, sizeof fo, "%s/run.out", fu_test_tmpdir());
+    snprintf(fe, sizeof fe, "%s/run.err", fu_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", bin, args, fo, fe);
+    int st = system(cmd);
+    const char *paths[2] = {fo, fe};
+    char *bufs[2] = {out, err};
+    size_t sizes[2] = {n_out, n_err};
+    for (int i = 0; i < 2; i++) {
+        if (!bufs[i]) continue;
+        FILE *f = fopen(paths[i], "r");
+        size_t k = f ? fread(bufs[i], 1, sizes[i] - 1, f) : 0;
+        bufs[i][k] = 0;
+        if (f) fclose(f);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int count_newlines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
     return n;
 }

@@ -15,4 +15,11 @@ int file_exists(const char *path);
 /* Entries of dir whose names start with prefix (finds leftover temporary files); -1 if dir is unreadable. */
 int count_prefixed(const char *dir, const char *prefix);
 
+/* Runs "$FACEUP_BIN args" (default build/faceup) through the shell with stdin from /dev/null;
+ * stdout and stderr are captured into out/err (truncated, NUL-terminated). Returns the exit
+ * status, or -1 when the command did not exit normally. */
+int run_faceup(const char *args, char *out, size_t n_out, char *err, size_t n_err);
+/* Newlines in s. */
+int count_newlines(const char *s);
+
 #endif

@@ -13,5 +13,6 @@ int cmd_eval_lfw(int argc, char **argv);       /* faceup eval lfw */
 int cmd_embed(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_upscale(int argc, char **argv);
 
 #endif

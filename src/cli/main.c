@@ -12,6 +12,7 @@ static const command commands[] = {
     {"selfcheck", "train a tiny conv net for a few steps and check that the engine learns", cmd_selfcheck},
     {"model", "model info FILE...: list the tensors of weight files; model run MODEL IMAGE...: run a face network", cmd_model},
     {"generate", "images from a StyleGAN2 checkpoint, one per seed, as a PNG grid", cmd_generate},
+    {"upscale", "faces whose downscale matches each thumbnail (PULSE-style latent search)", cmd_upscale},
     {"align", "align IMG... -o OUT: detect the face, 68 landmarks, aligned crop (ffhq, dlib or arcface)", cmd_align},
     {"train", "train faces (pack the face set) | train generator (faceup's VAE) | train extractor (IR-SE, ArcFace)", cmd_train},
     {"eval", "eval generator: held-out reconstruction PSNR as JSON | eval lfw: LFW verification accuracy", cmd_eval},

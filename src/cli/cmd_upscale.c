@@ -1,0 +1,506 @@
+/* faceup upscale: PULSE-style latent search for high-resolution faces that downscale to the
+ * given thumbnails (src/search/search.h). Everything is checked before the first search (files,
+ * sizes, loss strings, networks the loss needs), so bad input exits 2 without writing anything.
+ *
+ * Outputs, for a thumbnail with stem S (single input: -o OUT.png, base = OUT without .png;
+ * several inputs or a directory: -o DIR, base = DIR/S):
+ *   base.png                       the best accepted image over the seeds
+ *   base_no_solution.png           instead, when no seed met eps (exit status 1)
+ *   base_seed<k>[_no_solution].png each seed's image, when --seeds > 1
+ *   base_seed<k>_w<wave>_step<j>.png  with --save-intermediate: the best image so far, every step
+ * A thumbnail whose base.png or base_no_solution.png exists is skipped unless --overwrite.
+ * --sheet PNG: one row per thumbnail: nearest-neighbour upscale | bicubic upscale | seeds. */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "args.h"
+#include "commands.h"
+#include "core/error.h"
+#include "core/ops.h"
+#include "eval/text.h"
+#include "faceup.h"
+#include "gen/generator.h"
+#include "io/image.h"
+#include "progress.h"
+#include "search/search.h"
+
+#define DEFAULT_GENERATOR "models/faceup-vae64.safetensors"
+#define MAX_INPUTS 100000
+#define PATH_CAP 4096
+
+typedef struct options {
+    const char *out, *generator, *gaussfit, *loss, *loss2, *schedule, *noise, *sheet, *identity, *attr;
+    int seeds, first_seed, steps, trainable_noise, race, save_intermediate, json, overwrite, threads, quiet;
+    float lr, eps;
+} options;
+
+typedef struct job {
+    char *input, *stem;
+    char base[PATH_CAP];         /* output path without ".png" */
+    fu_tensor *thumb;
+} job;
+
+typedef struct run_ctx {         /* what the per-step callback needs */
+    const options *opt;
+    const job *jb;
+    progress bar;
+    long done_before;
+    int waves, write_failed;
+} run_ctx;
+
+/* ---------------------------------------------------------------- inputs */
+
+static int has_image_ext(const char *name) {
+    const char *dot = strrchr(name, '.');
+    if (!dot) return 0;
+    char ext[8] = {0};
+    for (int i = 0; i < 7 && dot[i + 1]; i++) ext[i] = (char)tolower((unsigned char)dot[i + 1]);
+    return !strcmp(ext, "png") || !strcmp(ext, "jpg") || !strcmp(ext, "jpeg");
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int add_job(job **jobs, int *n, const char *path) {
+    if (*n == MAX_INPUTS) return fu_fail(FU_E_INPUT, "more than %d thumbnails", MAX_INPUTS);
+    job *grown = realloc(*jobs, (size_t)(*n + 1) * sizeof **jobs);
+    if (!grown) return fu_fail(FU_E_INTERNAL, "out of memory");
+    *jobs = grown;
+    job *j = &grown[(*n)++];
+    memset(j, 0, sizeof *j);
+    const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    j->input = strdup(path);
+    j->stem = strdup(name);
+    if (!j->input || !j->stem) return fu_fail(FU_E_INTERNAL, "out of memory");
+    char *dot = strrchr(j->stem, '.');
+    if (dot && dot != j->stem) *dot = 0;
+    return FU_OK;
+}
+
+/* Image files of a directory, sorted by name. */
+static int add_directory(job **jobs, int *n, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return fu_fail(FU_E_INPUT, "%s: cannot read the directory", dir);
+    char **names = NULL;
+    int count = 0, rc = FU_OK;
+    for (struct dirent *e; rc == FU_OK && (e = readdir(d));) {
+        if (e->d_name[0] == '.' || !has_image_ext(e->d_name)) continue;
+        char **grown = realloc(names, (size_t)(count + 1) * sizeof *names);
+        if (!grown || !(grown[count] = malloc(strlen(dir) + strlen(e->d_name) + 2))) {
+            names = grown ? grown : names;
+            rc = fu_fail(FU_E_INTERNAL, "out of memory");
+            break;
+        }
+        names = grown;
+        sprintf(names[count++], "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    if (rc == FU_OK && count == 0) rc = fu_fail(FU_E_INPUT, "%s: no .png or .jpg images in the directory", dir);
+    if (names) qsort(names, (size_t)count, sizeof *names, cmp_str);
+    for (int i = 0; i < count; i++) {
+        if (rc == FU_OK) rc = add_job(jobs, n, names[i]);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static int is_directory(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Jobs from the positional arguments; *many = output is a directory. */
+static int collect_inputs(char **pos, int n_pos, job **jobs, int *n, int *many) {
+    *many = n_pos > 1;
+    for (int i = 0; i < n_pos; i++) {
+        int rc = is_directory(pos[i]) ? (*many = 1, add_directory(jobs, n, pos[i])) : add_job(jobs, n, pos[i]);
+        if (rc != FU_OK) return rc;
+    }
+    return FU_OK;
+}
+
+/* Output base names, and two inputs with one stem would overwrite each other. */
+static int plan_outputs(job *jobs, int n, int many, const char *out) {
+    for (int i = 0; i < n; i++) {
+        int k;
+        if (many) k = snprintf(jobs[i].base, PATH_CAP, "%s/%s", out, jobs[i].stem);
+        else if (out) {
+            size_t len = strlen(out);
+            int png = len > 4 && !strcmp(out + len - 4, ".png");
+            k = snprintf(jobs[i].base, PATH_CAP, "%.*s", (int)(png ? len - 4 : len), out);
+        } else k = snprintf(jobs[i].base, PATH_CAP, "%s_up", jobs[i].stem);
+        if (k < 0 || k >= PATH_CAP) return fu_fail(FU_E_INPUT, "%s: output path too long", jobs[i].input);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(jobs[i].base, jobs[j].base)) return fu_fail(FU_E_INPUT, "%s and %s would write the same output", jobs[j].input, jobs[i].input);
+    }
+    return FU_OK;
+}
+
+static int load_thumbnails(job *jobs, int n, const fu_generator *gen) {
+    for (int i = 0; i < n; i++) {
+        int factor;
+        if (!(jobs[i].thumb = fu_image_load(jobs[i].input))) return fu_last_code() ? fu_last_code() : FU_E_INPUT;
+        int rc = fu_search_check_thumbnail(gen, jobs[i].thumb, jobs[i].input, &factor);
+        if (rc != FU_OK) return rc;
+    }
+    return FU_OK;
+}
+
+static void free_jobs(job *jobs, int n) {
+    for (int i = 0; i < n; i++) {
+        free(jobs[i].input);
+        free(jobs[i].stem);
+        fu_tensor_free(jobs[i].thumb);
+    }
+    free(jobs);
+}
+
+/* ---------------------------------------------------------------- config */
+
+/* --identity, --race, --attr NAME=V[,NAME=V...] as loss terms (weights: identity 5 as in the
+ * paper's runs, race and attributes 1), added to the first-wave loss. */
+static int add_face_terms(const options *o, fu_loss_spec *spec) {
+    int rc = FU_OK;
+    if (o->identity) {
+        fu_tensor *ref = fu_image_load(o->identity);
+        if (!ref) return FU_E_INPUT;
+        fu_tensor_free(ref);
+        if (fu_loss_find(spec, FU_TERM_IDENTITY_SCORE) < 0 && fu_loss_find(spec, FU_TERM_L2_IDENTITY) < 0)
+            rc = fu_loss_add(spec, (fu_loss_term){.kind = FU_TERM_IDENTITY_SCORE, .weight = 5});
+    }
+    if (rc == FU_OK && o->race >= 0) rc = fu_loss_add(spec, (fu_loss_term){.kind = FU_TERM_RACE, .index = o->race, .weight = 1});
+    for (const char *p = o->attr; rc == FU_OK && p && *p;) {
+        size_t len = strcspn(p, ","), name_len = strcspn(p, "=");
+        if (name_len >= len || len != name_len + 2 || (p[name_len + 1] != '0' && p[name_len + 1] != '1'))
+            return fu_fail(FU_E_INPUT, "--attr expects NAME=0 or NAME=1 (CelebA names, e.g. Smiling=1), got '%.*s'", (int)len, p);
+        int k = fu_celeba_attr_index(p, name_len);
+        if (k < 0) return fu_fail(FU_E_INPUT, "--attr: unknown CelebA attribute '%.*s'", (int)name_len, p);
+        rc = fu_loss_add(spec, (fu_loss_term){.kind = FU_TERM_ATTR, .index = k, .value = p[name_len + 1] - '0', .weight = 1});
+        p += len + (p[len] == ',');
+    }
+    return rc;
+}
+
+static int make_config(const options *o, fu_search_config *cfg) {
+    *cfg = fu_search_defaults();
+    int rc = fu_loss_parse(o->loss, &cfg->loss);
+    if (rc == FU_OK && o->loss2) { rc = fu_loss_parse(o->loss2, &cfg->loss2); cfg->has_loss2 = 1; }
+    if (rc == FU_OK) rc = fu_lr_schedule_parse(o->schedule, &cfg->schedule);
+    if (rc == FU_OK) rc = fu_noise_mode_parse(o->noise, &cfg->noise);
+    if (rc == FU_OK) rc = add_face_terms(o, &cfg->loss);
+    /* No face networks are wired in yet: any face term fails here, naming what it needs. */
+    if (rc == FU_OK) rc = fu_search_check_guides(&cfg->loss, NULL);
+    if (rc == FU_OK && cfg->has_loss2) rc = fu_search_check_guides(&cfg->loss2, NULL);
+    cfg->n_seeds = o->seeds;
+    cfg->first_seed = (uint64_t)o->first_seed;
+    cfg->steps = o->steps;
+    cfg->lr = o->lr;
+    cfg->eps = o->eps;
+    cfg->trainable_noise_layers = o->trainable_noise;
+    return rc;
+}
+
+static int open_generator(const options *o, fu_generator **gen) {
+    const char *path = o->generator ? o->generator : DEFAULT_GENERATOR;
+    struct stat st;
+    if (!o->generator && stat(path, &st) != 0)
+        return fu_fail(FU_E_INPUT, "%s not found: faceup's own generator is made by 'faceup train generator'; or pass "
+                                   "--generator FILE (a StyleGAN2 checkpoint, or PULSE's StyleGAN v1 synthesis.pt with --gaussfit)", path);
+    return fu_generator_open(path, o->gaussfit, gen);
+}
+
+/* ---------------------------------------------------------------- outputs */
+
+static int save_as(const fu_tensor *img, const char *base, const char *suffix) {
+    char path[PATH_CAP + 64];
+    snprintf(path, sizeof path, "%s%s.png", base, suffix);
+    return fu_image_save_png(path, img);
+}
+
+static int finished(const job *j) {
+    char path[PATH_CAP + 32];
+    struct stat st;
+    snprintf(path, sizeof path, "%s.png", j->base);
+    if (stat(path, &st) == 0) return 1;
+    snprintf(path, sizeof path, "%s_no_solution.png", j->base);
+    return stat(path, &st) == 0;
+}
+
+static void on_step(void *ctx, const fu_search_step *s) {
+    run_ctx *c = ctx;
+    char note[96];
+    snprintf(note, sizeof note, "seed %d loss %.4f L2 %.5f", s->seed_index, (double)s->loss, (double)s->l2);
+    long done = c->done_before + (long)(s->seed_index * c->waves + s->wave) * s->steps + s->step + 1;
+    progress_update(&c->bar, done, (long)c->opt->seeds * c->waves * s->steps, note);
+    if (!c->opt->save_intermediate || c->write_failed) return;
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, "_seed%d_w%d_step%03d", (int)(c->opt->first_seed + s->seed_index), s->wave + 1, s->step);
+    if (save_as(s->best_image, c->jb->base, suffix) != FU_OK) c->write_failed = 1;
+}
+
+/* The wave whose image a seed reports. */
+static const fu_search_wave *final_wave(const fu_search_result *r) {
+    return r->wave[1].ran && r->wave[1].status == FU_OK ? &r->wave[1] : &r->wave[0];
+}
+
+/* Best seed: accepted ones first, then the lowest loss. */
+static int best_seed(const fu_search_result *r, int n) {
+    int best = 0;
+    for (int k = 1; k < n; k++) {
+        int ok_k = r[k].status == FU_OK, ok_b = r[best].status == FU_OK;
+        if (ok_k > ok_b || (ok_k == ok_b && final_wave(&r[k])->loss < final_wave(&r[best])->loss)) best = k;
+    }
+    return best;
+}
+
+static int save_results(const job *j, const fu_search_result *r, int n, int best) {
+    int rc = save_as(r[best].image, j->base, r[best].status == FU_OK ? "" : "_no_solution");
+    for (int k = 0; rc == FU_OK && n > 1 && k < n; k++) {
+        char suffix[64];
+        snprintf(suffix, sizeof suffix, "_seed%llu%s", (unsigned long long)r[k].seed, r[k].status == FU_OK ? "" : "_no_solution");
+        rc = save_as(r[k].image, j->base, suffix);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+/* A float as the shortest decimal that reads back to it, so JSON shows 0.002, not 0.0020000000949949026. */
+static double json_float(float v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.9g", (double)v);
+    for (int prec = 6; prec < 9; prec++) {
+        char shorter[32];
+        snprintf(shorter, sizeof shorter, "%.*g", prec, (double)v);
+        if (strtof(shorter, NULL) == v) return strtod(shorter, NULL);
+    }
+    return strtod(buf, NULL);
+}
+
+static cJSON *wave_json(const fu_search_wave *w, const fu_loss_spec *spec) {
+    cJSON *o = cJSON_CreateObject(), *terms = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "met_eps", w->status == FU_OK);
+    cJSON_AddNumberToObject(o, "loss", json_float(w->loss));
+    cJSON_AddNumberToObject(o, "l2", json_float(w->l2));
+    for (int i = 0; i < spec->n_terms; i++) {
+        char name[48];
+        cJSON_AddNumberToObject(terms, fu_loss_term_name(&spec->terms[i], name, sizeof name), json_float(w->terms[i]));
+    }
+    cJSON_AddItemToObject(o, "terms", terms);
+    cJSON_AddNumberToObject(o, "best_step", w->best_step);
+    cJSON_AddNumberToObject(o, "steps", w->steps);
+    cJSON_AddNumberToObject(o, "seconds", w->seconds);
+    return o;
+}
+
+static cJSON *job_json(const job *j, const fu_search_config *cfg, const fu_search_result *r, int n, int best) {
+    cJSON *o = cJSON_CreateObject();
+    char path[PATH_CAP + 32];
+    cJSON_AddStringToObject(o, "input", j->input);
+    cJSON_AddStringToObject(o, "status", r ? (r[best].status == FU_OK ? "ok" : "no_solution") : "skipped");
+    if (!r) return o;
+    cJSON *seeds = cJSON_CreateArray();
+    snprintf(path, sizeof path, "%s%s.png", j->base, r[best].status == FU_OK ? "" : "_no_solution");
+    cJSON_AddStringToObject(o, "output", path);
+    cJSON_AddNumberToObject(o, "best_seed", (double)r[best].seed);
+    for (int k = 0; k < n; k++) {
+        cJSON *s = cJSON_CreateObject(), *waves = cJSON_CreateArray();
+        cJSON_AddNumberToObject(s, "seed", (double)r[k].seed);
+        cJSON_AddStringToObject(s, "status", r[k].status == FU_OK ? "ok" : "no_solution");
+        cJSON_AddItemToArray(waves, wave_json(&r[k].wave[0], &cfg->loss));
+        if (r[k].wave[1].ran) cJSON_AddItemToArray(waves, wave_json(&r[k].wave[1], &cfg->loss2));
+        cJSON_AddItemToObject(s, "waves", waves);
+        cJSON_AddItemToArray(seeds, s);
+    }
+    cJSON_AddItemToObject(o, "seeds", seeds);
+    return o;
+}
+
+static cJSON *run_json(const options *o, const fu_generator *gen, const fu_search_config *cfg) {
+    cJSON *root = cJSON_CreateObject();
+    char buf[1024];
+    cJSON_AddStringToObject(root, "generator", o->generator ? o->generator : DEFAULT_GENERATOR);
+    cJSON_AddStringToObject(root, "generator_kind", gen->kind);
+    cJSON_AddNumberToObject(root, "resolution", gen->resolution);
+    cJSON_AddStringToObject(root, "loss", fu_loss_spec_string(&cfg->loss, buf, sizeof buf));
+    if (cfg->has_loss2) cJSON_AddStringToObject(root, "loss2", fu_loss_spec_string(&cfg->loss2, buf, sizeof buf));
+    cJSON_AddNumberToObject(root, "eps", json_float(cfg->eps));
+    cJSON_AddNumberToObject(root, "steps", cfg->steps);
+    cJSON_AddNumberToObject(root, "lr", json_float(cfg->lr));
+    cJSON_AddStringToObject(root, "schedule", o->schedule);
+    cJSON_AddStringToObject(root, "noise", o->noise);
+    cJSON_AddItemToObject(root, "results", cJSON_CreateArray());
+    return root;
+}
+
+/* ---------------------------------------------------------------- sheet */
+
+/* Labels in the top-left corner of each cell: the method, or the seed and its downscale L2. */
+static void label_row(fu_tensor *row, const fu_search_result *r, int n_cells, int R) {
+    int scale = R >= 256 ? R / 128 : 1, pad = 2 * scale, line = 7 * scale;
+    fu_draw_text(row, pad, pad, scale, "nearest");
+    fu_draw_text(row, R + pad, pad, scale, "bicubic");
+    for (int k = 0; k + 2 < n_cells; k++) {
+        char top[32], bottom[32];
+        snprintf(top, sizeof top, "seed %llu%s", (unsigned long long)r[k].seed, r[k].status == FU_OK ? "" : " fail");
+        snprintf(bottom, sizeof bottom, "L2 %.5f", (double)final_wave(&r[k])->l2);
+        fu_draw_text(row, (k + 2) * R + pad, pad, scale, top);
+        fu_draw_text(row, (k + 2) * R + pad, pad + line, scale, bottom);
+    }
+}
+
+/* Row of the sheet: thumbnail nearest | thumbnail bicubic | each seed's image, [1,3,R,(2+n)R],
+ * labelled. */
+static fu_tensor *sheet_row(const job *j, const fu_search_result *r, int n, int R) {
+    fu_graph *g = fu_graph_new();
+    fu_tensor *cells[2 + 64];
+    int f = R / (int)j->thumb->shape[2], n_cells = 2 + (n < 64 ? n : 64);
+    cells[0] = fu_upsample_nearest(g, j->thumb, f);
+    cells[1] = fu_clamp(g, fu_resize_bicubic(g, j->thumb, R, R), 0, 1);
+    for (int k = 0; k + 2 < n_cells; k++) cells[k + 2] = r[k].image;
+    fu_tensor *row = fu_concat(g, cells, n_cells, 3), *copy = row ? fu_tensor_clone(row) : NULL;
+    fu_graph_free(g);
+    if (copy) label_row(copy, r, n_cells, R);
+    return copy;
+}
+
+static int write_sheet(const char *path, fu_tensor *const *rows, int n_rows) {
+    if (n_rows == 0) return FU_OK;
+    fu_graph *g = fu_graph_new();
+    fu_tensor *sheet = fu_concat(g, rows, n_rows, 2);
+    int rc = sheet ? fu_image_save_png(path, sheet) : (fu_last_code() ? fu_last_code() : FU_E_INTERNAL);
+    fu_graph_free(g);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the command */
+
+static int upscale_one(const options *o, const fu_generator *gen, fu_search_config *cfg, const job *j,
+                       cJSON *results, fu_tensor **sheet_row_out, int *no_solution) {
+    fu_search_result *r = calloc((size_t)o->seeds, sizeof *r);
+    if (!r) return fu_fail(FU_E_INTERNAL, "out of memory");
+    char label[256];
+    snprintf(label, sizeof label, "upscale %.200s", j->stem);
+    run_ctx ctx = {.opt = o, .jb = j, .waves = cfg->has_loss2 ? 2 : 1};
+    progress_start(&ctx.bar, label, o->quiet);
+    cfg->on_step = on_step;
+    cfg->ctx = &ctx;
+    int rc = fu_search_run(gen, j->thumb, cfg, r);
+    progress_finish(&ctx.bar);
+    if (rc == FU_OK && ctx.write_failed) rc = fu_last_code() ? fu_last_code() : FU_E_INPUT;
+    if (rc == FU_OK) {
+        int best = best_seed(r, o->seeds);
+        rc = save_results(j, r, o->seeds, best);
+        if (rc == FU_OK && o->sheet && !(*sheet_row_out = sheet_row(j, r, o->seeds, gen->resolution))) rc = FU_E_INTERNAL;
+        cJSON_AddItemToArray(results, job_json(j, cfg, r, o->seeds, best));
+        *no_solution = r[best].status != FU_OK;
+        if (*no_solution && !o->quiet) fprintf(stderr, "faceup upscale: %s: no seed met eps %g (best L2 %.5f); best attempt saved as %s_no_solution.png\n",
+                                               j->input, (double)o->eps, (double)final_wave(&r[best])->l2, j->base);
+    }
+    fu_search_results_free(r, o->seeds);
+    free(r);
+    return rc;
+}
+
+static int run_jobs(const options *o, const fu_generator *gen, fu_search_config *cfg, job *jobs, int n, cJSON *root, int *any_failed) {
+    cJSON *results = cJSON_GetObjectItem(root, "results");
+    fu_tensor **rows = calloc((size_t)n, sizeof *rows);
+    int n_rows = 0, rc = rows ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
+    for (int i = 0; rc == FU_OK && i < n; i++) {
+        if (!o->overwrite && finished(&jobs[i])) {
+            if (!o->quiet) fprintf(stderr, "faceup upscale: %s: done already (%s.png), skipped (--overwrite redoes it)\n", jobs[i].input, jobs[i].base);
+            cJSON_AddItemToArray(results, job_json(&jobs[i], cfg, NULL, 0, 0));
+            continue;
+        }
+        int failed = 0;
+        rc = upscale_one(o, gen, cfg, &jobs[i], results, &rows[n_rows], &failed);
+        if (rows[n_rows]) n_rows++;
+        *any_failed |= failed;
+    }
+    if (rc == FU_OK && o->sheet) rc = write_sheet(o->sheet, rows, n_rows);
+    for (int i = 0; rows && i < n_rows; i++) fu_tensor_free(rows[i]);
+    free(rows);
+    return rc;
+}
+
+static int prepare_output_dir(const char *dir) {
+    if (is_directory(dir)) return FU_OK;
+    if (mkdir(dir, 0777) != 0) return fu_fail(FU_E_INPUT, "%s: cannot create the output directory", dir);
+    return FU_OK;
+}
+
+static const char usage_text[] = "THUMB... [-o OUT] [--generator FILE] [--loss STR] [flags]\n"
+    "Finds faces whose bicubic downscale matches each thumbnail (PULSE-style latent search).\n"
+    "THUMB: PNG/JPEG files or directories; several inputs or a directory need -o DIR.";
+
+int cmd_upscale(int argc, char **argv) {
+    options o = {.loss = "100*L2+0.05*GEOCROSS", .schedule = "linear1cycledrop", .noise = "trainable",
+                 .seeds = 1, .steps = 100, .trainable_noise = 5, .race = -1, .lr = 0.4f, .eps = 2e-3f};
+    arg_spec specs[] = {
+        {"-o", ARG_STRING, &o.out, 0, 0, "output PNG (one thumbnail) or directory (default: STEM_up.png here)"},
+        {"--generator", ARG_STRING, &o.generator, 0, 0, "generator .pt/.safetensors (default " DEFAULT_GENERATOR ")"},
+        {"--gaussfit", ARG_STRING, &o.gaussfit, 0, 0, "StyleGAN v1: PULSE's gaussian_fit.pt or the mapping network"},
+        {"--loss", ARG_STRING, &o.loss, 0, 0, "loss string (default 100*L2+0.05*GEOCROSS)"},
+        {"--loss2", ARG_STRING, &o.loss2, 0, 0, "second wave's loss string, from the first wave's result"},
+        {"--seeds", ARG_INT, &o.seeds, 1, 64, "random starts (default 1)"},
+        {"--seed", ARG_INT, &o.first_seed, 0, 2147483647, "first seed (default 0)"},
+        {"--steps", ARG_INT, &o.steps, 1, 100000, "optimiser steps per wave (default 100)"},
+        {"--lr", ARG_FLOAT, &o.lr, 1e-6, 100, "Adam learning rate (default 0.4)"},
+        {"--schedule", ARG_STRING, &o.schedule, 0, 0, "fixed | linear1cycle | linear1cycledrop (default)"},
+        {"--eps", ARG_FLOAT, &o.eps, 0, 1, "accept when the downscale L2 <= eps (default 2e-3)"},
+        {"--noise", ARG_STRING, &o.noise, 0, 0, "zero | fixed | trainable (default)"},
+        {"--trainable-noise-layers", ARG_INT, &o.trainable_noise, 0, 32, "noise maps optimised with --noise trainable (default 5)"},
+        {"--identity", ARG_STRING, &o.identity, 0, 0, "reference photo: adds 5*IDENTITY_SCORE"},
+        {"--race", ARG_INT, &o.race, 0, FU_LOSS_MAX_RACE - 1, "race class: adds 1*RACE_IS_k"},
+        {"--attr", ARG_STRING, &o.attr, 0, 0, "NAME=0|1[,NAME=0|1...] (CelebA names): adds 1*ATTR_k_IS_v each"},
+        {"--save-intermediate", ARG_FLAG, &o.save_intermediate, 0, 0, "save the best image so far at every step"},
+        {"--sheet", ARG_STRING, &o.sheet, 0, 0, "comparison sheet PNG: nearest | bicubic | results, a row per thumbnail"},
+        {"--json", ARG_FLAG, &o.json, 0, 0, "print results as JSON on stdout"},
+        {"--overwrite", ARG_FLAG, &o.overwrite, 0, 0, "redo thumbnails whose output exists"},
+        {"--threads", ARG_INT, &o.threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
+        {"--quiet", ARG_FLAG, &o.quiet, 0, 0, "no progress on stderr"},
+        {0},
+    };
+    char **pos = calloc(MAX_INPUTS, sizeof *pos);
+    if (!pos) { fprintf(stderr, "faceup upscale: out of memory\n"); return FU_E_INTERNAL; }
+    int n_pos = args_parse("upscale", usage_text, specs, argc, argv, pos, MAX_INPUTS);
+    if (n_pos < 0) { free(pos); return n_pos == -2 ? FU_OK : FU_E_INPUT; }
+    fu_set_threads(o.threads);
+    job *jobs = NULL;
+    int n_jobs = 0, many = 0, any_failed = 0, rc;
+    fu_search_config cfg;
+    fu_generator *gen = NULL;
+    cJSON *root = NULL;
+    rc = n_pos ? FU_OK : fu_fail(FU_E_INPUT, "no thumbnail given (try --help)");
+    if (rc == FU_OK) rc = make_config(&o, &cfg);
+    if (rc == FU_OK) rc = collect_inputs(pos, n_pos, &jobs, &n_jobs, &many);
+    if (rc == FU_OK && many && !o.out) rc = fu_fail(FU_E_INPUT, "several thumbnails or a directory need -o DIR");
+    if (rc == FU_OK && many && !is_directory(o.out) && !strcmp(o.out + (strlen(o.out) > 4 ? strlen(o.out) - 4 : 0), ".png"))
+        rc = fu_fail(FU_E_INPUT, "-o %s: several thumbnails need an output directory", o.out);
+    if (rc == FU_OK) rc = plan_outputs(jobs, n_jobs, many, o.out);
+    if (rc == FU_OK) rc = open_generator(&o, &gen);
+    if (rc == FU_OK) rc = load_thumbnails(jobs, n_jobs, gen);
+    if (rc == FU_OK && many) rc = prepare_output_dir(o.out);
+    if (rc == FU_OK && !(root = run_json(&o, gen, &cfg))) rc = fu_fail(FU_E_INTERNAL, "out of memory");
+    if (rc == FU_OK) rc = run_jobs(&o, gen, &cfg, jobs, n_jobs, root, &any_failed);
+    if (rc == FU_OK) {
+        cJSON_AddStringToObject(root, "status", any_failed ? "no_solution" : "ok");
+        if (o.json) {
+            char *text = cJSON_Print(root);
+            if (text) printf("%s\n", text);
+            free(text);
+        }
+    } else {
+        fprintf(stderr, "faceup upscale: %s\n", fu_last_error());
+    }
+    cJSON_Delete(root);
+    fu_generator_free(gen);
+    free_jobs(jobs, n_jobs);
+    free(pos);
+    if (rc != FU_OK) return rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT;
+    return any_failed ? FU_E_NO_SOLUTION : FU_OK;
+}
