@@ -181,6 +181,7 @@ TEST(cli_align_faces_and_refuses_non_faces) {
 #endif
 #endif
 
+#ifndef FU_TEST_ASAN
 /* An 8-bit gray PNG of w x h mid-grey pixels, written row by row (the file stays small). */
 static int write_gray_png(const char *path, int w, int h) {
     FILE *f = fopen(path, "wb");
@@ -202,6 +203,7 @@ static int write_gray_png(const char *path, int w, int h) {
     if (f) fclose(f);
     return ok;
 }
+#endif
 
 /* Out of memory is reported, not ignored: under a 700 MB address-space limit a 64 Mpx image
  * (within the pixel limit, 768 MB as float RGB) fails with exit 3, one line naming the file,
