@@ -389,3 +389,91 @@ TEST(face_guides_identity_search_moves_towards_reference) {
     fu_generator_free(gen);
     close_nets(&n);
 }
+
+/* ------------------------------------------------------------------ faceup upscale */
+
+TEST(cli_upscale_face_flags_bad_input) {
+    const char *shared = fu_test_shared_dir();
+    if (!shared) SKIP("../shared absent");
+    nets n = {0};
+    int have = open_nets(&n);
+    close_nets(&n);
+    if (!have) SKIP("needs " FU_HEADS_DEFAULT " and the dlib ResNet in the model cache");
+    char gen_path[512], thumb[512], blank[512], o[512], args[4096], out[8192], err[4096];
+    snprintf(gen_path, sizeof gen_path, "%s/golden/stylegan2/weights.pt", shared);
+    snprintf(thumb, sizeof thumb, "%s/face_thumb.png", fu_test_tmpdir());
+    snprintf(blank, sizeof blank, "%s/face_blank.png", fu_test_tmpdir());
+    snprintf(o, sizeof o, "%s/face_out.png", fu_test_tmpdir());
+    fu_tensor *t16 = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)16, (int64_t)16);
+    fu_tensor *t200 = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)200, (int64_t)200);
+    fu_tensor_fill(t200, 0.6f);
+    REQUIRE(t16 && t200 && fu_image_save_png(thumb, t16) == FU_OK && fu_image_save_png(blank, t200) == FU_OK);
+    fu_tensor_free(t16);
+    fu_tensor_free(t200);
+    struct { const char *flag, *want; } cases[] = {
+        {"--identity /nonexistent/ref.jpg", "/nonexistent/ref.jpg"},
+        {"--identity BLANK", "face_blank.png: no face found"},
+        {"--attr Smiling=1,Bald=0,Smilin=1", "unknown CelebA attribute 'Smilin'"},
+        {"--race green", "--race expects keep, white, black, asian, indian or other"},
+        {"--loss 100*L2+1*RACE_IS_6", "RACE_IS_6: the race head has classes 0..4"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char flag[1024];
+        snprintf(flag, sizeof flag, "%s", cases[i].flag);
+        if (strstr(flag, "BLANK")) snprintf(flag, sizeof flag, "--identity %s", blank);
+        snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 2 --quiet --threads 1 %s", thumb, o, gen_path, flag);
+        int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+        CHECK_MSG(rc == FU_E_INPUT, "case %zu: exit %d (%s)", i, rc, err);
+        CHECK_MSG(strstr(err, cases[i].want) && count_newlines(err) == 1, "case %zu: stderr '%s' lacks '%s'", i, err, cases[i].want);
+        CHECK_MSG(!file_exists(o) && count_prefixed(fu_test_tmpdir(), "face_out") == 0, "case %zu left output", i);
+    }
+}
+
+/* --identity with a real face, --race keep and --attr: the JSON reports the thumbnail's race,
+ * and for each result its identity similarity, race and attributes. */
+TEST(cli_upscale_face_flags_json) {
+    const char *shared = fu_test_shared_dir();
+    if (!shared) SKIP("../shared absent");
+    nets n = {0};
+    int have = open_nets(&n);
+    close_nets(&n);
+    if (!have) SKIP("needs " FU_HEADS_DEFAULT " and the dlib ResNet in the model cache");
+    char gen_path[512], ref[512], thumb[512], o[512], args[4096], out[65536], err[4096];
+    snprintf(gen_path, sizeof gen_path, "%s/golden/stylegan2/weights.pt", shared);
+    snprintf(ref, sizeof ref, "%s/data/utkface/images/%s", shared, REFERENCE_FACE);
+    if (!file_exists(ref)) SKIP("reference face image absent");
+    snprintf(thumb, sizeof thumb, "%s/face_json_thumb.png", fu_test_tmpdir());
+    snprintf(o, sizeof o, "%s/face_json_out.png", fu_test_tmpdir());
+    fu_tensor *t16 = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)16, (int64_t)16);
+    fu_tensor_fill(t16, 0.5f);
+    REQUIRE(t16 && fu_image_save_png(thumb, t16) == FU_OK);
+    fu_tensor_free(t16);
+    snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 2 --eps 1 --json --quiet --threads 1 --overwrite "
+             "--identity %s --race keep --attr Smiling=1", thumb, o, gen_path, ref);
+    int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    /* eps 1 meets L2, but the attribute rule (terms <= 0.1) may reject: exit 0 or 1 */
+    CHECK_MSG(rc == FU_OK || rc == FU_E_NO_SOLUTION, "exit %d: %s", rc, err);
+    cJSON *j = cJSON_Parse(out);
+    REQUIRE(j);
+    cJSON *res = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "results"), 0);
+    cJSON *keep = cJSON_GetObjectItem(res, "thumbnail_race");
+    REQUIRE(keep);
+    int k = fu_race_parse(cJSON_GetObjectItem(keep, "class")->valuestring);
+    CHECK(k >= 0);
+    cJSON *seed = cJSON_GetArrayItem(cJSON_GetObjectItem(res, "seeds"), 0);
+    cJSON *terms = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(seed, "waves"), 0), "terms");
+    char race_term[32];
+    snprintf(race_term, sizeof race_term, "RACE_IS_%d", k);
+    CHECK(cJSON_GetObjectItem(terms, race_term) && cJSON_GetObjectItem(terms, "IDENTITY_SCORE") && cJSON_GetObjectItem(terms, "ATTR_31_IS_1"));
+    cJSON *face = cJSON_GetObjectItem(seed, "face");
+    REQUIRE(face);
+    cJSON *id = cJSON_GetObjectItem(face, "identity");
+    REQUIRE(id);
+    double cosine = cJSON_GetObjectItem(id, "cosine")->valuedouble, p = cJSON_GetObjectItem(id, "p_same")->valuedouble;
+    CHECK(cosine > -1 && cosine < 1 && p >= 0 && p <= 1);
+    CHECK(fu_race_parse(cJSON_GetObjectItem(cJSON_GetObjectItem(face, "race"), "class")->valuestring) >= 0);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(face, "attributes")) == 40);
+    double smiling = cJSON_GetObjectItem(cJSON_GetObjectItem(face, "attributes"), "Smiling")->valuedouble;
+    CHECK(smiling >= 0 && smiling <= 1);
+    cJSON_Delete(j);
+}
