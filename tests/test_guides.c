@@ -477,3 +477,60 @@ TEST(cli_upscale_face_flags_json) {
     CHECK(smiling >= 0 && smiling <= 1);
     cJSON_Delete(j);
 }
+
+/* ------------------------------------------------------------------ faceup train heads */
+
+/* A small data folder of links into the shared one: 6 CelebA train + 4 val images, 8 UTKFace
+ * images of each race (every 20th in name order is val). */
+static int mini_data(const char *shared, const char *dir) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s && mkdir -p %s/celeba/images %s/utkface/images %s/lfw/images && cp %s/data/celeba/list_attr_celeba.txt %s/celeba/ && "
+             "for i in 000001 000002 000003 000004 000005 000006 009001 009002 009003 009004; do ln -s %s/data/celeba/images/$i.jpg %s/celeba/images/ || exit 1; done && "
+             "for r in 0 1 2 3 4; do ls %s/data/utkface/images | awk -F_ -v r=$r '$3==r' | head -8 | "
+             "while read f; do ln -s %s/data/utkface/images/$f %s/utkface/images/; done; done",
+             dir, dir, dir, dir, shared, dir, shared, dir, shared, shared, dir);
+    return system(cmd) == 0;
+}
+
+TEST(cli_train_heads_small_set) {
+    const char *shared = fu_test_shared_dir();
+    if (!shared) SKIP("../shared absent");
+    char buf[1024];
+    if (!exists(fu_model_path(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf)) || !exists(fu_model_path(FU_BLAZEFACE_MODEL, buf, sizeof buf)))
+        SKIP("face models absent; run tools/fetch-models.sh");
+    char dir[512], out[512], cache[512], args[4096], so[65536], se[4096];
+    snprintf(dir, sizeof dir, "%s/heads_data", fu_test_tmpdir());
+    snprintf(out, sizeof out, "%s/heads_small.safetensors", fu_test_tmpdir());
+    snprintf(cache, sizeof cache, "%s/heads_cache.bin", fu_test_tmpdir());
+    REQUIRE(mini_data(shared, dir));
+    /* usage errors: exit 2, nothing written */
+    snprintf(args, sizeof args, "train heads --out %s", out);
+    CHECK(run_faceup(args, so, sizeof so, se, sizeof se) == FU_E_INPUT && strstr(se, "--data and --out are required"));
+    snprintf(args, sizeof args, "train heads --data /nonexistent/data --out %s --cache %s --quiet", out, cache);
+    CHECK(run_faceup(args, so, sizeof so, se, sizeof se) == FU_E_INPUT && strstr(se, "/nonexistent/data") && count_newlines(se) == 1);
+    CHECK(!file_exists(out));
+    for (int run = 0; run < 2; run++) {
+        snprintf(args, sizeof args, "train heads --data %s --out %s --cache %s --quiet --threads 1", dir, out, cache);
+        REQUIRE(run_faceup(args, so, sizeof so, se, sizeof se) == FU_OK);
+        cJSON *j = cJSON_Parse(so);
+        REQUIRE(j);
+        int images = cJSON_GetObjectItem(j, "images")->valueint, cached = cJSON_GetObjectItem(j, "images_from_cache")->valueint;
+        CHECK(images == 50);
+        CHECK_MSG(cached == (run ? images : 0), "run %d: %d of %d from the cache", run, cached, images);
+        cJSON *race = cJSON_GetObjectItem(j, "race");
+        /* UTKFace: 40 images, every 20th of the sorted names is val (2), the rest train */
+        CHECK(cJSON_GetObjectItem(race, "val_images")->valueint + cJSON_GetObjectItem(race, "train_images")->valueint
+              + cJSON_GetObjectItem(j, "images_without_face")->valueint >= 40);
+        CHECK(cJSON_GetObjectItem(race, "val_images")->valueint <= 2);
+        CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "attributes"), "val_images")->valueint <= 4);
+        cJSON_Delete(j);
+    }
+    fu_heads *h = fu_heads_load(out);
+    REQUIRE(h);
+    /* the frame: mean landmarks of FFHQ-aligned faces, eyes above the mouth, inside the crop */
+    CHECK(h->ffhq_landmarks[2 * 36 + 1] > 0.3f && h->ffhq_landmarks[2 * 36 + 1] < 0.6f);
+    CHECK(h->ffhq_landmarks[2 * 48 + 1] > h->ffhq_landmarks[2 * 36 + 1] + 0.15f);
+    CHECK(h->ffhq_landmarks[2 * 36] < 0.5f && h->ffhq_landmarks[2 * 45] > 0.5f);
+    fu_heads_free(h);
+}

@@ -197,7 +197,8 @@ typedef struct trainer {
 
 static int run_epoch(const trainer *tr, fu_graph *g, const task *t, const class_index *ci, fu_optim *opt, fu_rng *r,
                      int64_t *perm, float *x, int *y, float *tg) {
-    int b = tr->cfg->batch;
+    /* An epoch is n / batch steps (at least one; a split smaller than the batch is one batch). */
+    int b = t->n[TRAIN] < tr->cfg->batch ? (int)t->n[TRAIN] : tr->cfg->batch;
     if (t->binary) fu_rng_shuffle(r, perm, t->n[TRAIN]);
     int rc = FU_OK;
     for (int64_t pos = 0; rc == FU_OK && pos + b <= t->n[TRAIN]; pos += b) {
