@@ -331,6 +331,7 @@ static cJSON *run_json(const options *o, const fu_generator *gen, const fu_searc
     cJSON_AddNumberToObject(root, "lr", json_float(cfg->lr));
     cJSON_AddStringToObject(root, "schedule", o->schedule);
     cJSON_AddStringToObject(root, "noise", o->noise);
+    if (o->race) cJSON_AddStringToObject(root, "race", o->race);   /* keep: each result's RACE_IS_k is in its terms */
     cJSON_AddItemToObject(root, "results", cJSON_CreateArray());
     return root;
 }

@@ -24,7 +24,9 @@
  *   RACE_IS_k       cross-entropy of the race head's logits towards class k.
  *   ATTR_k_IS_v     binary cross-entropy of attribute k's logit towards v.
  * The cosine is clamped to [-1 + 1e-6, 1 - 1e-6] before acos (its gradient is infinite at
- * +-1). */
+ * +-1). Each term runs the chip warp and the ResNet itself: a loss with identity, race and
+ * attribute terms runs the network three times per step (the guide interface has no way to
+ * know that two calls belong to the same graph build). */
 #ifndef FU_SEARCH_FACE_GUIDES_H
 #define FU_SEARCH_FACE_GUIDES_H
 #include "face/dlib_resnet.h"

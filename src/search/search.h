@@ -84,7 +84,7 @@ typedef struct fu_search_config {
 } fu_search_config;
 
 /* PULSE's defaults: loss 100*L2+0.05*GEOCROSS, 1 seed (seed 0), 100 steps, Adam lr 0.4,
- * linear1cycledrop, eps 2e-3, trainable noise with 5 trainable layers. */
+ * linear1cycledrop, eps 2e-3, face_tolerance 0.1, trainable noise with 5 trainable layers. */
 fu_search_config fu_search_defaults(void);
 
 typedef struct fu_search_wave {
