@@ -52,6 +52,8 @@ static cJSON *report_json(const fu_heads_data *d, const fu_heads_report *r) {
     cJSON_AddNumberToObject(o, "extract_seconds", d->seconds);
     cJSON_AddNumberToObject(o, "train_seconds", r->seconds);
     cJSON_AddNumberToObject(o, "frame_faces", r->n_frame);
+    cJSON_AddNumberToObject(o, "descriptor_norm_mean", r->desc_norm_mean);
+    cJSON_AddNumberToObject(o, "random_pair_angle_median", r->pair_angle_median);
     cJSON_AddItemToObject(o, "race", race_json(&r->race));
     cJSON_AddItemToObject(o, "thumb16_race", race_json(&r->thumb16));
     cJSON_AddItemToObject(o, "thumb8_race", race_json(&r->thumb8));

@@ -275,6 +275,40 @@ static void set_frame(const fu_heads_data *d, fu_heads *h, fu_heads_report *r) {
     for (int k = 0; k < 136; k++) h->ffhq_landmarks[k] = r->n_frame ? (float)(sum[k] / r->n_frame) : 0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double norm128(const float *v) {
+    double s = 0;
+    for (int k = 0; k < 128; k++) s += (double)v[k] * v[k];
+    return sqrt(s);
+}
+
+static int identity_figures(const fu_heads_data *d, uint64_t seed, fu_heads_report *r) {
+    int64_t n = 0, *idx = malloc((size_t)(d->n ? d->n : 1) * sizeof *idx);
+    double *angle = malloc(FU_HEADS_PAIRS * sizeof *angle), sum = 0;
+    if (!idx || !angle) { free(idx); free(angle); return fu_fail(FU_E_INTERNAL, "out of memory"); }
+    for (int64_t i = 0; i < d->n; i++)
+        if (d->s[i].ok && d->s[i].label.split == FU_SPLIT_TRAIN) { idx[n++] = i; sum += norm128(d->s[i].desc); }
+    fu_rng r;
+    fu_rng_seed(&r, seed);
+    for (int p = 0; n > 1 && p < FU_HEADS_PAIRS; p++) {
+        int64_t a = idx[fu_rng_below(&r, (uint64_t)n)], b = idx[fu_rng_below(&r, (uint64_t)n)];
+        double dot = 0;
+        for (int k = 0; k < 128; k++) dot += (double)d->s[a].desc[k] * d->s[b].desc[k];
+        double c = dot / (norm128(d->s[a].desc) * norm128(d->s[b].desc));
+        angle[p] = acos(c > 1 ? 1 : c < -1 ? -1 : c);
+    }
+    if (n > 1) qsort(angle, FU_HEADS_PAIRS, sizeof *angle, cmp_double);
+    r->desc_norm_mean = n ? sum / (double)n : 0;
+    r->pair_angle_median = n > 1 ? angle[FU_HEADS_PAIRS / 2] : 0;
+    free(idx);
+    free(angle);
+    return FU_OK;
+}
+
 static int train_one(const trainer *tr, const fu_heads_data *d, task t, row_kind kind, head_result *res) {
     int rc = task_fill(&t, d, kind);
     if (rc == FU_OK) rc = train_task(tr, &t, res);
@@ -295,6 +329,8 @@ int fu_heads_train(const fu_heads_data *d, const fu_heads_train_config *cfg, fu_
         return fu_fail(FU_E_INPUT, "heads: batch, epochs, patience and lr must be positive");
     set_frame(d, h, r);
     if (r->n_frame == 0) return fu_fail(FU_E_INPUT, "heads: no train image with a detected face");
+    int rc0 = identity_figures(d, cfg->seed, r);
+    if (rc0 != FU_OK) return rc0;
     trainer tr = {cfg, progress, ctx};
     head_result res[4] = {{0}};
     int rc = train_one(&tr, d, (task){.name = "race", .m = &h->race, .dim = 128, .n_out = FU_RACE_CLASSES}, ROW_DESC, &res[0]);

@@ -14,6 +14,8 @@
 #include "face/heads.h"
 #include "train/heads_data.h"
 
+#define FU_HEADS_PAIRS 20000
+
 typedef struct fu_heads_train_config {
     int batch, max_epochs, patience;
     float lr, weight_decay;
@@ -35,6 +37,11 @@ typedef struct fu_heads_report {
     int attr_n_train, attr_n_val, attr_epochs, attr_best_epoch;
     double attr_accuracy[FU_ATTRS], attr_mean;
     int n_frame;                 /* faces averaged into the frame */
+    /* Identity calibration figures over the train descriptors (face_guides.h): their mean
+     * norm and the median angle between two random ones (FU_HEADS_PAIRS pairs, fixed seed;
+     * CelebA and UTKFace have no identity labels, so random pairs stand in for different
+     * people). */
+    double desc_norm_mean, pair_angle_median;
     double seconds;
 } fu_heads_report;
 
