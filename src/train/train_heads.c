@@ -292,10 +292,10 @@ static int identity_figures(const fu_heads_data *d, uint64_t seed, fu_heads_repo
     if (!idx || !angle) { free(idx); free(angle); return fu_fail(FU_E_INTERNAL, "out of memory"); }
     for (int64_t i = 0; i < d->n; i++)
         if (d->s[i].ok && d->s[i].label.split == FU_SPLIT_TRAIN) { idx[n++] = i; sum += norm128(d->s[i].desc); }
-    fu_rng r;
-    fu_rng_seed(&r, seed);
+    fu_rng rng;
+    fu_rng_seed(&rng, seed);
     for (int p = 0; n > 1 && p < FU_HEADS_PAIRS; p++) {
-        int64_t a = idx[fu_rng_below(&r, (uint64_t)n)], b = idx[fu_rng_below(&r, (uint64_t)n)];
+        int64_t a = idx[fu_rng_below(&rng, (uint64_t)n)], b = idx[fu_rng_below(&rng, (uint64_t)n)];
         double dot = 0;
         for (int k = 0; k < 128; k++) dot += (double)d->s[a].desc[k] * d->s[b].desc[k];
         double c = dot / (norm128(d->s[a].desc) * norm128(d->s[b].desc));
