@@ -12,6 +12,7 @@
 #include "eval/embed_cache.h"
 #include "faceup.h"
 #include "progress.h"
+#include "search/face_guides.h"
 #include "search/loss_string.h"
 #include "train/heads_data.h"
 #include "train/train_heads.h"
@@ -44,7 +45,23 @@ static cJSON *race_json(const fu_race_score *s) {
     return o;
 }
 
-static cJSON *report_json(const fu_heads_data *d, const fu_heads_report *r) {
+/* The chip transforms the guides derive from the new frame (face_guides.h), for the record. */
+static cJSON *theta_json(const fu_heads *h) {
+    cJSON *o = cJSON_CreateObject();
+    int sides[] = {64, 1024};
+    for (int i = 0; i < 2; i++) {
+        fu_face_guides fg;
+        char name[16];
+        if (fu_face_guides_init(&fg, NULL, h, sides[i]) != FU_OK) continue;
+        cJSON *t = cJSON_CreateArray();
+        for (int k = 0; k < 6; k++) cJSON_AddItemToArray(t, cJSON_CreateNumber(fg.theta[k]));
+        snprintf(name, sizeof name, "%d", sides[i]);
+        cJSON_AddItemToObject(o, name, t);
+    }
+    return o;
+}
+
+static cJSON *report_json(const fu_heads_data *d, const fu_heads_report *r, const fu_heads *h) {
     cJSON *o = cJSON_CreateObject(), *attr = cJSON_CreateObject(), *per = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "images", (double)d->n);
     cJSON_AddNumberToObject(o, "images_without_face", (double)d->n_no_face);
@@ -54,6 +71,7 @@ static cJSON *report_json(const fu_heads_data *d, const fu_heads_report *r) {
     cJSON_AddNumberToObject(o, "frame_faces", r->n_frame);
     cJSON_AddNumberToObject(o, "descriptor_norm_mean", r->desc_norm_mean);
     cJSON_AddNumberToObject(o, "random_pair_angle_median", r->pair_angle_median);
+    cJSON_AddItemToObject(o, "chip_theta", theta_json(h));
     cJSON_AddItemToObject(o, "race", race_json(&r->race));
     cJSON_AddItemToObject(o, "thumb16_race", race_json(&r->thumb16));
     cJSON_AddItemToObject(o, "thumb8_race", race_json(&r->thumb8));
@@ -84,7 +102,7 @@ static int train_and_save(const fu_heads_data *d, const char *out, int quiet, cJ
                               "data", DATA_TERMS, "val_race_accuracy", race, "val_attr_mean_accuracy", attr};
         rc = fu_heads_save(h, out, meta, 5);
     }
-    if (rc == FU_OK) *report = report_json(d, &r);
+    if (rc == FU_OK) *report = report_json(d, &r, h);
     fu_heads_free(h);
     return rc;
 }

@@ -296,6 +296,7 @@ static int identity_figures(const fu_heads_data *d, uint64_t seed, fu_heads_repo
     fu_rng_seed(&rng, seed);
     for (int p = 0; n > 1 && p < FU_HEADS_PAIRS; p++) {
         int64_t a = idx[fu_rng_below(&rng, (uint64_t)n)], b = idx[fu_rng_below(&rng, (uint64_t)n)];
+        if (a == b) { p--; continue; }
         double dot = 0;
         for (int k = 0; k < 128; k++) dot += (double)d->s[a].desc[k] * d->s[b].desc[k];
         double c = dot / (norm128(d->s[a].desc) * norm128(d->s[b].desc));
