@@ -11,7 +11,7 @@
  *   thumb16.{0,1}.{weight,bias}  MLP 768 -> 256 -> 5: race from a 16x16 FFHQ-aligned thumbnail
  *   thumb8.{0,1}.{weight,bias}   MLP 192 -> 128 -> 5: the same at 8x8
  *   frame.ffhq_landmarks [68,2]  mean 68-point shape of the training faces in the FFHQ frame,
- *                                normalised to [0,1] (face/guides.h turns it into the chip
+ *                                normalised to [0,1] (search/face_guides.h turns it into the chip
  *                                transform)
  * Every MLP is linear -> ReLU -> linear (weights in PyTorch's [out, in] layout). Thumbnail
  * inputs are CHW pixels in [0,1] mapped to [-1,1] and flattened. */
