@@ -105,7 +105,7 @@ static int list_dir(const char *dir, int dirs_only, char ***out, int64_t *n_out)
     }
     closedir(d);
     if (rc != FU_OK) { free_names(names, n); return rc; }
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str);   /* names is NULL for an empty folder */
     *out = names;
     *n_out = n;
     return FU_OK;
