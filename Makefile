@@ -25,7 +25,8 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan valgrind bench bench-upscale clean
+.PHONY: all test asan valgrind bench bench-upscale eval-lfw clean
+.SECONDARY: $(BENCH_OBJ)
 all: $(BUILD)/faceup $(BUILD)/faceup_tests
 
 $(BUILD)/libfaceup.a: $(LIB_OBJ)
@@ -38,7 +39,7 @@ $(BUILD)/faceup: $(CLI_OBJ) $(BUILD)/libfaceup.a
 $(BUILD)/faceup_tests: $(TEST_OBJ) $(BUILD)/libfaceup.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench_ops: $(BENCH_OBJ) $(BUILD)/libfaceup.a
+$(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/libfaceup.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
@@ -72,11 +73,18 @@ valgrind:
 $(BUILD)/bench_irse: $(BUILD)/bench/irse/bench_irse.o $(BUILD)/libfaceup.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-bench: $(BUILD)/bench_ops
+bench: $(BUILD)/bench_ops $(BUILD)/bench_stylegan
 	bench/run.sh
 
 bench-upscale: $(BUILD)/faceup
 	bench/upscale.sh
+
+# Full LFW verification (6,000 pairs, 7,701 images) for both descriptors; embeddings are cached
+# (~/.cache/faceup/embeddings), so a second run only re-scores. LFW=... overrides the data folder.
+LFW ?= ../shared/data/lfw
+eval-lfw: $(BUILD)/faceup
+	$(BUILD)/faceup eval lfw --data $(LFW) --model dlib-resnet --roc $(BUILD)/lfw-dlib-resnet-roc.png --csv $(BUILD)/lfw-dlib-resnet.csv
+	$(BUILD)/faceup eval lfw --data $(LFW) --model faceres --roc $(BUILD)/lfw-faceres-roc.png --csv $(BUILD)/lfw-faceres.csv
 
 clean:
 	rm -rf build build-asan build-valgrind build-mpi

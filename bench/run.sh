@@ -1,17 +1,75 @@
 #!/bin/sh
-# Runs the operator benchmark: build/bench_ops (faceup) and bench/torch_ops.py (Debian's
-# python3-torch) on the same cases with 1 and 2 threads, then prints one table.
-# The machine is shared, so load from others comes and goes: each case runs in faceup then torch
-# back to back (both see the same load), the whole suite runs BENCH_ROUNDS times (default 2), and
-# each side keeps its best median over the rounds.
-# Usage (from the repository root, after `make build/bench_ops`): bench/run.sh [case-filter]
-# (a substring of "name shape", e.g. conv_bwd or g128). Environment: BENCH_THREADS (default "1 2").
+# Runs the benchmarks against PyTorch (Debian's python3-torch), each in its part:
+#  ops       build/bench_ops (faceup) and bench/torch_ops.py on the same cases with 1 and 2
+#            threads, then one table. The machine is shared, so load from others comes and goes:
+#            each case runs in faceup then torch back to back (both see the same load), the whole
+#            suite runs BENCH_ROUNDS times (default 2), and each side keeps its best median.
+#  stylegan  StyleGAN v1 (PULSE) and StyleGAN2 (config-f) forward + backward at SG_SIZES
+#            (default "256 1024"): bench/torch_stylegan.py first proves itself on the goldens
+#            (when $FACEUP_SHARED/golden exists), writes random weights and inputs, then each
+#            size/thread count runs torch then build/bench_stylegan on the same files; a table
+#            of times, peak RSS and the output differences. BENCH_REPS timed runs per side
+#            (default 1 here: a 1024 run takes minutes on 2 cores).
+# Usage (from the repository root, after `make build/bench_ops build/bench_stylegan`):
+#   bench/run.sh               both parts
+#   bench/run.sh stylegan      the StyleGAN part only
+#   bench/run.sh ops|FILTER    the operator part, optionally only cases whose "name shape"
+#                              contains FILTER (e.g. conv_bwd or g128)
+# Environment: BENCH_THREADS (default "1 2").
 set -eu
 BIN=build/bench_ops
 PY=/usr/bin/python3  # the system interpreter has torch; a pyenv python3 may not
-FILTER=${1:-}
+PART=all
+FILTER=
+case "${1:-}" in
+"") ;;
+stylegan | ops) PART=$1 ;;
+*) PART=ops FILTER=$1 ;;
+esac
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
+
+# ---- StyleGAN generators
+run_stylegan() {
+    SG=$OUT/stylegan
+    mkdir -p "$SG"
+    GOLDEN=${FACEUP_SHARED:-../shared}/golden
+    if [ -d "$GOLDEN/stylegan1" ]; then
+        "$PY" bench/torch_stylegan.py golden "$GOLDEN" >&2
+    else
+        echo "no goldens at $GOLDEN: the PyTorch peer is not re-checked" >&2
+    fi
+    for v in v1 v2; do
+        for res in ${SG_SIZES:-256 1024}; do
+            "$PY" bench/torch_stylegan.py make $v "$res" "$SG"
+            for t in ${BENCH_THREADS:-1 2}; do
+                echo "stylegan $v $res, threads $t" >&2
+                OMP_NUM_THREADS=$t BENCH_REPS=${BENCH_REPS:-1} "$PY" bench/torch_stylegan.py time $v "$res" "$SG" "$t" >>"$SG/torch"
+                FACEUP_THREADS=$t OMP_NUM_THREADS=$t BENCH_REPS=${BENCH_REPS:-1} build/bench_stylegan $v "$SG/${v}_$res.pt" \
+                    "$SG/${v}_${res}_inputs.pt" "$SG/${v}_${res}_torch.pt" >>"$SG/faceup"
+            done
+            rm -f "$SG/${v}_$res"*.pt
+        done
+    done
+    "$PY" - "$SG/faceup" "$SG/torch" <<'PYEOF'
+import sys
+fu = [l.strip().split("|") for l in open(sys.argv[1])]
+th = {tuple(l.strip().split("|")[:3]): l.strip().split("|") for l in open(sys.argv[2])}
+print(f"{'net':<4} {'size':>5} {'thr':>3} {'faceup ms':>10} {'torch ms':>10} {'ratio':>6} {'faceup MiB':>10} {'torch MiB':>10} {'img diff':>9} {'grad diff':>9} {'grad L2':>9}")
+for v, size, t, ms, rss, dimg, dgrad, dl2 in fu:
+    tv = th[(v, size, t)]
+    print(f"{v:<4} {size:>5} {t:>3} {float(ms):>10.0f} {float(tv[3]):>10.0f} {float(ms) / float(tv[3]):>6.2f} {rss:>10} {tv[4]:>10} {dimg:>9} {dgrad:>9} {dl2:>9}")
+print("ratio = faceup / torch time of one forward + backward (median of BENCH_REPS); MiB = peak RSS;")
+print("diffs: max|faceup - torch| / max|torch| (image; worst gradient array), grad L2 = worst |diff| / |torch|")
+PYEOF
+}
+
+if [ "$PART" = stylegan ] || [ "$PART" = all ]; then
+    run_stylegan
+fi
+[ "$PART" = stylegan ] && exit 0
+
+# ---- operators
 "$BIN" --list >"$OUT/cases"
 # One pass over the cases for one thread count: faceup then torch, case by case.
 run_cases() {

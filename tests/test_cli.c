@@ -6,6 +6,9 @@
 #include "face/dlib_resnet.h"
 #include "io/image.h"
 #include <cjson/cJSON.h>
+#include <png.h>
+#include <setjmp.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -168,4 +171,61 @@ TEST(cli_align_faces_and_refuses_non_faces) {
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "would overwrite") && count_newlines(err) == 1);
     snprintf(args, sizeof args, "align %s -o %s --size 4", face, png);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && count_newlines(err) == 1);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FU_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FU_TEST_ASAN 1
+#endif
+#endif
+
+/* An 8-bit gray PNG of w x h mid-grey pixels, written row by row (the file stays small). */
+static int write_gray_png(const char *path, int w, int h) {
+    FILE *f = fopen(path, "wb");
+    png_structp png = f ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    unsigned char *row = malloc((size_t)w);
+    int ok = info && row && !setjmp(png_jmpbuf(png));
+    if (ok) {
+        memset(row, 128, (size_t)w);
+        png_init_io(png, f);
+        png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+        png_write_info(png, info);
+        for (int y = 0; y < h; y++) png_write_row(png, row);
+        png_write_end(png, NULL);
+    }
+    if (png) png_destroy_write_struct(&png, info ? &info : NULL);
+    free(row);
+    if (f) fclose(f);
+    return ok;
+}
+
+/* Out of memory is reported, not ignored: under a 700 MB address-space limit a 64 Mpx image
+ * (within the pixel limit, 768 MB as float RGB) fails with exit 3, one line naming the file,
+ * and no output file. */
+TEST(cli_out_of_memory_is_reported) {
+#ifdef FU_TEST_ASAN
+    SKIP("address-space limits do not work under AddressSanitizer");
+#else
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
+    char big[512], out[512], errf[512], cmd[2048];
+    snprintf(big, sizeof big, "%s/big_gray.png", fu_test_tmpdir());
+    snprintf(out, sizeof out, "%s/big_out.png", fu_test_tmpdir());
+    snprintf(errf, sizeof errf, "%s/big.err", fu_test_tmpdir());
+    REQUIRE(write_gray_png(big, 8000, 8000));
+    snprintf(cmd, sizeof cmd, "ulimit -v 700000; %s align %s -o %s 2>%s", bin, big, out, errf);
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == FU_E_INTERNAL);
+    static char err[4096];
+    FILE *f = fopen(errf, "r");
+    size_t n = f ? fread(err, 1, sizeof err - 1, f) : 0;
+    err[n] = 0;
+    if (f) fclose(f);
+    CHECK_MSG(strstr(err, "big_gray.png: out of memory") && count_newlines(err) == 1, "stderr: %s", err);
+    CHECK(!file_exists(out));
+#endif
 }

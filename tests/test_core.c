@@ -168,3 +168,34 @@ TEST(rng_is_reproducible) {
     CHECK_NEAR(m, 0, 0.03);
     CHECK_NEAR(v, 1, 0.05);
 }
+
+/* Intermediate gradients are lent from the graph's pool only while the backward walk needs them:
+ * a chain of 20 ops keeps a few buffers, not 20, gives the same leaf gradient on every call, and
+ * retain_grads keeps the intermediates' gradients readable. */
+TEST(graph_gradient_pool_bounds_live_gradients) {
+    fu_tensor *x = arange_leaf(2, (int64_t[]){64, 64});
+    REQUIRE(x && fu_tensor_requires_grad(x, 1) == FU_OK);
+    fu_graph *g = fu_graph_new();
+    fu_tensor *y = x, *mid = NULL;
+    for (int i = 0; i < 20; i++) {
+        y = fu_scale_shift(g, y, 1.5f, 0.25f);
+        if (i == 10) mid = y;
+    }
+    REQUIRE(y && mid);
+    for (int call = 0; call < 3; call++) {
+        fu_tensor_zero_grad(x);
+        REQUIRE(fu_graph_backward(g, y, NULL) == FU_OK);
+        float want = 1;
+        for (int i = 0; i < 20; i++) want *= 1.5f;
+        CHECK_NEAR(x->grad[0], want, 1e-3 * want);
+        CHECK_NEAR(x->grad[4095], want, 1e-3 * want);
+        CHECK(mid->grad == NULL && y->grad == NULL);
+        CHECK_MSG(g->n_grad_bufs <= 3, "%d gradient buffers for a chain", g->n_grad_bufs);
+    }
+    g->retain_grads = 1;
+    REQUIRE(fu_graph_backward(g, y, NULL) == FU_OK);
+    REQUIRE(mid->grad != NULL);
+    CHECK_NEAR(mid->grad[7], 1.5f * 1.5f * 1.5f * 1.5f * 1.5f * 1.5f * 1.5f * 1.5f * 1.5f, 1e-3);
+    fu_graph_free(g);
+    fu_tensor_free(x);
+}

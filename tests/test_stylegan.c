@@ -4,8 +4,8 @@
  * latents, every noise map and (v2) z. Tolerance max|c - golden| <= 1e-4 * max|golden|.
  * Plus random-weight networks (batch of 2 = two single runs, forward and backward; z path by
  * finite differences), mapping networks,
- * PULSE's Gaussian-fit latent map, and input validation. FACEUP_GEN_BENCH=1 times 256 and
- * 1024 networks (not part of the default run). */
+ * PULSE's Gaussian-fit latent map, the fused epilogue ops (sg_ops.h) by finite differences, and
+ * input validation. Timing of 256 and 1024 networks: bench/bench_stylegan.c (make bench). */
 #include "test.h"
 #include "util.h"
 #include "golden.h"
@@ -14,9 +14,9 @@
 #include "core/rng.h"
 #include "gen/stylegan1.h"
 #include "gen/stylegan2.h"
+#include "gen/sg_ops.h"
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const float GEN_REL_TOL = 1e-4f;
 
@@ -258,7 +258,7 @@ static void check_batch_matches_single(net_ctx *c, int64_t n_lat, int64_t dim, i
     in[0] = randn_leaf(&r, 3, (int64_t[]){2, n_lat, dim}, 1);
     for (int i = 0; i < c->n_noise; i++) {
         int64_t s = res_of_noise(i);
-        in[1 + i] = randn_leaf(&r, 4, (int64_t[]){i == 1 ? 1 : 2, 1, s, s}, 1);
+        in[1 + i] = randn_leaf(&r, 4, (int64_t[]){i == 0 ? 1 : 2, 1, s, s}, 1);  /* noise 0 shared */
     }
     fu_graph *g = fu_graph_new();
     fu_tensor *img = build_net(g, in, c);
@@ -266,7 +266,7 @@ static void check_batch_matches_single(net_ctx *c, int64_t n_lat, int64_t dim, i
     fu_tensor *R = randn_leaf(&r, img->ndim, img->shape, 0);
     REQUIRE(R && fu_graph_backward(g, img, R->data) == FU_OK);
     float scale = fmaxf(1, golden_max_abs(img));
-    fu_tensor *shared_grad = fu_tensor_clone(in[2]);
+    fu_tensor *shared_grad = fu_tensor_clone(in[1]);
     REQUIRE(shared_grad);
     fu_tensor_fill(shared_grad, 0);
     for (int64_t b = 0; b < 2; b++) {
@@ -283,7 +283,7 @@ static void check_batch_matches_single(net_ctx *c, int64_t n_lat, int64_t dim, i
         CHECK_MSG(diff <= 1e-4f * scale, "batch item %lld: image differs by %g", (long long)b, diff);
         CHECK(fu_graph_backward(g1, img1, R1->data) == FU_OK);
         for (int i = 0; i <= c->n_noise; i++) {
-            if (i == 2) {   /* the shared noise map */
+            if (i == 1) {   /* the shared noise map */
                 for (int64_t k = 0; k < one[i]->numel; k++) shared_grad->data[k] += one[i]->grad[k];
                 continue;
             }
@@ -302,8 +302,8 @@ static void check_batch_matches_single(net_ctx *c, int64_t n_lat, int64_t dim, i
     }
     float gmax = 0, gdiff = 0;
     for (int64_t k = 0; k < shared_grad->numel; k++) {
-        gmax = fmaxf(gmax, fabsf(in[2]->grad[k]));
-        gdiff = fmaxf(gdiff, fabsf(in[2]->grad[k] - shared_grad->data[k]));
+        gmax = fmaxf(gmax, fabsf(in[1]->grad[k]));
+        gdiff = fmaxf(gdiff, fabsf(in[1]->grad[k] - shared_grad->data[k]));
     }
     CHECK_MSG(gmax > 0 && gdiff <= 1e-4f * gmax, "shared noise gradient differs by %g (max %g)", gdiff, gmax);
     fu_tensor_free(shared_grad);
@@ -568,68 +568,6 @@ TEST(weights_table_basics) {
     CHECK(fu_weights_open("weights.bin", &f) == FU_E_INPUT && f == NULL);
 }
 
-/* ---------------------------------------------------------------- timing (opt-in) */
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Forward + backward to latents and noise once, after a warm-up run of the same graph. */
-static void time_net(net_ctx *c, const char *label, int64_t n_lat, int64_t dim, int64_t res_of_noise(int)) {
-    fu_rng r;
-    fu_rng_seed(&r, 1);
-    fu_tensor *in[1 + 24] = {0};
-    in[0] = randn_leaf(&r, 3, (int64_t[]){1, n_lat, dim}, 1);
-    for (int i = 0; i < c->n_noise; i++) {
-        int64_t s = res_of_noise(i);
-        in[1 + i] = randn_leaf(&r, 4, (int64_t[]){1, 1, s, s}, 1);
-    }
-    fu_graph *g = fu_graph_new();
-    double t0 = now_s();
-    fu_tensor *img = build_net(g, in, c);
-    REQUIRE(img);
-    double t1 = now_s();
-    CHECK(fu_graph_backward(g, img, NULL) == FU_OK);
-    double t2 = now_s();
-    CHECK(fu_graph_forward(g) == FU_OK);
-    double t3 = now_s();
-    CHECK(fu_graph_backward(g, img, NULL) == FU_OK);
-    double t4 = now_s();
-    printf("    %s: first forward %.3f s, backward %.3f s; re-run forward %.3f s, backward %.3f s (%d threads)\n",
-           label, t1 - t0, t2 - t1, t3 - t2, t4 - t3, fu_get_threads());
-    fu_graph_free(g);
-    free_all(in, 1 + c->n_noise);
-}
-
-TEST(stylegan_bench_256_1024) {
-    if (!getenv("FACEUP_GEN_BENCH")) SKIP("set FACEUP_GEN_BENCH=1 to time 256 and 1024 networks");
-    for (int res = 256; res <= 1024; res *= 4) {
-        fu_sg1_config c1 = fu_sg1_config_ffhq();
-        c1.resolution = res;
-        fu_weights *w = fu_sg1_random_weights(&c1, 1);
-        fu_stylegan1 *m1 = NULL;
-        REQUIRE(w && fu_sg1_load(w, &m1) == FU_OK);
-        fu_weights_free(w);
-        net_ctx c = {NET_SG1, m1, m1->n_layers};
-        char label[64];
-        snprintf(label, sizeof label, "StyleGAN v1 %d", res);
-        time_net(&c, label, m1->n_layers, 512, sg1_noise_res);
-        fu_sg1_free(m1);
-        fu_sg2_config c2 = fu_sg2_config_ffhq();
-        c2.size = res;
-        w = fu_sg2_random_weights(&c2, 1);
-        fu_stylegan2 *m2 = NULL;
-        REQUIRE(w && fu_sg2_load(w, &m2) == FU_OK);
-        fu_weights_free(w);
-        c = (net_ctx){NET_SG2, m2, m2->n_noise};
-        snprintf(label, sizeof label, "StyleGAN2 config-f %d", res);
-        time_net(&c, label, m2->n_latent, 512, sg2_noise_res);
-        fu_sg2_free(m2);
-    }
-}
-
 /* Both weight files of a golden set hold the same names, shapes and values through fu_weights. */
 TEST(weights_pt_and_safetensors_agree) {
     for (int k = 0; k < 2; k++) {
@@ -653,4 +591,126 @@ TEST(weights_pt_and_safetensors_agree) {
         fu_weights_free(pt);
         fu_weights_free(st);
     }
+}
+
+/* ---------------------------------------------------------------- fused epilogue ops */
+
+/* in: x, noise, noise_weight, bias, scale (scale NULL in the v1 form). */
+static fu_tensor *build_noise_act(fu_graph *g, fu_tensor **in, void *ctx) {
+    (void)ctx;
+    return fu_sg_noise_act(g, in[0], in[4], in[1], in[2], in[3], 0.2f, 1.41421356f);
+}
+
+static fu_tensor *build_noise_act_v1(fu_graph *g, fu_tensor **in, void *ctx) {
+    (void)ctx;
+    return fu_sg_noise_act(g, in[0], NULL, in[1], in[2], in[3], 0.2f, 1.0f);
+}
+
+static void gradcheck_inputs(fu_build_fn build, fu_tensor **in, int n) {
+    fu_gradcheck_opts o = {1e-3f, 2e-3f, 2e-2f, 40, 7};
+    fu_gradcheck_result res;
+    CHECK_MSG(fu_gradcheck(build, in, n, NULL, &o, &res) == FU_OK, "%s", fu_last_error());
+    CHECK(res.n_checked > 40);
+    free_all(in, n);
+}
+
+TEST(stylegan_fused_noise_act_gradcheck) {
+    fu_rng r;
+    fu_rng_seed(&r, 21);
+    /* StyleGAN2 form: per-sample noise and demodulation scale, one noise strength. */
+    fu_tensor *in[5] = {randn_leaf(&r, 4, (int64_t[]){2, 3, 4, 5}, 1), randn_leaf(&r, 4, (int64_t[]){2, 1, 4, 5}, 1),
+                        randn_leaf(&r, 1, (int64_t[]){1}, 1), randn_leaf(&r, 1, (int64_t[]){3}, 1),
+                        randn_leaf(&r, 2, (int64_t[]){2, 3}, 1)};
+    gradcheck_inputs(build_noise_act, in, 5);
+    /* v1 form: x broadcast over a batch of noise maps, per-channel noise weights, no scale. */
+    fu_tensor *in1[4] = {randn_leaf(&r, 4, (int64_t[]){1, 3, 4, 5}, 1), randn_leaf(&r, 4, (int64_t[]){2, 1, 4, 5}, 1),
+                         randn_leaf(&r, 1, (int64_t[]){3}, 1), randn_leaf(&r, 1, (int64_t[]){3}, 1)};
+    gradcheck_inputs(build_noise_act_v1, in1, 4);
+}
+
+/* Large enough to take the OpenMP paths (more than 65536 values). */
+TEST(stylegan_fused_noise_act_matches_op_chain) {
+    fu_rng r;
+    fu_rng_seed(&r, 22);
+    fu_tensor *x = randn_leaf(&r, 4, (int64_t[]){2, 8, 64, 80}, 1), *noise = randn_leaf(&r, 4, (int64_t[]){2, 1, 64, 80}, 1);
+    fu_tensor *nw = randn_leaf(&r, 4, (int64_t[]){1, 8, 1, 1}, 0), *bias = randn_leaf(&r, 4, (int64_t[]){1, 8, 1, 1}, 0);
+    fu_tensor *scale = randn_leaf(&r, 4, (int64_t[]){2, 8, 1, 1}, 0), *seed = randn_leaf(&r, 4, (int64_t[]){2, 8, 64, 80}, 0);
+    fu_graph *g = fu_graph_new();
+    fu_tensor *fused = fu_sg_noise_act(g, x, scale, noise, nw, bias, 0.2f, 1.5f);
+    REQUIRE(fused);
+    fu_tensor *fused_out = fu_tensor_clone(fused);
+    REQUIRE(fu_graph_backward(g, fused, seed->data) == FU_OK);
+    fu_tensor *gx = fu_tensor_clone(&(fu_tensor){.ndim = 1, .shape = {x->numel}, .numel = x->numel, .data = x->grad});
+    fu_tensor *gn = fu_tensor_clone(&(fu_tensor){.ndim = 1, .shape = {noise->numel}, .numel = noise->numel, .data = noise->grad});
+    fu_tensor_zero_grad(x);
+    fu_tensor_zero_grad(noise);
+    fu_graph_reset(g);
+    fu_tensor *pre = fu_add(g, fu_add(g, fu_mul(g, x, scale), fu_mul(g, noise, nw)), bias);
+    fu_tensor *chain = fu_scale_shift(g, fu_leaky_relu(g, pre, 0.2f), 1.5f, 0);
+    REQUIRE(chain && fu_graph_backward(g, chain, seed->data) == FU_OK);
+    float dy = 0, dgx = 0, dgn = 0;
+    for (int64_t i = 0; i < chain->numel; i++) dy = fmaxf(dy, fabsf(chain->data[i] - fused_out->data[i]));
+    for (int64_t i = 0; i < x->numel; i++) dgx = fmaxf(dgx, fabsf(x->grad[i] - gx->data[i]));
+    for (int64_t i = 0; i < noise->numel; i++) dgn = fmaxf(dgn, fabsf(noise->grad[i] - gn->data[i]));
+    CHECK_MSG(dy < 1e-5f && dgx < 1e-5f && dgn < 1e-4f, "diff y %g, grad x %g, grad noise %g", dy, dgx, dgn);
+    fu_tensor *all[9] = {x, noise, nw, bias, scale, seed, fused_out, gx, gn};
+    free_all(all, 9);
+    fu_graph_free(g);
+}
+
+static fu_tensor *build_style_in(fu_graph *g, fu_tensor **in, void *ctx) {
+    (void)ctx;
+    return fu_sg_style_instance_norm(g, in[0], in[1], in[2], 1e-5f);
+}
+
+TEST(stylegan_fused_style_instance_norm_gradcheck) {
+    fu_rng r;
+    fu_rng_seed(&r, 23);
+    fu_tensor *in[3] = {randn_leaf(&r, 4, (int64_t[]){2, 3, 4, 5}, 1), randn_leaf(&r, 2, (int64_t[]){2, 3}, 1),
+                        randn_leaf(&r, 2, (int64_t[]){2, 3}, 1)};
+    gradcheck_inputs(build_style_in, in, 3);
+    /* One x shared by a batch of two styles (v1's constant input with shared noise). */
+    fu_tensor *in1[3] = {randn_leaf(&r, 4, (int64_t[]){1, 3, 4, 5}, 1), randn_leaf(&r, 2, (int64_t[]){2, 3}, 1),
+                         randn_leaf(&r, 2, (int64_t[]){2, 3}, 1)};
+    gradcheck_inputs(build_style_in, in1, 3);
+}
+
+static fu_tensor *build_mod1x1(fu_graph *g, fu_tensor **in, void *ctx) {
+    (void)ctx;
+    return fu_sg_modulated_1x1(g, in[0], in[1], in[2]);
+}
+
+TEST(stylegan_fused_modulated_1x1_gradcheck_and_values) {
+    fu_rng r;
+    fu_rng_seed(&r, 24);
+    fu_tensor *in[3] = {randn_leaf(&r, 4, (int64_t[]){2, 5, 3, 4}, 1), randn_leaf(&r, 4, (int64_t[]){3, 5, 1, 1}, 1),
+                        randn_leaf(&r, 2, (int64_t[]){2, 5}, 1)};
+    /* Against conv2d(x * s, w). */
+    fu_graph *g = fu_graph_new();
+    fu_tensor *y = fu_sg_modulated_1x1(g, in[0], in[1], in[2]);
+    fu_tensor *ref = fu_conv2d(g, fu_mul(g, in[0], fu_reshape(g, in[2], 4, (int64_t[]){2, 5, 1, 1})), in[1], NULL, NULL);
+    REQUIRE(y && ref && y->numel == ref->numel);
+    float diff = 0;
+    for (int64_t i = 0; i < y->numel; i++) diff = fmaxf(diff, fabsf(y->data[i] - ref->data[i]));
+    CHECK_MSG(diff < 1e-5f, "modulated 1x1 differs from conv2d(x*s) by %g", diff);
+    fu_graph_free(g);
+    gradcheck_inputs(build_mod1x1, in, 3);
+}
+
+TEST(stylegan_fused_ops_reject_bad_shapes) {
+    fu_graph *g = fu_graph_new();
+    fu_tensor *x = fu_tensor_newv(4, (int64_t)2, (int64_t)3, (int64_t)4, (int64_t)4);
+    fu_tensor *noise = fu_tensor_newv(4, (int64_t)1, (int64_t)1, (int64_t)4, (int64_t)5);
+    fu_tensor *nw = fu_tensor_newv(1, (int64_t)2), *ab = fu_tensor_newv(2, (int64_t)2, (int64_t)2);
+    CHECK(fu_sg_noise_act(g, x, NULL, noise, nw, NULL, 0.2f, 1) == NULL && strstr(fu_last_error(), "noise [1,1,4,5]"));
+    noise->shape[3] = 4;
+    CHECK(fu_sg_noise_act(g, x, NULL, noise, nw, NULL, 0.2f, 1) == NULL && strstr(fu_last_error(), "noise weight"));
+    CHECK(fu_sg_style_instance_norm(g, x, ab, ab, 1e-5f) == NULL && strstr(fu_last_error(), "N*C = 6"));
+    fu_tensor *ab3 = fu_tensor_newv(2, (int64_t)3, (int64_t)3);   /* batch 3 against x's 2 */
+    CHECK(fu_sg_style_instance_norm(g, x, ab3, ab3, 1e-5f) == NULL && strstr(fu_last_error(), "N*C = 6"));
+    fu_tensor_free(ab3);
+    CHECK(fu_sg_modulated_1x1(g, x, ab, ab) == NULL && strstr(fu_last_error(), "sg_modulated_1x1"));
+    fu_tensor *all[4] = {x, noise, nw, ab};
+    free_all(all, 4);
+    fu_graph_free(g);
 }

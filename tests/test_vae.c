@@ -269,7 +269,9 @@ TEST(faces_build_from_folder_labels_and_split) {
     snprintf(p, sizeof p, "%s/lfw/images/Ann_B/Ann_B_0001.jpg", root); write_jpeg(p, 250, 250, 0.8f);
     snprintf(p, sizeof p, "%s/lfw/images/Zed_Q/Zed_Q_0001.jpg", root); write_jpeg(p, 250, 250, 0.8f);
     fu_faces *set = NULL;
-    REQUIRE(fu_faces_build(root, 16, &set, NULL, NULL) == FU_OK);
+    int64_t dropped = -1;
+    REQUIRE(fu_faces_build(root, 16, FU_FACES_FRAME_BOX, &set, &dropped, NULL, NULL) == FU_OK);
+    CHECK(dropped == 0);
     REQUIRE(set->count == 5);
     const fu_face_label *L = set->labels;
     CHECK(L[0].source == FU_FACES_CELEBA && L[0].split == FU_SPLIT_TRAIN && L[0].attrs == ((1ULL << 0) | (1ULL << 20)));
@@ -280,7 +282,7 @@ TEST(faces_build_from_folder_labels_and_split) {
     CHECK(abs(set->pixels[0] - 51) <= 3 && abs(set->pixels[3 * 16 * 16 * 2] - 153) <= 3);   /* 0.2, 0.6 of 255 */
     fu_faces_free(set);
     snprintf(p, sizeof p, "%s/utkface", root);
-    CHECK(fu_faces_build(p, 16, &set, NULL, NULL) == FU_E_INPUT && set == NULL && strstr(fu_last_error(), "celeba"));
+    CHECK(fu_faces_build(p, 16, FU_FACES_FRAME_BOX, &set, &dropped, NULL, NULL) == FU_E_INPUT && set == NULL && strstr(fu_last_error(), "celeba"));
 }
 
 /* ---- training ---- */
@@ -345,6 +347,37 @@ TEST(train_generator_resume_is_exact) {
     c.model.size = 16;
     CHECK(fu_train_generator(&c, set, NULL, NULL) == FU_E_INPUT && strstr(fu_last_error(), "size"));
     fu_vae_free(half);
+    fu_vae_free(ma);
+    fu_vae_free(mb);
+    fu_faces_free(set);
+}
+
+static double max_weight_diff(const fu_vae *a, const fu_vae *b) {
+    double d = 0;
+    for (int i = 0; i < a->n_params; i++)
+        for (int64_t k = 0; k < a->params[i]->numel; k++) d = fmax(d, fabs(a->params[i]->data[k] - b->params[i]->data[k]));
+    return d;
+}
+
+/* --init starts a new run from a model's weights: with a vanishing lr the run's model is that
+ * model (a fresh one from the run's seed would differ by ~0.1). */
+TEST(train_generator_init_starts_from_a_model) {
+    fu_faces *set = synthetic_faces(8, 40);
+    char base[512], next[512];
+    snprintf(base, sizeof base, "%s/gen_base.safetensors", fu_test_tmpdir());
+    snprintf(next, sizeof next, "%s/gen_next.safetensors", fu_test_tmpdir());
+    fu_gen_train_config a = tiny_run(base, 5);
+    REQUIRE(fu_train_generator(&a, set, NULL, NULL) == FU_OK);
+    fu_gen_train_config b = tiny_run(next, 2);
+    b.init = base;
+    b.seed = 777;    /* a different fresh model would come from this seed */
+    b.lr = 1e-20f;
+    REQUIRE(fu_train_generator(&b, set, NULL, NULL) == FU_OK);
+    fu_vae *ma = load_or_null(base), *mb = load_or_null(next);
+    REQUIRE(ma && mb && ma->n_params == mb->n_params);
+    CHECK(max_weight_diff(ma, mb) < 1e-12);
+    b.init = "/nonexistent/model.safetensors";
+    CHECK(fu_train_generator(&b, set, NULL, NULL) == FU_E_INPUT && strstr(fu_last_error(), "/nonexistent/model.safetensors"));
     fu_vae_free(ma);
     fu_vae_free(mb);
     fu_faces_free(set);

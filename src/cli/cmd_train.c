@@ -21,16 +21,25 @@ static int exit_code(int rc) { return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL
 
 static void on_build(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, "faces"); }
 
-/* --data is a packed face set file, or a data folder (celeba/, utkface/, lfw/) packed on the fly. */
-static int open_faces(const char *data, int quiet, fu_faces **set) {
+/* --data is a packed face set file, or a data folder (celeba/, utkface/, lfw/) packed on the fly
+ * with the given framing; *dropped counts images without a usable face. */
+static int open_faces(const char *data, int frame, int quiet, fu_faces **set, int64_t *dropped) {
     struct stat sb;
+    *dropped = 0;
     if (stat(data, &sb) != 0) return fu_fail(FU_E_INPUT, "%s: no such file or folder", data);
     if (!S_ISDIR(sb.st_mode)) return fu_faces_load(data, set);
     progress bar;
     progress_start(&bar, "packing faces", quiet);
-    int rc = fu_faces_build(data, FU_FACES_SIZE, set, on_build, &bar);
+    int rc = fu_faces_build(data, FU_FACES_SIZE, frame, set, dropped, on_build, &bar);
     progress_finish(&bar);
     return rc;
+}
+
+/* "ffhq" or "box" (see train/faces.h); -1 when unknown. */
+static int parse_frame(const char *name) {
+    if (!strcmp(name, "ffhq")) return FU_FACES_FRAME_FFHQ;
+    if (!strcmp(name, "box")) return FU_FACES_FRAME_BOX;
+    return -1;
 }
 
 /* A sheet of `per_source` faces of each source (one row each), spread over the source's images. */
@@ -60,27 +69,32 @@ static int faces_sheet(const fu_faces *set, const char *path, int per_source) {
 }
 
 static int train_faces(int argc, char **argv) {
-    const char *data = NULL, *out = NULL, *sheet = NULL;
+    const char *data = NULL, *out = NULL, *sheet = NULL, *frame_name = "ffhq";
     int quiet = 0;
     arg_spec specs[] = {
         {"--data", ARG_STRING, &data, 0, 0, "data folder with celeba/, utkface/, lfw/ (as ../shared/data)"},
         {"--out", ARG_STRING, &out, 0, 0, "packed face set to write"},
+        {"--frame", ARG_STRING, &frame_name, 0, 0, "ffhq (landmark alignment, default) or box (fixed per-source crop)"},
         {"--sheet", ARG_STRING, &sheet, 0, 0, "also write a PNG of sample crops, one row per source"},
         {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
         {0},
     };
-    int n = args_parse("train faces", "--data DIR --out FILE [--sheet PNG]", specs, argc, argv, NULL, 0);
+    int n = args_parse("train faces", "--data DIR --out FILE [--frame ffhq|box] [--sheet PNG]", specs, argc, argv, NULL, 0);
     if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
     if (!data || !out) { fprintf(stderr, "faceup train faces: --data and --out are required\n"); return FU_E_INPUT; }
+    int frame = parse_frame(frame_name);
+    if (frame < 0) { fprintf(stderr, "faceup train faces: --frame must be ffhq or box, got '%s'\n", frame_name); return FU_E_INPUT; }
     fu_faces *set = NULL;
-    int rc = open_faces(data, quiet, &set);
+    int64_t dropped = 0;
+    int rc = open_faces(data, frame, quiet, &set, &dropped);
     if (rc == FU_OK) rc = fu_faces_save(set, out);
     if (rc == FU_OK && sheet) rc = faces_sheet(set, sheet, 12);
     if (rc == FU_OK) {
         int64_t counts[FU_SPLIT_ALL] = {0};
         for (int64_t i = 0; i < set->count; i++) counts[set->labels[i].split]++;
-        printf("{\"faces\": %lld, \"train\": %lld, \"val\": %lld, \"test\": %lld, \"size\": %d}\n", (long long)set->count,
-               (long long)counts[FU_SPLIT_TRAIN], (long long)counts[FU_SPLIT_VAL], (long long)counts[FU_SPLIT_TEST], set->size);
+        printf("{\"faces\": %lld, \"train\": %lld, \"val\": %lld, \"test\": %lld, \"size\": %d, \"dropped\": %lld}\n",
+               (long long)set->count, (long long)counts[FU_SPLIT_TRAIN], (long long)counts[FU_SPLIT_VAL],
+               (long long)counts[FU_SPLIT_TEST], set->size, (long long)dropped);
     }
     if (rc != FU_OK) fprintf(stderr, "faceup train faces: %s\n", fu_last_error());
     fu_faces_free(set);
@@ -132,6 +146,7 @@ static int train_generator(int argc, char **argv) {
         {"--channels", ARG_INT, &cfg.model.channels, 1, 1024, "model width c (default 32)"},
         {"--latent", ARG_INT, &cfg.model.latent, 1, 4096, "latent size (default 256)"},
         {"--resume", ARG_FLAG, &cfg.resume, 0, 0, "continue from OUT's checkpoint (its model, seed, batch and loss settings)"},
+        {"--init", ARG_STRING, &cfg.init, 0, 0, "start a new run from this model's weights (fresh optimiser, step 0)"},
         {"--sample-every", ARG_INT, &sample_every, 0, 2000000000, "sample sheet and loss plot every N steps (default 500; 0: at the end)"},
         {"--checkpoint-every", ARG_INT, &ckpt_every, 0, 2000000000, "checkpoint every N steps (default 500; 0: at the end)"},
         {"--log-every", ARG_INT, &log_every, 0, 2000000000, "a loss line on stderr every N steps (default 100; 0: none)"},
@@ -141,6 +156,7 @@ static int train_generator(int argc, char **argv) {
     };
     int n = args_parse("train generator", "--data FILE|DIR --out MODEL.safetensors [flags]", specs, argc, argv, NULL, 0);
     if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
+    if (cfg.init && cfg.resume) { fprintf(stderr, "faceup train generator: --init starts a new run; it cannot be combined with --resume\n"); return FU_E_INPUT; }
     if (!data || !cfg.out) { fprintf(stderr, "faceup train generator: --data and --out are required\n"); return FU_E_INPUT; }
     cfg.steps = steps;
     cfg.seed = (uint64_t)seed;
@@ -149,7 +165,8 @@ static int train_generator(int argc, char **argv) {
     cfg.kl_warmup = warmup;
     fu_set_threads(threads);
     fu_faces *set = NULL;
-    int rc = open_faces(data, quiet, &set);
+    int64_t dropped;
+    int rc = open_faces(data, FU_FACES_FRAME_FFHQ, quiet, &set, &dropped);
     train_log log = {.every = log_every, .first_step = -1};
     progress_start(&log.bar, "train generator", quiet);
     if (rc == FU_OK) rc = fu_train_generator(&cfg, set, on_train_step, &log);
@@ -202,7 +219,8 @@ static int eval_generator(int argc, char **argv) {
     fu_vae *m = NULL;
     fu_faces *set = NULL;
     int rc = fu_vae_load(gen, &m);
-    if (rc == FU_OK) rc = open_faces(data, 1, &set);
+    int64_t dropped;
+    if (rc == FU_OK) rc = open_faces(data, FU_FACES_FRAME_FFHQ, 1, &set, &dropped);
     cJSON *root = cJSON_CreateObject(), *recon = cJSON_AddObjectToObject(root, "recon");
     for (int s = 0; rc == FU_OK && s < FU_FACES_N_SOURCES; s++)
         rc = add_psnr(recon, fu_faces_source_name(s), m, set, split, s, limit);
@@ -228,6 +246,7 @@ static int eval_generator(int argc, char **argv) {
 
 int cmd_eval(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "generator")) return eval_generator(argc - 1, argv + 1);
-    fprintf(stderr, "faceup eval: expected 'generator' (try 'faceup eval generator --help')\n");
+    if (argc >= 1 && !strcmp(argv[0], "lfw")) return cmd_eval_lfw(argc - 1, argv + 1);
+    fprintf(stderr, "faceup eval: expected 'generator' or 'lfw' (try 'faceup eval lfw --help')\n");
     return FU_E_INPUT;
 }

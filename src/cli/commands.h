@@ -10,6 +10,10 @@ int cmd_align(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_train_heads(int argc, char **argv);      /* faceup train heads */
 int cmd_eval(int argc, char **argv);
+int cmd_eval_lfw(int argc, char **argv);       /* faceup eval lfw */
+int cmd_embed(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 int cmd_upscale(int argc, char **argv);
 
 #endif

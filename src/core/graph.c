@@ -19,8 +19,57 @@ static void free_node_states(fu_graph *g) {
     }
 }
 
+/* ---- the gradient pool: buffers are lent to intermediates during backward ---- */
+
+struct fu_grad_buf {
+    float *p;
+    size_t bytes;
+    int used;
+};
+
+/* A zeroed buffer of at least `bytes`: the smallest free one that is not more than twice the
+ * size (so a small gradient does not pin a large buffer), else a new one. */
+static float *grad_acquire(fu_graph *g, size_t bytes) {
+    int best = -1;
+    for (int i = 0; i < g->n_grad_bufs; i++) {
+        const struct fu_grad_buf *b = &g->grad_bufs[i];
+        if (!b->used && b->bytes >= bytes && b->bytes <= 2 * bytes + 4096 &&
+            (best < 0 || b->bytes < g->grad_bufs[best].bytes))
+            best = i;
+    }
+    if (best < 0) {
+        if (g->n_grad_bufs == g->cap_grad_bufs) {
+            int cap = g->cap_grad_bufs ? 2 * g->cap_grad_bufs : 16;
+            struct fu_grad_buf *nb = realloc(g->grad_bufs, (size_t)cap * sizeof *nb);
+            if (!nb) return fu_fail_null(FU_E_INTERNAL, "out of memory (gradient pool)");
+            g->grad_bufs = nb;
+            g->cap_grad_bufs = cap;
+        }
+        float *p = fu_aligned_alloc(bytes ? bytes : 64);
+        if (!p) return NULL;
+        best = g->n_grad_bufs++;
+        g->grad_bufs[best] = (struct fu_grad_buf){p, bytes, 0};
+    }
+    g->grad_bufs[best].used = 1;
+    memset(g->grad_bufs[best].p, 0, bytes);
+    return g->grad_bufs[best].p;
+}
+
+/* Returns an intermediate's gradient to the pool. */
+static void grad_release(fu_graph *g, fu_tensor *t) {
+    if (!t->grad || !t->node) return;
+    for (int i = 0; i < g->n_grad_bufs; i++)
+        if (g->grad_bufs[i].p == t->grad) g->grad_bufs[i].used = 0;
+    t->grad = NULL;
+}
+
+static void release_all_grads(fu_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) grad_release(g, g->nodes[i]->out);
+}
+
 void fu_graph_reset(fu_graph *g) {
     if (!g) return;
+    release_all_grads(g);
     free_node_states(g);
     g->n_nodes = 0;
     fu_arena_reset(&g->arena);
@@ -29,6 +78,8 @@ void fu_graph_reset(fu_graph *g) {
 void fu_graph_free(fu_graph *g) {
     if (!g) return;
     free_node_states(g);
+    for (int i = 0; i < g->n_grad_bufs; i++) free(g->grad_bufs[i].p);
+    free(g->grad_bufs);
     fu_arena_free(&g->arena);
     free(g->scratch);
     free(g->nodes);
@@ -133,18 +184,13 @@ int fu_graph_forward(fu_graph *g) {
     return FU_OK;
 }
 
-/* Gives every intermediate that needs a gradient a zeroed buffer (arena, first time only). */
-static int prepare_grads(fu_graph *g) {
-    for (int i = 0; i < g->n_nodes; i++) {
-        fu_node *n = g->nodes[i];
-        n->reached = 0;
-        fu_tensor *t = n->out;
-        if (!t->requires_grad) continue;
-        if (!t->grad) {
-            t->grad = fu_arena_alloc(&g->arena, (size_t)t->numel * sizeof(float));
-            if (!t->grad) return FU_E_INTERNAL;
-        }
-        memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+/* Gives a reached node's inputs that are intermediates needing a gradient their (zeroed)
+ * buffer, unless an earlier consumer already did. */
+static int lend_input_grads(fu_graph *g, fu_node *n) {
+    for (int k = 0; k < n->n_in; k++) {
+        fu_tensor *t = n->in[k];
+        if (!t->node || !t->requires_grad || t->grad) continue;
+        if (!(t->grad = grad_acquire(g, (size_t)t->numel * sizeof(float)))) return FU_E_INTERNAL;
     }
     return FU_OK;
 }
@@ -153,16 +199,23 @@ int fu_graph_backward(fu_graph *g, fu_tensor *out, const float *seed) {
     if (!g || !out) return fu_fail(FU_E_INPUT, "graph_backward: NULL %s", g ? "output" : "graph");
     if (!out->node || out->node->graph != g) return fu_fail(FU_E_INPUT, "graph_backward: output is not produced by this graph");
     if (!out->requires_grad) return fu_fail(FU_E_INPUT, "graph_backward: output does not depend on any tensor that requires a gradient");
-    int rc = prepare_grads(g);
-    if (rc != FU_OK) return rc;
+    release_all_grads(g);
+    for (int i = 0; i < g->n_nodes; i++) g->nodes[i]->reached = 0;
+    if (!(out->grad = grad_acquire(g, (size_t)out->numel * sizeof(float)))) return FU_E_INTERNAL;
     for (int64_t i = 0; i < out->numel; i++) out->grad[i] = seed ? seed[i] : 1.0f;
     out->node->reached = 1;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         fu_node *n = g->nodes[i];
         if (!n->reached || !n->out->requires_grad) continue;
+        int rc = lend_input_grads(g, n);
+        if (rc != FU_OK) {
+            release_all_grads(g);
+            return rc;
+        }
         n->op->backward(n);
         for (int k = 0; k < n->n_in; k++)
             if (n->in[k]->node) n->in[k]->node->reached = 1;
+        if (!g->retain_grads) grad_release(g, n->out);
     }
     return FU_OK;
 }

@@ -6,8 +6,14 @@
  *     step builds its graph once and re-runs it: no allocation after the first step), and
  *   - fu_graph_backward() walks the nodes in reverse, calling each op's backward only where the
  *     output's gradient is reachable from the seed and an input needs a gradient.
- * Intermediates and their gradients live in the graph's arena; fu_graph_reset() rewinds it for
- * define-by-run loops that rebuild the graph each step (still allocation-free once warm).
+ * Intermediates live in the graph's arena; fu_graph_reset() rewinds it for define-by-run loops
+ * that rebuild the graph each step (still allocation-free once warm).
+ * Gradients of intermediates come from a pool of buffers the graph keeps: backward takes one when
+ * a node's input first needs it and gives the node's own back as soon as that node's backward has
+ * run (every consumer, later in the tape, has added into it by then). So only the gradients on
+ * the current "frontier" of the backward walk are alive, not one per intermediate: for a deep
+ * generator at 1024x1024 that is a few activation-sized buffers instead of dozens. Set
+ * retain_grads to read intermediates' gradients after fu_graph_backward (tests, debugging).
  *
  * Writing an op: see src/core/ops_elementwise.c for the pattern. Forward reads n->in[*]->data
  * and writes n->out->data; backward reads n->out->grad and *adds* into n->in[i]->grad for the
@@ -53,6 +59,9 @@ struct fu_graph {
     size_t scratch_bytes;
     uint64_t seed;               /* for stochastic ops (dropout): masks derive from it and the node, so a
                                   * re-run reproduces them; the caller changes it for new masks */
+    int retain_grads;            /* 1: intermediates keep their gradients until the next backward/reset */
+    struct fu_grad_buf *grad_bufs;   /* the gradient pool (see above) */
+    int n_grad_bufs, cap_grad_bufs;
 };
 
 fu_graph *fu_graph_new(void);
@@ -84,7 +93,8 @@ float *fu_in_grad(fu_node *n, int i);
 /* Re-runs every node in order. */
 int fu_graph_forward(fu_graph *g);
 /* Back-propagates from `out`: its gradient is set to `seed` (numel floats; NULL = all ones),
- * every intermediate gradient is zeroed, and leaf gradients are accumulated into. */
+ * intermediate gradients start from zero, and leaf gradients are accumulated into. Afterwards
+ * intermediates have no gradient (grad NULL) unless g->retain_grads is set. */
 int fu_graph_backward(fu_graph *g, fu_tensor *out, const float *seed);
 
 /* Checks helpers for op constructors: each returns 0 (with a message naming the op) if the

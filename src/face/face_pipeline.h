@@ -1,20 +1,15 @@
-/* Photo -> face: the chain detect (blazeface) -> 68 landmarks (dlib's shape predictor) ->
- * aligned crop -> dlib ResNet descriptor, as one small library API for the guides (reference
- * photo of --identity) and the heads' training data. The face used is fu_face_pick's choice
- * among detections with score >= FU_PIPELINE_MIN_SCORE (faceup align's default). */
-#ifndef FU_FACE_PIPELINE_H
-#define FU_FACE_PIPELINE_H
+/* Photo -> face -> dlib descriptor, for the guides (reference photo of --identity) and the heads'
+ * training data: face/pipeline.h's finder (blazeface, score >= 0.7, NMS IoU 0.3, fu_face_pick's
+ * choice, then dlib's 68 landmarks), then the dlib chip and the engine's dlib ResNet (the guides
+ * need that network object itself, differentiable, so this keeps one). */
+#ifndef FU_FACE_FACE_PIPELINE_H
+#define FU_FACE_FACE_PIPELINE_H
 #include "core/tensor.h"
-#include "face/detect.h"
 #include "face/dlib_resnet.h"
-#include "io/dlib_dat.h"
-
-#define FU_PIPELINE_MIN_SCORE 0.7f
-#define FU_PIPELINE_IOU 0.3f
+#include "face/pipeline.h"
 
 typedef struct fu_face_pipeline {
-    fu_face_detector *det;
-    fu_shape_predictor *sp;
+    fu_face_finder *finder;
     fu_dlib_resnet *net;
 } fu_face_pipeline;
 

@@ -1,5 +1,5 @@
-/* Generator adapters for the search: StyleGAN v1 (with PULSE's Gaussian fit) and StyleGAN2
- * (mapping network per latent row). See generator.h. */
+/* Generator adapters for the search: StyleGAN v1 (with PULSE's Gaussian fit), StyleGAN2
+ * (mapping network per latent row) and faceup's own VAE decoder. See generator.h. */
 #include "gen/generator.h"
 #include <math.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include "core/rng.h"
 #include "gen/stylegan1.h"
 #include "gen/stylegan2.h"
+#include "gen/vae.h"
 
 void fu_generator_free(fu_generator *gen) {
     if (!gen) return;
@@ -163,6 +164,41 @@ static int open_stylegan2(const fu_weights *w, fu_generator *gen) {
 
 /* ---------------------------------------------------------------- detection */
 
+/* ---------------------------------------------------------------- faceup's VAE decoder */
+
+static int vae_noise_shape(const fu_generator *gen, int i, int64_t shape[4]) {
+    (void)gen; (void)shape;
+    return fu_fail(FU_E_INPUT, "vae: no noise map %d (the decoder takes none)", i);
+}
+
+/* z [N, 1, D] -> decoder -> [-1, 1] image -> [0, 1]. The single latent row is its own
+ * latent_in (GEOCROSS has no pairs of rows to compare). */
+static fu_tensor *vae_build(const fu_generator *gen, fu_graph *g, fu_tensor *z, fu_tensor *const *noise, fu_tensor **latent_in) {
+    (void)noise;
+    const fu_vae *m = gen->impl;
+    if (latent_in) *latent_in = z;
+    fu_tensor *flat = fu_reshape(g, z, 2, (int64_t[]){z ? z->shape[0] : 0, m->cfg.latent});
+    return to_unit_range(g, fu_vae_decode(g, m, flat));
+}
+
+static void vae_destroy(fu_generator *gen) { fu_vae_free(gen->impl); }
+
+static int open_vae(const char *path, fu_generator *gen) {
+    fu_vae *m = NULL;
+    int rc = fu_vae_load(path, &m);
+    if (rc != FU_OK) return rc;
+    gen->kind = "vae";
+    gen->impl = m;
+    gen->destroy = vae_destroy;
+    gen->resolution = m->cfg.size;
+    gen->n_latent = 1;
+    gen->latent_dim = m->cfg.latent;
+    gen->n_noise = 0;
+    gen->noise_shape = vae_noise_shape;
+    gen->build = vae_build;
+    return FU_OK;
+}
+
 int fu_generator_from_weights(const fu_weights *w, const fu_weights *aux, const char *label, fu_generator **out) {
     *out = NULL;
     fu_generator *gen = fu_calloc(1, sizeof *gen);
@@ -185,6 +221,14 @@ int fu_generator_open(const char *path, const char *aux_path, fu_generator **out
     fu_weights *w = NULL, *aux = NULL;
     *out = NULL;
     int rc = fu_weights_open(path, &w);
+    if (rc == FU_OK && fu_weights_has(w, "dec.fc.weight")) {   /* faceup's VAE: loaded by its own reader */
+        fu_weights_free(w);
+        fu_generator *gen = fu_calloc(1, sizeof *gen);
+        if (!gen) return FU_E_INTERNAL;
+        if ((rc = open_vae(path, gen)) != FU_OK) { fu_generator_free(gen); return rc; }
+        *out = gen;
+        return FU_OK;
+    }
     if (rc == FU_OK && aux_path) rc = fu_weights_open(aux_path, &aux);
     if (rc == FU_OK) rc = fu_generator_from_weights(w, aux, path, out);
     fu_weights_free(w);

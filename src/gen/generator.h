@@ -14,7 +14,8 @@
  *
  * Files are recognised by content, not name: a .pt or .safetensors whose tensor names are a
  * StyleGAN2 checkpoint ("[g_ema.]conv1.conv.weight", "[g_ema.]input.input") or PULSE's
- * G_synthesis state_dict ("blocks.4x4.const", "torgb.weight"). StyleGAN v1 also needs the
+ * G_synthesis state_dict ("blocks.4x4.const", "torgb.weight"), or faceup's VAE ("dec.fc.weight",
+ * gen/vae.h; read by its own loader). StyleGAN v1 also needs the
  * Gaussian fit: an aux file holding "mean" and "std" [D] (PULSE's gaussian_fit.pt) or the
  * mapping network ("dense0.weight" ...), from which the fit is computed as PULSE does (mean and
  * unbiased std of leaky_relu(mapping(z), 5) over FU_GAUSSFIT_SAMPLES draws; PULSE draws 10^6). */

@@ -4,6 +4,7 @@
  * already applied (conv [Cout,Cin,k,k], linear [out,in]); the fused upscaling kernel is stored
  * in conv-transpose layout [Cin,Cout,4,4]. */
 #include "gen/stylegan1.h"
+#include "gen/sg_ops.h"
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/rng.h"
@@ -213,26 +214,20 @@ int fu_sg1_noise_shape(const fu_stylegan1 *m, int i, int64_t shape[4]) {
 
 /* ---------------------------------------------------------------- forward */
 
-/* Style row [N,D] of dlatents [N,L,D] through a linear to [N,C,1,1]. */
-static fu_tensor *style(fu_graph *g, fu_tensor *row, fu_tensor *w, fu_tensor *b) {
-    fu_tensor *s = fu_linear(g, row, w, b);
-    return s ? fu_reshape(g, s, 4, (int64_t[]){s->shape[0], w->shape[0], 1, 1}) : NULL;
-}
-
-/* noise, leaky ReLU, instance norm, style modulation x*(s0+1) + s1. */
-static fu_tensor *epilogue(fu_graph *g, const fu_sg1_layer *L, fu_tensor *x, fu_tensor *dlatents,
+/* noise, bias (the upscaling conv's, else NULL), leaky ReLU, then instance norm and the style
+ * modulation x*(s0+1) + s1 (the +1 is in scale_b): two fused nodes, see sg_ops.h. */
+static fu_tensor *epilogue(fu_graph *g, const fu_sg1_layer *L, fu_tensor *x, fu_tensor *bias, fu_tensor *dlatents,
                            int i, fu_tensor *noise) {
-    x = fu_add(g, x, fu_mul(g, noise, L->noise_weight));
-    x = fu_leaky_relu(g, x, LRELU_SLOPE);
-    x = fu_instance_norm(g, x, IN_EPS);
+    x = fu_sg_noise_act(g, x, NULL, noise, L->noise_weight, bias, LRELU_SLOPE, 1.0f);
     fu_tensor *row = fu_slice(g, dlatents, 1, i, i + 1, 1);
     if (row) row = fu_reshape(g, row, 2, (int64_t[]){row->shape[0], row->shape[2]});
-    return fu_add(g, fu_mul(g, x, style(g, row, L->scale_w, L->scale_b)), style(g, row, L->shift_w, L->shift_b));
+    return fu_sg_style_instance_norm(g, x, fu_linear(g, row, L->scale_w, L->scale_b),
+                                     fu_linear(g, row, L->shift_w, L->shift_b), IN_EPS);
 }
 
 static const fu_conv_params PAD1 = {.pad_top = 1, .pad_bottom = 1, .pad_left = 1, .pad_right = 1};
 
-/* x2 upscale + 3x3 conv, then blur and bias. PULSE's fused form (a stride-2 transposed conv
+/* x2 upscale + 3x3 conv, then blur (the bias follows in the epilogue). PULSE's fused form (a stride-2 transposed conv
  * with the 4x4 summed kernel) equals nearest x2 + conv with the 3x3 kernel flipped in both axes,
  * so it is a different map, not an optimisation: each block does what the reference does. It
  * also happens to cost 16 instead of 36 MACs per input pixel and channel pair. */
@@ -245,8 +240,7 @@ static fu_tensor *conv0_up(fu_graph *g, const fu_sg1_block *B, fu_tensor *x) {
         x = fu_conv2d(g, fu_upsample_nearest(g, x, 2), B->conv0_w, NULL, &PAD1);
     }
     static const int pad[4] = {1, 1, 1, 1};
-    x = fu_upfirdn2d(g, x, BLUR3, 3, 3, 1, 1, pad);
-    return fu_add(g, x, B->conv0_b);
+    return fu_upfirdn2d(g, x, BLUR3, 3, 3, 1, 1, pad);
 }
 
 static int check_inputs(const fu_stylegan1 *m, const fu_tensor *dlatents, fu_tensor *const *noise) {
@@ -271,19 +265,19 @@ fu_tensor *fu_sg1_forward(fu_graph *g, const fu_stylegan1 *m, fu_tensor *dlatent
     if (check_inputs(m, dlatents, noise) != FU_OK) return NULL;
     char name[48];
     const fu_sg1_block *B = &m->blocks[0];
-    fu_tensor *x = epilogue(g, &m->layers[0], m->input, dlatents, 0, noise[0]);
+    fu_tensor *x = epilogue(g, &m->layers[0], m->input, NULL, dlatents, 0, noise[0]);
     x = fu_conv2d(g, x, B->conv1_w, B->conv1_b, &PAD1);
-    x = epilogue(g, &m->layers[1], x, dlatents, 1, noise[1]);
+    x = epilogue(g, &m->layers[1], x, NULL, dlatents, 1, noise[1]);
     snprintf(name, sizeof name, "block_%dx%d", B->res, B->res);
     fu_tensor_sink_put(taps, name, x);
     for (int b = 1; b < m->n_blocks; b++) {
         B = &m->blocks[b];
         x = conv0_up(g, B, x);
         snprintf(name, sizeof name, "conv0_up_%dx%d", B->res, B->res);
-        fu_tensor_sink_put(taps, name, x);
-        x = epilogue(g, &m->layers[2 * b], x, dlatents, 2 * b, noise[2 * b]);
+        if (taps) fu_tensor_sink_put(taps, name, fu_add(g, x, B->conv0_b));  /* aside: the epilogue adds it */
+        x = epilogue(g, &m->layers[2 * b], x, B->conv0_b, dlatents, 2 * b, noise[2 * b]);
         x = fu_conv2d(g, x, B->conv1_w, B->conv1_b, &PAD1);
-        x = epilogue(g, &m->layers[2 * b + 1], x, dlatents, 2 * b + 1, noise[2 * b + 1]);
+        x = epilogue(g, &m->layers[2 * b + 1], x, NULL, dlatents, 2 * b + 1, noise[2 * b + 1]);
         snprintf(name, sizeof name, "block_%dx%d", B->res, B->res);
         fu_tensor_sink_put(taps, name, x);
     }

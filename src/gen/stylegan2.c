@@ -5,6 +5,7 @@
  * float[k*k] as stored in the checkpoint (already multiplied by the upsampling factor^2). */
 #include "gen/stylegan2.h"
 #include "gen/stylegan1.h"
+#include "gen/sg_ops.h"
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/rng.h"
@@ -295,9 +296,11 @@ static fu_tensor *as_nc11(fu_graph *g, fu_tensor *t) {
     return t ? fu_reshape(g, t, 4, (int64_t[]){t->shape[0], t->shape[1], 1, 1}) : NULL;
 }
 
-/* Modulated conv in input-modulation form: conv(x*s, W), times d[cout] when demodulating;
- * the upsampling form is a stride-2 transposed conv (2H+1) followed by the FIR blur (2H). */
-static fu_tensor *modconv(fu_graph *g, const fu_stylegan2 *m, const fu_sg2_conv *c, fu_tensor *x, fu_tensor *row) {
+/* Modulated conv in input-modulation form: conv(x*s, W); *demod = d[N,Cout] when demodulating
+ * (applied by the caller's fused epilogue), else NULL. The upsampling form is a stride-2
+ * transposed conv (2H+1) followed by the FIR blur (2H). */
+static fu_tensor *modconv(fu_graph *g, const fu_stylegan2 *m, const fu_sg2_conv *c, fu_tensor *x, fu_tensor *row,
+                          fu_tensor **demod) {
     fu_tensor *s = fu_linear(g, row, c->mod_w, c->mod_b);
     fu_tensor *y = fu_mul(g, x, as_nc11(g, s));
     if (c->upsample) {
@@ -309,24 +312,28 @@ static fu_tensor *modconv(fu_graph *g, const fu_stylegan2 *m, const fu_sg2_conv 
         int p = c->k / 2;
         y = fu_conv2d(g, y, c->w, NULL, &(fu_conv_params){.pad_top = p, .pad_bottom = p, .pad_left = p, .pad_right = p});
     }
-    if (!c->demodulate) return y;
-    fu_tensor *d = fu_rsqrt(g, fu_scale_shift(g, fu_linear(g, fu_square(g, s), c->wsq, NULL), 1.0f, DEMOD_EPS));
-    return fu_mul(g, y, as_nc11(g, d));
+    *demod = c->demodulate ? fu_rsqrt(g, fu_scale_shift(g, fu_linear(g, fu_square(g, s), c->wsq, NULL), 1.0f, DEMOD_EPS)) : NULL;
+    return y;
 }
 
-/* StyledConv: modulated conv, + strength * noise, leaky_relu(x + bias, 0.2) * sqrt(2). */
+/* StyledConv: modulated conv, demodulation, + strength * noise, leaky_relu(x + bias, 0.2) *
+ * sqrt(2), the last four fused into one node (sg_ops.h). */
 static fu_tensor *styled_conv(fu_graph *g, const fu_stylegan2 *m, const fu_sg2_conv *c, fu_tensor *x,
                               fu_tensor *row, fu_tensor *noise) {
-    x = modconv(g, m, c, x, row);
-    x = fu_add(g, x, fu_mul(g, noise, c->noise_weight));
-    x = fu_leaky_relu(g, fu_add(g, x, c->bias), LRELU_SLOPE);
-    return fu_scale_shift(g, x, SQRT2, 0);
+    fu_tensor *d = NULL;
+    x = modconv(g, m, c, x, row, &d);
+    if (!d) return NULL;
+    return fu_sg_noise_act(g, x, d, noise, c->noise_weight, c->bias, LRELU_SLOPE, SQRT2);
 }
 
-/* ToRGB: modulated 1x1 conv without demodulation, + bias, + the previous RGB upsampled x2. */
+/* ToRGB: modulated 1x1 conv without demodulation (one op with the style folded into the small
+ * weight, so no modulated copy of x), + bias, + the previous RGB upsampled x2. */
 static fu_tensor *to_rgb(fu_graph *g, const fu_stylegan2 *m, const fu_sg2_conv *c, fu_tensor *x,
                          fu_tensor *row, fu_tensor *skip) {
-    fu_tensor *y = fu_add(g, modconv(g, m, c, x, row), c->bias);
+    fu_tensor *no_demod, *y;
+    if (c->k == 1) y = fu_sg_modulated_1x1(g, x, c->w, fu_linear(g, row, c->mod_w, c->mod_b));
+    else y = modconv(g, m, c, x, row, &no_demod);
+    y = fu_add(g, y, c->bias);
     if (!skip) return y;
     int p = m->fir_k - 2, p0 = (p + 1) / 2 + 1, p1 = p / 2;
     return fu_add(g, y, fu_upfirdn2d(g, skip, m->up, m->fir_k, m->fir_k, 2, 1, (int[]){p0, p1, p0, p1}));

@@ -256,6 +256,11 @@ fu_tensor *fu_image_load(const char *path) {
     if (fu_read_file(path, MAX_FILE_BYTES, &data, &size)) return NULL;
     fu_tensor *t = fu_image_decode(data, size, path);
     free(data);
+    if (!t && fu_last_code() == FU_E_INTERNAL && !strstr(fu_last_error(), path)) {   /* e.g. out of memory */
+        char why[256];
+        snprintf(why, sizeof why, "%s", fu_last_error());
+        fu_fail(FU_E_INTERNAL, "%s: %s", path, why);
+    }
     return t;
 }
 

@@ -2,6 +2,10 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "face/align.h"
+#include "face/detect.h"
+#include "face/landmarks.h"
+#include "face/models.h"
 #include "io/fileutil.h"
 #include "io/image.h"
 #include <dirent.h>
@@ -268,13 +272,73 @@ void fu_faces_free(fu_faces *set) {
     free(set);
 }
 
-static int load_one(const char *data_dir, const fu_face_label *lab, fu_tensor *face, uint8_t *dst) {
+/* ---- framing ---- */
+
+/* FFHQ framing: blazeface box -> dlib's 68 landmarks -> FFHQ's oriented square
+ * (face/align.h), warped at 4x the output side, then area-averaged down to it (a bilinear warp
+ * straight to 64 pixels would alias: the FFHQ square of an LFW face is ~160 source pixels). */
+typedef struct framer {
+    int mode;
+    fu_face_detector *det;
+    fu_shape_predictor *sp;
+} framer;
+
+enum { FFHQ_OVERSAMPLE = 4 };
+
+static int framer_open(framer *f, int mode) {
+    memset(f, 0, sizeof *f);
+    f->mode = mode;
+    if (mode == FU_FACES_FRAME_BOX) return FU_OK;
+    char path[2048];
+    f->det = fu_face_detector_load(fu_model_path(FU_BLAZEFACE_MODEL, path, sizeof path));
+    f->sp = f->det ? fu_dlib_load_shape_predictor(fu_model_path(FU_DLIB_LANDMARKS_MODEL, path, sizeof path)) : NULL;
+    if (!f->sp) return fu_fail(fu_last_code(), "faces: FFHQ framing needs the face models (%s; run tools/fetch-models.sh)", fu_last_error());
+    return FU_OK;
+}
+
+static void framer_close(framer *f) {
+    fu_face_detector_free(f->det);
+    fu_shape_predictor_free(f->sp);
+}
+
+/* 68 landmarks of the chosen face; FU_E_NO_SOLUTION when no face is found. */
+static int find_landmarks(const framer *f, const fu_tensor *img, float *lm) {
+    fu_face_det dets[8];
+    int n = fu_face_detect(f->det, img, 0.5f, 0.3f, dets, 8);
+    if (n < 0) return fu_last_code();
+    if (n == 0) return FU_E_NO_SOLUTION;
+    int k = fu_face_pick(dets, n, (int)img->shape[3], (int)img->shape[2]);
+    fu_gray_image *gray = fu_gray_from_rgb(img);
+    if (!gray) return fu_last_code();
+    int rc = fu_shape_predict(f->sp, gray, fu_face_box_for_landmarks(&dets[k]), lm);
+    fu_gray_free(gray);
+    return rc;
+}
+
+static int frame_ffhq(const framer *f, fu_tensor *img, fu_tensor *out) {
+    float lm[136];
+    double theta[6];
+    int rc = find_landmarks(f, img, lm);
+    int64_t side = out->shape[2] * FFHQ_OVERSAMPLE;
+    if (rc == FU_OK) rc = fu_align_theta(FU_ALIGN_FFHQ, lm, (int)side, theta);
+    if (rc != FU_OK) return rc == FU_E_INPUT ? FU_E_NO_SOLUTION : rc;   /* degenerate landmarks: no usable face */
+    fu_graph *g = fu_graph_new();
+    fu_tensor *big = g ? fu_align_warp(g, img, theta, (int)side) : NULL;
+    fu_tensor *small = big ? fu_resize_area(g, big, out->shape[2], out->shape[3]) : NULL;
+    rc = small ? fu_tensor_copy_data(out, small) : fu_last_code();
+    fu_graph_free(g);
+    return rc;
+}
+
+/* Frames one image into dst (uint8 CHW). FU_E_NO_SOLUTION: no face found (the caller drops it). */
+static int load_one(const framer *f, const char *data_dir, const fu_face_label *lab, fu_tensor *face, uint8_t *dst) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", data_dir, lab->path);
     fu_tensor *img = fu_image_load(path);
     if (!img) return fu_last_code();
-    int rc = fu_faces_crop(img, lab->source, face);
+    int rc = f->mode == FU_FACES_FRAME_FFHQ ? frame_ffhq(f, img, face) : fu_faces_crop(img, lab->source, face);
     fu_tensor_free(img);
+    if (rc == FU_E_NO_SOLUTION) return rc;
     if (rc != FU_OK) return fu_fail(rc, "%s: %s", path, fu_last_error());
     for (int64_t k = 0; k < face->numel; k++) {
         float v = face->data[k] * 255.0f;
@@ -283,24 +347,31 @@ static int load_one(const char *data_dir, const fu_face_label *lab, fu_tensor *f
     return FU_OK;
 }
 
-int fu_faces_build(const char *data_dir, int size, fu_faces **out,
+int fu_faces_build(const char *data_dir, int size, int frame, fu_faces **out, int64_t *dropped,
                    void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx) {
     *out = NULL;
+    *dropped = 0;
     if (size < 8 || size > 1024) return fu_fail(FU_E_INPUT, "faces: size %d out of 8..1024", size);
+    if (frame != FU_FACES_FRAME_BOX && frame != FU_FACES_FRAME_FFHQ) return fu_fail(FU_E_INPUT, "faces: unknown framing %d", frame);
+    framer f;
+    int rc = framer_open(&f, frame);
     label_list l = {0};
-    int rc = fu_faces_list(data_dir, &l.labels, &l.n);
+    if (rc == FU_OK) rc = fu_faces_list(data_dir, &l.labels, &l.n);
     fu_faces *set = rc == FU_OK ? faces_alloc(size, l.n) : NULL;
     fu_tensor *face = set ? fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)size, (int64_t)size) : NULL;
     if (rc == FU_OK && !face) rc = fu_last_code();
-    int64_t img_bytes = 3 * (int64_t)size * size;
+    int64_t img_bytes = 3 * (int64_t)size * size, kept = 0;
     for (int64_t i = 0; rc == FU_OK && i < l.n; i++) {
-        set->labels[i] = l.labels[i];
-        rc = load_one(data_dir, &l.labels[i], face, set->pixels + i * img_bytes);
+        rc = load_one(&f, data_dir, &l.labels[i], face, set->pixels + kept * img_bytes);
+        if (rc == FU_OK) set->labels[kept++] = l.labels[i];
+        else if (rc == FU_E_NO_SOLUTION) { (*dropped)++; rc = FU_OK; }
         if (progress && (i % 256 == 255 || i == l.n - 1)) progress(i + 1, l.n, ctx);
     }
     fu_tensor_free(face);
     free(l.labels);
+    framer_close(&f);
     if (rc != FU_OK) { fu_faces_free(set); return rc; }
+    set->count = kept;
     *out = set;
     return FU_OK;
 }

@@ -56,9 +56,16 @@ int fu_faces_split_parse(const char *name);      /* -1 when unknown */
  * this function without touching the rest. FU_OK or an error. */
 int fu_faces_crop(const fu_tensor *img, int source, fu_tensor *out);
 
+/* How faces are framed: FU_FACES_FRAME_FFHQ detects the face (blazeface), finds dlib's 68
+ * landmarks and cuts FFHQ's oriented square (face/align.h), as StyleGAN's training data and the
+ * upscaler's face guides expect; images without a detected face are dropped. FU_FACES_FRAME_BOX
+ * is the fixed per-source box of fu_faces_crop (no models needed). */
+enum { FU_FACES_FRAME_BOX, FU_FACES_FRAME_FFHQ };
+
 /* Builds the set from a data folder holding celeba/, utkface/, lfw/ as in ../shared/data
- * (a missing sub-folder is an error). progress (may be NULL) gets (done, total). */
-int fu_faces_build(const char *data_dir, int size, fu_faces **out,
+ * (a missing sub-folder is an error); *dropped counts the images without a usable face.
+ * progress (may be NULL) gets (done, total). */
+int fu_faces_build(const char *data_dir, int size, int frame, fu_faces **out, int64_t *dropped,
                    void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx);
 /* The labels (paths, splits) of every image fu_faces_build would pack, in the same order,
  * without loading pixels; *labels is malloc'ed (free it). */

@@ -203,7 +203,13 @@ static int run_open(run *r, const fu_gen_train_config *cfg) {
     if (!r->ckpt_path || !r->sheet_path || !r->plot_path) return fu_fail(FU_E_INTERNAL, "train: out of memory");
     if (!cfg->resume) {
         fu_rng_seed(&r->rng, cfg->seed ^ 0x5eedULL);
-        if (!(r->vae = fu_vae_new(&cfg->model, cfg->seed))) return fu_last_code();
+        if (cfg->init) {
+            int rc = fu_vae_load(cfg->init, &r->vae);
+            if (rc != FU_OK) return rc;
+            r->cfg.model = r->vae->cfg;
+        } else if (!(r->vae = fu_vae_new(&cfg->model, cfg->seed))) {
+            return fu_last_code();
+        }
         return make_optimizer(r);
     }
     fu_safetensors *st = fu_st_open(r->ckpt_path);

@@ -18,7 +18,9 @@
  * Resuming loads the checkpoint and continues exactly: the same steps produce bit-identical
  * weights to an uninterrupted run (same thread count; oneDNN's kernels are deterministic for a
  * fixed thread count). The checkpoint's own settings (model, seed, batch, beta, edge weight,
- * warm-up) win over the caller's on resume; steps, lr and the intervals are the caller's. */
+ * warm-up) win over the caller's on resume; steps, lr and the intervals are the caller's.
+ * init starts a new run (fresh Adam, step 0) from an existing model's weights, e.g. to carry a
+ * model over to a re-framed face set; its config replaces cfg.model. */
 #ifndef FU_TRAIN_GENERATOR_H
 #define FU_TRAIN_GENERATOR_H
 #include <stdint.h>
@@ -36,6 +38,7 @@ typedef struct fu_gen_train_config {
     int64_t kl_warmup;
     int64_t sample_every, checkpoint_every;   /* 0 = only at the end */
     int resume;
+    const char *init;          /* a new run (not resume) starts from this model's weights, or NULL */
 } fu_gen_train_config;
 
 typedef struct fu_gen_train_status {

@@ -1,0 +1,133 @@
+/* faceup embed, compare and analyze on real faces, and their bad-input behaviour (runs
+ * $FACEUP_BIN, default build/faceup; needs ../shared/data and the model cache). */
+#include "test.h"
+#include "util.h"
+#include "core/tensor.h"
+#include "face/models.h"
+#include "io/image.h"
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char out[1 << 20], err[8192];
+
+/* Runs faceup with args; stdout and stderr into out / err; returns the exit status. */
+static int faceup(const char *args) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    char cmd[4096], fo[512], fe[512];
+    snprintf(fo, sizeof fo, "%s/face_cli.out", fu_test_tmpdir());
+    snprintf(fe, sizeof fe, "%s/face_cli.err", fu_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", bin, args, fo, fe);
+    int st = system(cmd);
+    const char *paths[2] = {fo, fe};
+    char *bufs[2] = {out, err};
+    size_t sizes[2] = {sizeof out, sizeof err};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(paths[i], "r");
+        size_t k = f ? fread(bufs[i], 1, sizes[i] - 1, f) : 0;
+        bufs[i][k] = 0;
+        if (f) fclose(f);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* The shared data folder, or NULL (the caller skips) when it, the binary or the models are absent. */
+static const char *setup(void) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    char m[1024];
+    if (access(bin, X_OK) != 0 || !file_exists(fu_model_path(FU_BLAZEFACE_MODEL, m, sizeof m))) return NULL;
+    return fu_test_shared_dir();
+}
+
+static const char *lfw_image(const char *shared, const char *name, int i, char *buf, size_t n) {
+    snprintf(buf, n, "%s/data/lfw/images/%s/%s_%04d.jpg", shared, name, name, i);
+    return buf;
+}
+
+TEST(cli_embed_json_and_errors) {
+    const char *shared = setup();
+    if (!shared) SKIP("needs build/faceup, ../shared/data and the face models");
+    char a[600], args[2048], grey[600];
+    lfw_image(shared, "Abel_Pacheco", 1, a, sizeof a);
+    snprintf(args, sizeof args, "embed --json %s", a);
+    REQUIRE(faceup(args) == 0);
+    cJSON *j = cJSON_Parse(out);
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "embedding");
+    CHECK(cJSON_GetArraySize(v) == 128);
+    cJSON_Delete(j);
+    /* a missing file and a picture without a face: one line each, the good file still embedded */
+    snprintf(grey, sizeof grey, "%s/grey.png", fu_test_tmpdir());
+    fu_tensor *img = fu_tensor_newv(4, 1, 3, 64, 64);
+    fu_tensor_fill(img, 0.5f);
+    REQUIRE(fu_image_save_png(grey, img) == 0);
+    fu_tensor_free(img);
+    snprintf(args, sizeof args, "embed --quiet --json --model faceres %s /nonexistent/face.jpg %s", a, grey);
+    CHECK(faceup(args) == 2);
+    CHECK(lines(err) == 2 && strstr(err, "/nonexistent/face.jpg") && strstr(err, "grey.png: no face found"));
+    j = cJSON_Parse(out);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "embedding")) == 1024);
+    CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 1), "error") && cJSON_GetObjectItem(cJSON_GetArrayItem(j, 2), "error"));
+    cJSON_Delete(j);
+    CHECK(faceup("embed --model arcface x.jpg") == 2 && lines(err) == 1);
+    CHECK(faceup("embed") == 2 && lines(err) == 1);
+}
+
+/* A same-person pair of LFW's fold 1 (dlib distance 0.23) and a different-person pair, decided
+ * with the committed calibration. */
+TEST(cli_compare_decides) {
+    const char *shared = setup();
+    if (!shared) SKIP("needs build/faceup, ../shared/data and the face models");
+    if (!file_exists("models/calibration.json")) SKIP("models/calibration.json absent (run from the project root)");
+    char a[600], b[600], c[600], args[2048];
+    lfw_image(shared, "Akhmed_Zakayev", 1, a, sizeof a);
+    lfw_image(shared, "Akhmed_Zakayev", 3, b, sizeof b);
+    lfw_image(shared, "Dean_Barker", 1, c, sizeof c);
+    snprintf(args, sizeof args, "compare --json --calibration models/calibration.json %s %s", a, b);
+    REQUIRE(faceup(args) == 0);
+    cJSON *j = cJSON_Parse(out);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(j, "same")) && cJSON_IsTrue(cJSON_GetObjectItem(j, "dlib_same")));
+    double cosine = cJSON_GetObjectItem(j, "cosine")->valuedouble, dist = cJSON_GetObjectItem(j, "distance_normalized")->valuedouble;
+    CHECK_NEAR(dist * dist, 2 - 2 * cosine, 1e-4);
+    cJSON_Delete(j);
+    snprintf(args, sizeof args, "compare --json --calibration models/calibration.json %s %s", a, c);
+    REQUIRE(faceup(args) == 0);
+    j = cJSON_Parse(out);
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(j, "same")));
+    cJSON_Delete(j);
+    snprintf(args, sizeof args, "compare %s /nonexistent/b.jpg", a);
+    CHECK(faceup(args) == 2 && lines(err) == 1 && strstr(err, "/nonexistent/b.jpg"));
+    snprintf(args, sizeof args, "compare %s", a);
+    CHECK(faceup(args) == 2 && lines(err) == 1);
+}
+
+TEST(cli_analyze_attributes) {
+    const char *shared = setup();
+    if (!shared) SKIP("needs build/faceup, ../shared/data and the face models");
+    char a[600], args[2048];
+    snprintf(a, sizeof a, "%s/data/utkface/images/10_0_1_20170104010841239.jpg.chip.jpg", shared);
+    snprintf(args, sizeof args, "analyze --quiet --json %s /nonexistent/c.jpg", a);
+    CHECK(faceup(args) == 2 && lines(err) == 1 && strstr(err, "/nonexistent/c.jpg"));
+    cJSON *j = cJSON_Parse(out), *face = cJSON_GetArrayItem(j, 0);
+    const cJSON *race = cJSON_GetObjectItem(face, "race_probabilities"), *emo = cJSON_GetObjectItem(face, "emotion_probabilities");
+    REQUIRE(race && emo);
+    double sum = 0;
+    for (const cJSON *p = race->child; p; p = p->next) sum += p->valuedouble;
+    CHECK_NEAR(sum, 1, 1e-3);
+    sum = 0;
+    for (const cJSON *p = emo->child; p; p = p->next) sum += p->valuedouble;
+    CHECK_NEAR(sum, 1, 1e-3);
+    CHECK_NEAR(cJSON_GetObjectItem(face, "smiling")->valuedouble, cJSON_GetObjectItem(emo, "happy")->valuedouble, 1e-6);
+    double age = cJSON_GetObjectItem(face, "age")->valuedouble;
+    CHECK(age >= 15 && age <= 65);
+    CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 1), "error") != NULL);
+    cJSON_Delete(j);
+}
