@@ -205,7 +205,7 @@ TEST(search_second_wave_and_guides) {
     fu_search_result res;
     /* Without the attribute guide: refused before any work, naming the term and the network. */
     CHECK(fu_search_run(gen, thumb, &cfg, &res) == FU_E_INPUT);
-    CHECK(strstr(fu_last_error(), "ATTR_31_IS_1 needs the attribute classifier: not available yet") != NULL);
+    CHECK(strstr(fu_last_error(), "ATTR_31_IS_1 needs the attribute classifier: no guide for it was given") != NULL);
     int calls = 0;
     fu_search_guides guides = {.attr = {brightness_guide, &calls}};
     cfg.guides = &guides;
@@ -218,7 +218,7 @@ TEST(search_second_wave_and_guides) {
     fu_search_results_free(&res, 1);
     /* Identity and race terms need their own networks. */
     REQUIRE(fu_loss_parse("100*L2+5*IDENTITY_SCORE", &cfg.loss) == FU_OK);
-    CHECK(fu_search_run(gen, thumb, &cfg, &res) == FU_E_INPUT && strstr(fu_last_error(), "IDENTITY_SCORE needs the identity network: not available yet"));
+    CHECK(fu_search_run(gen, thumb, &cfg, &res) == FU_E_INPUT && strstr(fu_last_error(), "IDENTITY_SCORE needs the identity network: no guide for it was given"));
     REQUIRE(fu_loss_parse("100*L2+5*RACE_IS_1", &cfg.loss) == FU_OK);
     CHECK(fu_search_run(gen, thumb, &cfg, &res) == FU_E_INPUT && strstr(fu_last_error(), "RACE_IS_1 needs the race classifier"));
     fu_tensor_free(thumb);

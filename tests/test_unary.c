@@ -37,7 +37,7 @@ static fu_tensor *leaf_avoiding(fu_rng *r, int nd, const int64_t *shape, float l
 typedef struct { const char *name; int kind; float lo, hi; float kinks[3]; int n_kinks; } unary_case;
 
 enum { K_NEG, K_ABS, K_SQUARE, K_SQRT, K_RSQRT, K_EXP, K_LOG, K_SCALE_SHIFT, K_CLAMP, K_RELU,
-       K_RELU6, K_LEAKY, K_SIGMOID, K_TANH, K_SILU, K_ELU, K_ELU_HALF };
+       K_RELU6, K_LEAKY, K_SIGMOID, K_TANH, K_SILU, K_ELU, K_ELU_HALF, K_ACOS };
 
 static fu_tensor *apply_case(fu_graph *g, fu_tensor *x, int kind) {
     switch (kind) {
@@ -57,6 +57,7 @@ static fu_tensor *apply_case(fu_graph *g, fu_tensor *x, int kind) {
     case K_TANH: return fu_tanh(g, x);
     case K_SILU: return fu_silu(g, x);
     case K_ELU: return fu_elu(g, x, 1.0f);
+    case K_ACOS: return fu_acos(g, x);
     default: return fu_elu(g, x, 0.5f);
     }
 }
@@ -75,7 +76,7 @@ TEST(unary_gradcheck_all_ops) {
         {"relu6", K_RELU6, -2, 8, {0, 6}, 2},    {"leaky_relu", K_LEAKY, -3, 3, {0}, 1},
         {"sigmoid", K_SIGMOID, -6, 6, {0}, 0},   {"tanh", K_TANH, -3, 3, {0}, 0},
         {"silu", K_SILU, -6, 6, {0}, 0},         {"elu", K_ELU, -3, 3, {0}, 1},
-        {"elu_alpha_half", K_ELU_HALF, -3, 3, {0}, 1},
+        {"elu_alpha_half", K_ELU_HALF, -3, 3, {0}, 1}, {"acos", K_ACOS, -0.9f, 0.9f, {0}, 0},
     };
     fu_rng r;
     fu_rng_seed(&r, 101);
@@ -126,6 +127,8 @@ TEST(unary_values) {
     CHECK_NEAR(eval1(K_ELU, -1), -0.63212056, 1e-6);
     CHECK_NEAR(eval1(K_ELU_HALF, -2), 0.5 * -0.86466472, 1e-6);
     CHECK(eval1(K_ELU, 3) == 3);
+    CHECK_NEAR(eval1(K_ACOS, 0.5f), 1.04719755, 1e-6);
+    CHECK_NEAR(eval1(K_ACOS, -1), 3.14159265, 1e-6);
 }
 
 TEST(unary_sigmoid_is_stable_at_extremes) {

@@ -179,7 +179,8 @@ static int train_generator(int argc, char **argv) {
 int cmd_train(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "faces")) return train_faces(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "generator")) return train_generator(argc - 1, argv + 1);
-    fprintf(stderr, "faceup train: expected 'faces' or 'generator' (try 'faceup train generator --help')\n");
+    if (argc >= 1 && !strcmp(argv[0], "heads")) return cmd_train_heads(argc - 1, argv + 1);
+    fprintf(stderr, "faceup train: expected 'faces', 'generator' or 'heads' (try 'faceup train generator --help')\n");
     return FU_E_INPUT;
 }
 

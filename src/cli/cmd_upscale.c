@@ -27,14 +27,15 @@
 #include "io/image.h"
 #include "progress.h"
 #include "search/search.h"
+#include "upscale_face.h"
 
 #define DEFAULT_GENERATOR "models/faceup-vae64.safetensors"
 #define MAX_INPUTS 100000
 #define PATH_CAP 4096
 
 typedef struct options {
-    const char *out, *generator, *gaussfit, *loss, *loss2, *schedule, *noise, *sheet, *identity, *attr;
-    int seeds, first_seed, steps, trainable_noise, race, save_intermediate, json, overwrite, threads, quiet;
+    const char *out, *generator, *gaussfit, *loss, *loss2, *schedule, *noise, *sheet, *identity, *attr, *race, *heads;
+    int seeds, first_seed, steps, trainable_noise, save_intermediate, json, overwrite, threads, quiet;
     float lr, eps;
 } options;
 
@@ -162,17 +163,17 @@ static void free_jobs(job *jobs, int n) {
 /* ---------------------------------------------------------------- config */
 
 /* --identity, --race, --attr NAME=V[,NAME=V...] as loss terms (weights: identity 5 as in the
- * paper's runs, race and attributes 1), added to the first-wave loss. */
+ * paper's runs, race and attributes 1), added to the first-wave loss. --race keep adds
+ * RACE_IS_0 here; each thumbnail's prediction replaces the class before its search. */
 static int add_face_terms(const options *o, fu_loss_spec *spec) {
     int rc = FU_OK;
-    if (o->identity) {
-        fu_tensor *ref = fu_image_load(o->identity);
-        if (!ref) return FU_E_INPUT;
-        fu_tensor_free(ref);
-        if (fu_loss_find(spec, FU_TERM_IDENTITY_SCORE) < 0 && fu_loss_find(spec, FU_TERM_L2_IDENTITY) < 0)
-            rc = fu_loss_add(spec, (fu_loss_term){.kind = FU_TERM_IDENTITY_SCORE, .weight = 5});
+    if (o->identity && fu_loss_find(spec, FU_TERM_IDENTITY_SCORE) < 0 && fu_loss_find(spec, FU_TERM_L2_IDENTITY) < 0)
+        rc = fu_loss_add(spec, (fu_loss_term){.kind = FU_TERM_IDENTITY_SCORE, .weight = 5});
+    if (rc == FU_OK && o->race) {
+        int k = strcmp(o->race, "keep") ? fu_race_parse(o->race) : 0;
+        if (k < 0) return fu_fail(FU_E_INPUT, "--race expects keep, white, black, asian, indian or other, got '%s'", o->race);
+        rc = fu_loss_add(spec, (fu_loss_term){.kind = FU_TERM_RACE, .index = k, .weight = 1});
     }
-    if (rc == FU_OK && o->race >= 0) rc = fu_loss_add(spec, (fu_loss_term){.kind = FU_TERM_RACE, .index = o->race, .weight = 1});
     for (const char *p = o->attr; rc == FU_OK && p && *p;) {
         size_t len = strcspn(p, ","), name_len = strcspn(p, "=");
         if (name_len >= len || len != name_len + 2 || (p[name_len + 1] != '0' && p[name_len + 1] != '1'))
@@ -192,9 +193,6 @@ static int make_config(const options *o, fu_search_config *cfg) {
     if (rc == FU_OK) rc = fu_lr_schedule_parse(o->schedule, &cfg->schedule);
     if (rc == FU_OK) rc = fu_noise_mode_parse(o->noise, &cfg->noise);
     if (rc == FU_OK) rc = add_face_terms(o, &cfg->loss);
-    /* No face networks are wired in yet: any face term fails here, naming what it needs. */
-    if (rc == FU_OK) rc = fu_search_check_guides(&cfg->loss, NULL);
-    if (rc == FU_OK && cfg->has_loss2) rc = fu_search_check_guides(&cfg->loss2, NULL);
     cfg->n_seeds = o->seeds;
     cfg->first_seed = (uint64_t)o->first_seed;
     cfg->steps = o->steps;
@@ -333,6 +331,7 @@ static cJSON *run_json(const options *o, const fu_generator *gen, const fu_searc
     cJSON_AddNumberToObject(root, "lr", json_float(cfg->lr));
     cJSON_AddStringToObject(root, "schedule", o->schedule);
     cJSON_AddStringToObject(root, "noise", o->noise);
+    if (o->race) cJSON_AddStringToObject(root, "race", o->race);   /* keep: each result's RACE_IS_k is in its terms */
     cJSON_AddItemToObject(root, "results", cJSON_CreateArray());
     return root;
 }
@@ -379,7 +378,18 @@ static int write_sheet(const char *path, fu_tensor *const *rows, int n_rows) {
 
 /* ---------------------------------------------------------------- the command */
 
-static int upscale_one(const options *o, const fu_generator *gen, fu_search_config *cfg, const job *j,
+/* Per result: what the face networks say about each seed's image. */
+static int add_face_json(const upscale_face *uf, const fu_search_result *r, int n, cJSON *job) {
+    cJSON *seeds = cJSON_GetObjectItem(job, "seeds");
+    for (int k = 0; uf->active && k < n; k++) {
+        cJSON *face = upscale_face_json(uf, r[k].image);
+        if (!face) return fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
+        cJSON_AddItemToObject(cJSON_GetArrayItem(seeds, k), "face", face);
+    }
+    return FU_OK;
+}
+
+static int upscale_one(const options *o, const fu_generator *gen, fu_search_config *cfg, const upscale_face *uf, const job *j,
                        cJSON *results, fu_tensor **sheet_row_out, int *no_solution) {
     fu_search_result *r = calloc((size_t)o->seeds, sizeof *r);
     if (!r) return fu_fail(FU_E_INTERNAL, "out of memory");
@@ -389,24 +399,31 @@ static int upscale_one(const options *o, const fu_generator *gen, fu_search_conf
     progress_start(&ctx.bar, label, o->quiet);
     cfg->on_step = on_step;
     cfg->ctx = &ctx;
-    int rc = fu_search_run(gen, j->thumb, cfg, r);
+    cJSON *keep = cJSON_CreateObject();
+    int rc = o->race && !strcmp(o->race, "keep") ? upscale_face_keep_race(uf, j->thumb, &cfg->loss, keep) : FU_OK;
+    if (rc == FU_OK) rc = fu_search_run(gen, j->thumb, cfg, r);
     progress_finish(&ctx.bar);
     if (rc == FU_OK && ctx.write_failed) rc = fu_last_code() ? fu_last_code() : FU_E_INPUT;
     if (rc == FU_OK) {
         int best = best_seed(r, o->seeds);
         rc = save_results(j, r, o->seeds, best);
         if (rc == FU_OK && o->sheet && !(*sheet_row_out = sheet_row(j, r, o->seeds, gen->resolution))) rc = FU_E_INTERNAL;
-        cJSON_AddItemToArray(results, job_json(j, cfg, r, o->seeds, best));
+        cJSON *jj = job_json(j, cfg, r, o->seeds, best);
+        cJSON_AddItemToArray(results, jj);
+        if (rc == FU_OK) rc = add_face_json(uf, r, o->seeds, jj);
+        if (cJSON_GetObjectItem(keep, "thumbnail_race")) cJSON_AddItemToObject(jj, "thumbnail_race", cJSON_DetachItemFromObject(keep, "thumbnail_race"));
         *no_solution = r[best].status != FU_OK;
         if (*no_solution && !o->quiet) fprintf(stderr, "faceup upscale: %s: no seed met eps %g (best L2 %.5f); best attempt saved as %s_no_solution.png\n",
                                                j->input, (double)o->eps, (double)final_wave(&r[best])->l2, j->base);
     }
+    cJSON_Delete(keep);
     fu_search_results_free(r, o->seeds);
     free(r);
     return rc;
 }
 
-static int run_jobs(const options *o, const fu_generator *gen, fu_search_config *cfg, job *jobs, int n, cJSON *root, int *any_failed) {
+static int run_jobs(const options *o, const fu_generator *gen, fu_search_config *cfg, const upscale_face *uf, job *jobs, int n,
+                    cJSON *root, int *any_failed) {
     cJSON *results = cJSON_GetObjectItem(root, "results");
     fu_tensor **rows = calloc((size_t)n, sizeof *rows);
     int n_rows = 0, rc = rows ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
@@ -417,7 +434,7 @@ static int run_jobs(const options *o, const fu_generator *gen, fu_search_config 
             continue;
         }
         int failed = 0;
-        rc = upscale_one(o, gen, cfg, &jobs[i], results, &rows[n_rows], &failed);
+        rc = upscale_one(o, gen, cfg, uf, &jobs[i], results, &rows[n_rows], &failed);
         if (rows[n_rows]) n_rows++;
         *any_failed |= failed;
     }
@@ -439,7 +456,7 @@ static const char usage_text[] = "THUMB... [-o OUT] [--generator FILE] [--loss S
 
 int cmd_upscale(int argc, char **argv) {
     options o = {.loss = "100*L2+0.05*GEOCROSS", .schedule = "linear1cycledrop", .noise = "trainable",
-                 .seeds = 1, .steps = 100, .trainable_noise = 5, .race = -1, .lr = 0.4f, .eps = 2e-3f};
+                 .heads = FU_HEADS_DEFAULT, .seeds = 1, .steps = 100, .trainable_noise = 5, .lr = 0.4f, .eps = 2e-3f};
     arg_spec specs[] = {
         {"-o", ARG_STRING, &o.out, 0, 0, "output PNG (one thumbnail) or directory (default: STEM_up.png here)"},
         {"--generator", ARG_STRING, &o.generator, 0, 0, "generator .pt/.safetensors (default " DEFAULT_GENERATOR ")"},
@@ -455,7 +472,8 @@ int cmd_upscale(int argc, char **argv) {
         {"--noise", ARG_STRING, &o.noise, 0, 0, "zero | fixed | trainable (default)"},
         {"--trainable-noise-layers", ARG_INT, &o.trainable_noise, 0, 32, "noise maps optimised with --noise trainable (default 5)"},
         {"--identity", ARG_STRING, &o.identity, 0, 0, "reference photo: adds 5*IDENTITY_SCORE"},
-        {"--race", ARG_INT, &o.race, 0, FU_LOSS_MAX_RACE - 1, "race class: adds 1*RACE_IS_k"},
+        {"--race", ARG_STRING, &o.race, 0, 0, "keep | white | black | asian | indian | other: adds 1*RACE_IS_k (keep: the thumbnail's)"},
+        {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads (default " FU_HEADS_DEFAULT ")"},
         {"--attr", ARG_STRING, &o.attr, 0, 0, "NAME=0|1[,NAME=0|1...] (CelebA names): adds 1*ATTR_k_IS_v each"},
         {"--save-intermediate", ARG_FLAG, &o.save_intermediate, 0, 0, "save the best image so far at every step"},
         {"--sheet", ARG_STRING, &o.sheet, 0, 0, "comparison sheet PNG: nearest | bicubic | results, a row per thumbnail"},
@@ -474,6 +492,7 @@ int cmd_upscale(int argc, char **argv) {
     int n_jobs = 0, many = 0, any_failed = 0, rc;
     fu_search_config cfg;
     fu_generator *gen = NULL;
+    upscale_face uf = {0};
     cJSON *root = NULL;
     rc = n_pos ? FU_OK : fu_fail(FU_E_INPUT, "no thumbnail given (try --help)");
     if (rc == FU_OK) rc = make_config(&o, &cfg);
@@ -484,9 +503,13 @@ int cmd_upscale(int argc, char **argv) {
     if (rc == FU_OK) rc = plan_outputs(jobs, n_jobs, many, o.out);
     if (rc == FU_OK) rc = open_generator(&o, &gen);
     if (rc == FU_OK) rc = load_thumbnails(jobs, n_jobs, gen);
+    if (rc == FU_OK) rc = upscale_face_open(&uf, o.heads, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL, gen->resolution);
+    if (rc == FU_OK && uf.active) cfg.guides = &uf.guides;
+    if (rc == FU_OK) rc = fu_search_check_guides(&cfg.loss, cfg.guides);
+    if (rc == FU_OK && cfg.has_loss2) rc = fu_search_check_guides(&cfg.loss2, cfg.guides);
     if (rc == FU_OK && many) rc = prepare_output_dir(o.out);
     if (rc == FU_OK && !(root = run_json(&o, gen, &cfg))) rc = fu_fail(FU_E_INTERNAL, "out of memory");
-    if (rc == FU_OK) rc = run_jobs(&o, gen, &cfg, jobs, n_jobs, root, &any_failed);
+    if (rc == FU_OK) rc = run_jobs(&o, gen, &cfg, &uf, jobs, n_jobs, root, &any_failed);
     if (rc == FU_OK) {
         cJSON_AddStringToObject(root, "status", any_failed ? "no_solution" : "ok");
         if (o.json) {
@@ -498,6 +521,7 @@ int cmd_upscale(int argc, char **argv) {
         fprintf(stderr, "faceup upscale: %s\n", fu_last_error());
     }
     cJSON_Delete(root);
+    upscale_face_close(&uf);
     fu_generator_free(gen);
     free_jobs(jobs, n_jobs);
     free(pos);

@@ -11,7 +11,7 @@
 
 enum {
     U_NEG, U_ABS, U_SQUARE, U_SQRT, U_RSQRT, U_EXP, U_LOG, U_SCALE_SHIFT, U_CLAMP,
-    U_RELU, U_RELU6, U_LEAKY_RELU, U_SIGMOID, U_TANH, U_SILU, U_ELU
+    U_RELU, U_RELU6, U_LEAKY_RELU, U_SIGMOID, U_TANH, U_SILU, U_ELU, U_ACOS
 };
 
 /* Split pointwise loops across threads only when the work outweighs the fork. */
@@ -54,6 +54,7 @@ static int unary_forward(fu_node *n) {
     case U_TANH: MAP(y[i] = tanhf(x[i])); break;
     case U_SILU: MAP(y[i] = x[i] * sigmoidf(x[i])); break;
     case U_ELU: MAP(y[i] = x[i] > 0 ? x[i] : a * expm1f(x[i])); break;
+    case U_ACOS: MAP(y[i] = acosf(x[i])); break;
     default: return fu_fail(FU_E_INTERNAL, "unary: unknown kind %lld", (long long)n->ip[0]);
     }
     return FU_OK;
@@ -84,6 +85,7 @@ static void unary_backward(fu_node *n) {
     case U_SILU: MAP({ float s = sigmoidf(x[i]); gx[i] += gy[i] * s * (1.0f + x[i] * (1.0f - s)); }); break;
     /* For x <= 0, d/dx a*(e^x - 1) = a*e^x = y + a. */
     case U_ELU: MAP(gx[i] += x[i] > 0 ? gy[i] : gy[i] * (y[i] + a)); break;
+    case U_ACOS: MAP(gx[i] -= gy[i] / sqrtf(1.0f - x[i] * x[i])); break;
     default: break;
     }
 }
@@ -112,6 +114,7 @@ fu_tensor *fu_relu6(fu_graph *g, fu_tensor *x) { return unary(g, x, U_RELU6, 0, 
 fu_tensor *fu_sigmoid(fu_graph *g, fu_tensor *x) { return unary(g, x, U_SIGMOID, 0, 0); }
 fu_tensor *fu_tanh(fu_graph *g, fu_tensor *x) { return unary(g, x, U_TANH, 0, 0); }
 fu_tensor *fu_silu(fu_graph *g, fu_tensor *x) { return unary(g, x, U_SILU, 0, 0); }
+fu_tensor *fu_acos(fu_graph *g, fu_tensor *x) { return unary(g, x, U_ACOS, 0, 0); }
 
 fu_tensor *fu_scale_shift(fu_graph *g, fu_tensor *x, float scale, float shift) {
     if (!isfinite(scale) || !isfinite(shift))

@@ -24,5 +24,8 @@ fu_tensor *fu_sigmoid(fu_graph *g, fu_tensor *x);  /* stable for large |x| */
 fu_tensor *fu_tanh(fu_graph *g, fu_tensor *x);
 fu_tensor *fu_silu(fu_graph *g, fu_tensor *x);
 fu_tensor *fu_elu(fu_graph *g, fu_tensor *x, float alpha);  /* x > 0 ? x : alpha*(e^x - 1) */
+/* Angle in [0, pi] of x in [-1, 1]; the gradient -1/sqrt(1 - x^2) is infinite at +-1, so clamp
+ * inputs that may reach them (a cosine) to [-1 + d, 1 - d] first. */
+fu_tensor *fu_acos(fu_graph *g, fu_tensor *x);
 
 #endif

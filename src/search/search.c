@@ -24,6 +24,7 @@ fu_search_config fu_search_defaults(void) {
     c.steps = 100;
     c.lr = 0.4f;
     c.eps = 2e-3f;
+    c.face_tolerance = 0.1f;
     c.schedule = FU_LR_LINEAR1CYCLEDROP;
     c.noise = FU_NOISE_TRAINABLE;
     c.trainable_noise_layers = 5;
@@ -78,7 +79,7 @@ int fu_search_check_guides(const fu_loss_spec *spec, const fu_search_guides *gui
         if (gd && gd->loss) continue;
         char name[48];
         const char *net = t->kind == FU_TERM_RACE ? "race classifier" : t->kind == FU_TERM_ATTR ? "attribute classifier" : "identity network";
-        return fu_fail(FU_E_INPUT, "%s needs the %s: not available yet", fu_loss_term_name(t, name, sizeof name), net);
+        return fu_fail(FU_E_INPUT, "%s needs the %s: no guide for it was given", fu_loss_term_name(t, name, sizeof name), net);
     }
     return FU_OK;
 }
@@ -232,6 +233,14 @@ static void snapshot_free(snapshot *sn) {
 
 /* ---------------------------------------------------------------- the loop */
 
+/* PULSE's extra acceptance rule for attribute terms: every RACE_IS_k / ATTR_k_IS_v term's
+ * unweighted value within tol. */
+static int face_terms_met(const fu_loss_spec *spec, const loss_graph *lg, float tol) {
+    for (int i = 0; i < spec->n_terms; i++)
+        if ((spec->terms[i].kind == FU_TERM_RACE || spec->terms[i].kind == FU_TERM_ATTR) && !(lg->terms[i]->data[0] <= tol)) return 0;
+    return 1;
+}
+
 /* Optimises s with spec for cfg->steps steps; on return *accepted / *best hold the lowest-loss
  * states with L2 <= eps / overall (accepted->valid = 0 when none met eps). */
 static int run_wave(const fu_generator *gen, const fu_tensor *thumb, int factor, const fu_search_config *cfg,
@@ -245,7 +254,7 @@ static int run_wave(const fu_generator *gen, const fu_tensor *thumb, int factor,
         float loss = lg.total->data[0], l2 = lg.mse->data[0];
         if (loss != loss) { rc = fu_fail(FU_E_INTERNAL, "search: the loss became NaN at step %d", step); break; }
         if (!best->valid || loss < best->loss) rc = snapshot_take(best, s, &lg, spec->n_terms, step);
-        if (rc == FU_OK && l2 <= cfg->eps && (!accepted->valid || loss < accepted->loss))
+        if (rc == FU_OK && l2 <= cfg->eps && face_terms_met(spec, &lg, cfg->face_tolerance) && (!accepted->valid || loss < accepted->loss))
             rc = snapshot_take(accepted, s, &lg, spec->n_terms, step);
         if (rc != FU_OK) break;
         if (cfg->on_step)

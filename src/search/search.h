@@ -12,7 +12,8 @@
  *       keep the state with the lowest loss (and, separately, the lowest among states whose
  *       downscale L2 <= eps)
  *       Adam step (lr * schedule(step)), spherical projection
- *   accepted when some state had L2 <= eps; the returned image is the lowest-loss accepted
+ *   accepted when some state had L2 <= eps (and every RACE_IS_k / ATTR_k_IS_v term within
+ *   face_tolerance); the returned image is the lowest-loss accepted
  *   state, or the lowest-loss state overall when none was accepted (status NO_SOLUTION).
  * A second wave (loss2) starts from an accepted first-wave state and runs the same loop with
  * the second loss string against the same thumbnail.
@@ -30,7 +31,7 @@
  *
  * Face-network terms (IDENTITY_SCORE, L2_IDENTITY, RACE_IS_k, ATTR_k_IS_v) go through guides:
  * a guide adds its loss for the generated image to the graph. A term whose guide is absent is
- * an error before any work ("IDENTITY_SCORE needs the identity network: not available yet"). */
+ * an error before any work ("IDENTITY_SCORE needs the identity network: no guide for it was given"). */
 #ifndef FU_SEARCH_SEARCH_H
 #define FU_SEARCH_SEARCH_H
 #include <stdint.h>
@@ -71,6 +72,9 @@ typedef struct fu_search_config {
     uint64_t first_seed;         /* seeds first_seed .. first_seed + n_seeds - 1 */
     int steps;
     float lr, eps;
+    float face_tolerance;        /* a state is accepted only when every RACE_IS_k and ATTR_k_IS_v
+                                  * term (unweighted) is <= this too (PULSE's rule for attribute
+                                  * terms; default 0.1: class probability >= 0.905) */
     fu_lr_schedule schedule;
     fu_noise_mode noise;
     int trainable_noise_layers;
@@ -80,7 +84,7 @@ typedef struct fu_search_config {
 } fu_search_config;
 
 /* PULSE's defaults: loss 100*L2+0.05*GEOCROSS, 1 seed (seed 0), 100 steps, Adam lr 0.4,
- * linear1cycledrop, eps 2e-3, trainable noise with 5 trainable layers. */
+ * linear1cycledrop, eps 2e-3, face_tolerance 0.1, trainable noise with 5 trainable layers. */
 fu_search_config fu_search_defaults(void);
 
 typedef struct fu_search_wave {

@@ -109,7 +109,7 @@ static int list_dir(const char *dir, int dirs_only, char ***out, int64_t *n_out)
     }
     closedir(d);
     if (rc != FU_OK) { free_names(names, n); return rc; }
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str);   /* names is NULL for an empty folder */
     *out = names;
     *n_out = n;
     return FU_OK;
@@ -243,6 +243,17 @@ static int list_lfw(const char *data_dir, label_list *l) {
 
 /* ---- build, save, load ---- */
 
+int fu_faces_list(const char *data_dir, fu_face_label **labels, int64_t *n) {
+    label_list l = {0};
+    int rc = list_celeba(data_dir, &l);
+    if (rc == FU_OK) rc = list_utkface(data_dir, &l);
+    if (rc == FU_OK) rc = list_lfw(data_dir, &l);
+    if (rc != FU_OK) { free(l.labels); return rc; }
+    *labels = l.labels;
+    *n = l.n;
+    return FU_OK;
+}
+
 static fu_faces *faces_alloc(int size, int64_t count) {
     fu_faces *s = calloc(1, sizeof *s);
     if (!s) return fu_fail_null(FU_E_INTERNAL, "faces: out of memory");
@@ -345,9 +356,7 @@ int fu_faces_build(const char *data_dir, int size, int frame, fu_faces **out, in
     framer f;
     int rc = framer_open(&f, frame);
     label_list l = {0};
-    if (rc == FU_OK) rc = list_celeba(data_dir, &l);
-    if (rc == FU_OK) rc = list_utkface(data_dir, &l);
-    if (rc == FU_OK) rc = list_lfw(data_dir, &l);
+    if (rc == FU_OK) rc = fu_faces_list(data_dir, &l.labels, &l.n);
     fu_faces *set = rc == FU_OK ? faces_alloc(size, l.n) : NULL;
     fu_tensor *face = set ? fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)size, (int64_t)size) : NULL;
     if (rc == FU_OK && !face) rc = fu_last_code();

@@ -67,6 +67,9 @@ enum { FU_FACES_FRAME_BOX, FU_FACES_FRAME_FFHQ };
  * progress (may be NULL) gets (done, total). */
 int fu_faces_build(const char *data_dir, int size, int frame, fu_faces **out, int64_t *dropped,
                    void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx);
+/* The labels (paths, splits) of every image fu_faces_build would pack, in the same order,
+ * without loading pixels; *labels is malloc'ed (free it). */
+int fu_faces_list(const char *data_dir, fu_face_label **labels, int64_t *n);
 int fu_faces_save(const fu_faces *set, const char *path);     /* atomic */
 int fu_faces_load(const char *path, fu_faces **out);
 void fu_faces_free(fu_faces *set);

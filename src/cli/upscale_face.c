@@ -1,0 +1,90 @@
+/* Face networks of faceup upscale (see upscale_face.h). */
+#include "upscale_face.h"
+#include <stdio.h>
+#include <string.h>
+#include "core/error.h"
+#include "face/face_pipeline.h"
+#include "face/models.h"
+#include "faceup.h"
+
+static int has_kind(const fu_loss_spec *s, int identity) {
+    for (int i = 0; s && i < s->n_terms; i++) {
+        fu_loss_term_kind k = s->terms[i].kind;
+        if (identity ? (k == FU_TERM_IDENTITY_SCORE || k == FU_TERM_L2_IDENTITY) : k >= FU_TERM_IDENTITY_SCORE) return 1;
+    }
+    return 0;
+}
+
+/* Descriptor of the face in the reference photo. */
+static int reference_descriptor(const char *photo, float desc[FU_DLIB_RESNET_DIM]) {
+    fu_face_pipeline p;
+    int rc = fu_face_pipeline_open(&p);
+    if (rc == FU_OK) rc = fu_face_pipeline_embed_file(&p, photo, desc);
+    fu_face_pipeline_close(&p);
+    if (rc == FU_E_INPUT && !strstr(fu_last_error(), photo)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", fu_last_error());
+        rc = fu_fail(FU_E_INPUT, "--identity %s: %s", photo, why);
+    }
+    return rc;
+}
+
+int upscale_face_open(upscale_face *uf, const char *heads_path, const char *identity, const fu_loss_spec *spec,
+                      const fu_loss_spec *spec2, int resolution) {
+    memset(uf, 0, sizeof *uf);
+    int wants_identity = has_kind(spec, 1) || has_kind(spec2, 1);
+    uf->active = has_kind(spec, 0) || has_kind(spec2, 0);
+    if (!uf->active) return FU_OK;
+    if (wants_identity && !identity)
+        return fu_fail(FU_E_INPUT, "IDENTITY_SCORE and L2_IDENTITY compare with a reference face: pass --identity PHOTO");
+    char buf[1024];
+    if (!(uf->heads = fu_heads_load(heads_path))) return fu_last_code();
+    if (!(uf->net = fu_dlib_resnet_load(fu_model_path(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf)))) return fu_last_code();
+    int rc = fu_face_guides_init(&uf->fg, uf->net, uf->heads, resolution);
+    if (rc == FU_OK && identity) {
+        float ref[FU_DLIB_RESNET_DIM];
+        rc = reference_descriptor(identity, ref);
+        if (rc == FU_OK) fu_face_guides_set_reference(&uf->fg, ref);
+    }
+    uf->guides = fu_face_guides_bind(&uf->fg);
+    return rc;
+}
+
+void upscale_face_close(upscale_face *uf) {
+    fu_heads_free(uf->heads);
+    fu_dlib_resnet_free(uf->net);
+    memset(uf, 0, sizeof *uf);
+}
+
+static cJSON *race_json(int k, const float *probs) {
+    cJSON *o = cJSON_CreateObject(), *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "class", fu_race_name(k));
+    for (int c = 0; c < FU_RACE_CLASSES; c++) cJSON_AddNumberToObject(p, fu_race_name(c), probs[c]);
+    cJSON_AddItemToObject(o, "probabilities", p);
+    return o;
+}
+
+int upscale_face_keep_race(const upscale_face *uf, const fu_tensor *thumb, fu_loss_spec *spec, cJSON *job) {
+    float probs[FU_RACE_CLASSES];
+    int k = fu_heads_thumb_race(uf->heads, thumb, probs), i = fu_loss_find(spec, FU_TERM_RACE);
+    if (k < 0) return fu_last_code() ? fu_last_code() : FU_E_INPUT;
+    if (i >= 0) spec->terms[i].index = k;
+    cJSON_AddItemToObject(job, "thumbnail_race", race_json(k, probs));
+    return FU_OK;
+}
+
+cJSON *upscale_face_json(const upscale_face *uf, const fu_tensor *image) {
+    fu_face_report r;
+    if (fu_face_guides_describe(&uf->fg, image, &r) != FU_OK) return NULL;
+    cJSON *o = cJSON_CreateObject(), *attrs = cJSON_CreateObject();
+    if (r.has_identity) {
+        cJSON *id = cJSON_CreateObject();
+        cJSON_AddNumberToObject(id, "cosine", r.cosine);
+        cJSON_AddNumberToObject(id, "p_same", r.p_same);
+        cJSON_AddItemToObject(o, "identity", id);
+    }
+    cJSON_AddItemToObject(o, "race", race_json(r.race, r.race_probs));
+    for (int a = 0; a < FU_ATTRS; a++) cJSON_AddNumberToObject(attrs, fu_celeba_attr_name(a), r.attr_probs[a]);
+    cJSON_AddItemToObject(o, "attributes", attrs);
+    return o;
+}

@@ -1,0 +1,34 @@
+/* The face networks of `faceup upscale` (--identity, --race, --attr and face terms in --loss):
+ * loads what the loss strings need, computes the reference descriptor, predicts the thumbnail's
+ * race for --race keep, and describes results for the JSON report. */
+#ifndef FU_CLI_UPSCALE_FACE_H
+#define FU_CLI_UPSCALE_FACE_H
+#include <cjson/cJSON.h>
+#include "face/heads.h"
+#include "search/face_guides.h"
+
+typedef struct upscale_face {
+    int active;                  /* some face term is in a loss */
+    fu_heads *heads;
+    fu_dlib_resnet *net;
+    fu_face_guides fg;
+    fu_search_guides guides;
+} upscale_face;
+
+/* Loads the heads file and the identity network when spec or spec2 (may be NULL) holds a face
+ * term, and the reference descriptor from the photo `identity` (may be NULL; needed by
+ * IDENTITY_SCORE / L2_IDENTITY). FU_OK, or FU_E_INPUT with a one-line message (missing file, no
+ * face in the photo, ...). */
+int upscale_face_open(upscale_face *uf, const char *heads_path, const char *identity, const fu_loss_spec *spec,
+                      const fu_loss_spec *spec2, int resolution);
+void upscale_face_close(upscale_face *uf);
+
+/* --race keep: sets the index of spec's RACE term to the thumbnail classifier's prediction for
+ * thumb and adds {"class", "probabilities"} as "thumbnail_race" to job. */
+int upscale_face_keep_race(const upscale_face *uf, const fu_tensor *thumb, fu_loss_spec *spec, cJSON *job);
+
+/* {"identity": {"cosine", "p_same"} (with a reference), "race": {"class", "probabilities"},
+ * "attributes": {name: probability}} for one result image, or NULL on error. */
+cJSON *upscale_face_json(const upscale_face *uf, const fu_tensor *image);
+
+#endif

@@ -1,0 +1,61 @@
+/* The extractor's heads: small networks on top of the frozen dlib ResNet descriptor (the
+ * paper's race and attribute MLPs on the embedding), the thumbnail race classifiers behind
+ * `faceup upscale --race keep`, and the frame the guides use to cut dlib chips out of
+ * FFHQ-aligned generator output. One safetensors file (models/faceup-heads.safetensors, made
+ * by `faceup train heads`):
+ *
+ *   race.{0,1}.{weight,bias}     MLP 128 -> 256 -> 5 on the raw descriptor, UTKFace classes
+ *                                (White, Black, Asian, Indian, Others)
+ *   attr.{0,1}.{weight,bias}     MLP 128 -> 1024 -> 40 on the raw descriptor, CelebA's 40
+ *                                attributes (logits, one sigmoid each)
+ *   thumb16.{0,1}.{weight,bias}  MLP 768 -> 256 -> 5: race from a 16x16 FFHQ-aligned thumbnail
+ *   thumb8.{0,1}.{weight,bias}   MLP 192 -> 128 -> 5: the same at 8x8
+ *   frame.ffhq_landmarks [68,2]  mean 68-point shape of the training faces in the FFHQ frame,
+ *                                normalised to [0,1] (search/face_guides.h turns it into the chip
+ *                                transform)
+ * Every MLP is linear -> ReLU -> linear (weights in PyTorch's [out, in] layout). Thumbnail
+ * inputs are CHW pixels in [0,1] mapped to [-1,1] and flattened. */
+#ifndef FU_FACE_HEADS_H
+#define FU_FACE_HEADS_H
+#include <stdint.h>
+#include "core/graph.h"
+
+#define FU_RACE_CLASSES 5
+#define FU_ATTRS 40
+#define FU_HEADS_DEFAULT "models/faceup-heads.safetensors"
+
+typedef struct fu_mlp {
+    fu_tensor *w[2], *b[2];      /* [hidden, in], [hidden], [out, hidden], [out] */
+} fu_mlp;
+
+typedef struct fu_heads {
+    fu_mlp race, attr, thumb16, thumb8;
+    float ffhq_landmarks[136];
+} fu_heads;
+
+/* UTKFace's race names ("White" .. "Others"); NULL out of range. */
+const char *fu_race_name(int k);
+/* Case-insensitive "white", "black", "asian", "indian", "other"/"others" -> 0..4, else -1. */
+int fu_race_parse(const char *name);
+
+/* Fresh heads with PyTorch's default Linear initialisation (uniform +-1/sqrt(fan_in)) from
+ * seed, and a zero frame. NULL with a message when out of memory. */
+fu_heads *fu_heads_new(uint64_t seed);
+/* Reads and checks the file: every tensor present with its shape, values finite. NULL with a
+ * one-line message naming the file and the problem. */
+fu_heads *fu_heads_load(const char *path);
+/* Writes atomically, with string metadata (may be NULL / 0). */
+int fu_heads_save(const fu_heads *h, const char *path, const char *const *meta_kv, int n_meta);
+void fu_heads_free(fu_heads *h);
+
+/* The parameters of one MLP (4 leaves), for an optimiser. */
+void fu_mlp_params(fu_mlp *m, fu_tensor *out[4]);
+/* x [N, in] -> logits [N, out]; NULL with a message on a shape mismatch. */
+fu_tensor *fu_mlp_forward(fu_graph *g, const fu_mlp *m, fu_tensor *x);
+
+/* Race probabilities of a thumbnail [1,3,s,s] in [0,1]: s = 8 or 16 use that classifier; a
+ * larger power of two is bicubic-downscaled to 16 first. Returns the most likely class and
+ * fills probs[5], or -1 with a message for another size. */
+int fu_heads_thumb_race(const fu_heads *h, const fu_tensor *thumb, float probs[FU_RACE_CLASSES]);
+
+#endif
