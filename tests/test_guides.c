@@ -3,6 +3,7 @@
  * skip when they are absent. */
 #include <math.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -482,14 +483,16 @@ TEST(cli_upscale_face_flags_json) {
 
 /* A small data folder of links into the shared one: 6 CelebA train + 4 val images, 8 UTKFace
  * images of each race (every 20th in name order is val). */
-static int mini_data(const char *shared, const char *dir) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
+static int mini_data(const char *shared_dir, const char *dir) {
+    char cmd[16384], shared[PATH_MAX];
+    if (!realpath(shared_dir, shared)) return 0;   /* links must not depend on the working folder */
+    int n = snprintf(cmd, sizeof cmd,
              "rm -rf %s && mkdir -p %s/celeba/images %s/utkface/images %s/lfw/images && cp %s/data/celeba/list_attr_celeba.txt %s/celeba/ && "
              "for i in 000001 000002 000003 000004 000005 000006 009001 009002 009003 009004; do ln -s %s/data/celeba/images/$i.jpg %s/celeba/images/ || exit 1; done && "
              "for r in 0 1 2 3 4; do ls %s/data/utkface/images | awk -F_ -v r=$r '$3==r' | head -8 | "
              "while read f; do ln -s %s/data/utkface/images/$f %s/utkface/images/; done; done",
              dir, dir, dir, dir, shared, dir, shared, dir, shared, shared, dir);
+    if (n < 0 || (size_t)n >= sizeof cmd) return 0;
     return system(cmd) == 0;
 }
 
