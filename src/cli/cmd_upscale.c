@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "eval/text.h"
+#include "face/models.h"
 #include "faceup.h"
 #include "gen/generator.h"
 #include "io/image.h"
@@ -203,7 +204,8 @@ static int make_config(const options *o, fu_search_config *cfg) {
 }
 
 static int open_generator(const options *o, fu_generator **gen) {
-    const char *path = o->generator ? o->generator : DEFAULT_GENERATOR;
+    char shipped[4096];
+    const char *path = o->generator ? o->generator : fu_shipped_path(DEFAULT_GENERATOR, shipped, sizeof shipped);
     struct stat st;
     if (!o->generator && stat(path, &st) != 0)
         return fu_fail(FU_E_INPUT, "%s not found: faceup's own generator is made by 'faceup train generator'; or pass "
@@ -456,7 +458,7 @@ static const char usage_text[] = "THUMB... [-o OUT] [--generator FILE] [--loss S
 
 int cmd_upscale(int argc, char **argv) {
     options o = {.loss = "100*L2+0.05*GEOCROSS", .schedule = "linear1cycledrop", .noise = "trainable",
-                 .heads = FU_HEADS_DEFAULT, .seeds = 1, .steps = 100, .trainable_noise = 5, .lr = 0.4f, .eps = 2e-3f};
+                 .seeds = 1, .steps = 100, .trainable_noise = 5, .lr = 0.4f, .eps = 2e-3f};
     arg_spec specs[] = {
         {"-o", ARG_STRING, &o.out, 0, 0, "output PNG (one thumbnail) or directory (default: STEM_up.png here)"},
         {"--generator", ARG_STRING, &o.generator, 0, 0, "generator .pt/.safetensors (default " DEFAULT_GENERATOR ")"},
@@ -503,6 +505,8 @@ int cmd_upscale(int argc, char **argv) {
     if (rc == FU_OK) rc = plan_outputs(jobs, n_jobs, many, o.out);
     if (rc == FU_OK) rc = open_generator(&o, &gen);
     if (rc == FU_OK) rc = load_thumbnails(jobs, n_jobs, gen);
+    char heads_path[4096];
+    if (!o.heads) o.heads = fu_shipped_path(FU_HEADS_DEFAULT, heads_path, sizeof heads_path);
     if (rc == FU_OK) rc = upscale_face_open(&uf, o.heads, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL, gen->resolution);
     if (rc == FU_OK && uf.active) cfg.guides = &uf.guides;
     if (rc == FU_OK) rc = fu_search_check_guides(&cfg.loss, cfg.guides);

@@ -1,12 +1,12 @@
 #include "calibration.h"
 #include <cjson/cJSON.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "core/error.h"
 #include "faceup.h"
+#include "face/models.h"
 #include "io/fileutil.h"
 
 #define CALIBRATION_MAX_BYTES (1 << 20)
@@ -17,15 +17,7 @@ const char *fu_calibration_default_path(char *buf, size_t cap) {
         snprintf(buf, cap, "%s", env);
         return buf;
     }
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        snprintf(buf, cap, "%s/../models/calibration.json", dirname(exe));
-        if (access(buf, R_OK) == 0) return buf;
-    }
-    snprintf(buf, cap, "models/calibration.json");
-    return buf;
+    return fu_shipped_path("models/calibration.json", buf, cap);
 }
 
 static cJSON *read_json(const char *path, int missing_ok) {

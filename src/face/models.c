@@ -1,10 +1,24 @@
 #include "models.h"
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 const char *fu_model_path(const char *rel, char *buf, size_t n) {
     const char *env = getenv("FACEUP_MODELS"), *home = getenv("HOME");
     if (env && *env) snprintf(buf, n, "%s/%s", env, rel);
     else snprintf(buf, n, "%s/.cache/faceup/models/%s", home ? home : ".", rel);
+    return buf;
+}
+
+const char *fu_shipped_path(const char *rel, char *buf, size_t n) {
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = 0;
+        int k = snprintf(buf, n, "%s/../%s", dirname(exe), rel);
+        if (k > 0 && (size_t)k < n && access(buf, R_OK) == 0) return buf;
+    }
+    snprintf(buf, n, "%s", rel);
     return buf;
 }

@@ -7,6 +7,12 @@
 /* Writes "<models dir>/<rel>" into buf (size n); returns buf. */
 const char *fu_model_path(const char *rel, char *buf, size_t n);
 
+/* faceup's own shipped files (models/ of the project: generator, heads, calibration), found
+ * wherever faceup is run from: "<folder of the faceup binary>/../<rel>" when that file exists
+ * (the build tree's build/faceup), else rel as given (relative to the working folder).
+ * rel is e.g. "models/faceup-vae64.safetensors". Returns buf. */
+const char *fu_shipped_path(const char *rel, char *buf, size_t n);
+
 #define FU_BLAZEFACE_MODEL "human-models-3.0.4/models/blazeface.json"
 #define FU_DLIB_LANDMARKS_MODEL "dlib/shape_predictor_68_face_landmarks.dat"
 
