@@ -4,6 +4,7 @@
 #include "golden.h"
 #include "core/rng.h"
 #include "face/dlib_resnet.h"
+#include "gen/vae.h"
 #include "io/image.h"
 #include <cjson/cJSON.h>
 #include <png.h>
@@ -230,4 +231,44 @@ TEST(cli_out_of_memory_is_reported) {
     CHECK_MSG(strstr(err, "big_gray.png: out of memory") && count_newlines(err) == 1, "stderr: %s", err);
     CHECK(!file_exists(out));
 #endif
+}
+
+/* generate with faceup's VAE: a grid of decoded samples, their PULSE downscales (thumbnails) with
+ * --downscale, and a clear error for a factor that is not a power of two. */
+TEST(cli_generate_vae_samples_and_thumbnails) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
+    fu_vae_config cfg = {.size = 16, .channels = 4, .latent = 8};
+    fu_vae *m = fu_vae_new(&cfg, 3);
+    char model[512], grid[512], thumbs[512], args[2048];
+    static char out[4096], err[4096];
+    snprintf(model, sizeof model, "%s/gen_vae.safetensors", fu_test_tmpdir());
+    snprintf(grid, sizeof grid, "%s/gen_vae.png", fu_test_tmpdir());
+    snprintf(thumbs, sizeof thumbs, "%s/gen_vae_thumbs.png", fu_test_tmpdir());
+    REQUIRE(m && fu_vae_save(m, model) == FU_OK);
+    fu_vae_free(m);
+    snprintf(args, sizeof args, "generate --generator %s --seed 5 --count 4 -o %s", model, grid);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
+    snprintf(args, sizeof args, "generate --generator %s --seed 5 --count 4 --downscale 4 -o %s", model, thumbs);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
+    fu_tensor *a = fu_image_load(grid), *b = fu_image_load(thumbs);
+    REQUIRE(a && b);
+    CHECK(a->shape[2] == 32 && a->shape[3] == 32 && b->shape[2] == 8 && b->shape[3] == 8);
+    /* each thumbnail pixel is the mean-ish of its 4x4 block: compare block means loosely */
+    double worst = 0;
+    for (int64_t c = 0; c < 3; c++)
+        for (int64_t y = 0; y < 8; y++)
+            for (int64_t x = 0; x < 8; x++) {
+                double s = 0;
+                for (int dy = 0; dy < 4; dy++)
+                    for (int dx = 0; dx < 4; dx++) s += a->data[(c * 32 + 4 * y + dy) * 32 + 4 * x + dx];
+                worst = fmax(worst, fabs(s / 16 - b->data[(c * 8 + y) * 8 + x]));
+            }
+    CHECK_MSG(worst < 0.1, "thumbnail differs from the block means by %g", worst);
+    fu_tensor_free(a);
+    fu_tensor_free(b);
+    snprintf(args, sizeof args, "generate --generator %s --downscale 3 -o %s", model, thumbs);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "power of two"));
+    snprintf(args, sizeof args, "generate --generator %s --downscale 32 -o %s/none.png", model, fu_test_tmpdir());
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && count_newlines(err) == 1);
 }

@@ -1,4 +1,5 @@
-/* faceup generate: images from a generator checkpoint, one per seed, as a grid. */
+/* faceup generate: images from a generator (a StyleGAN2 checkpoint or faceup's VAE), one per
+ * seed, as a grid; --downscale F writes their PULSE bicubic downscales instead (thumbnails). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "core/rng.h"
 #include "faceup.h"
 #include "gen/stylegan2.h"
+#include "gen/vae.h"
 #include "io/image.h"
 
 /* One StyleGAN2 image for seed: z ~ N(0, I) from the seed, stored noise buffers (random from
@@ -32,6 +34,16 @@ static fu_tensor *sg2_sample(fu_graph *g, const fu_stylegan2 *m, uint64_t seed, 
     return fu_sg2_forward(g, m, fu_sg2_repeat_latent(g, m, w), noise, NULL);
 }
 
+/* One VAE image for seed: z ~ N(0, t^2 I) from the seed (t: temperature), decoded. */
+static fu_tensor *vae_sample(fu_graph *g, const fu_vae *m, uint64_t seed, float t) {
+    fu_rng r;
+    fu_rng_seed(&r, seed);
+    fu_tensor *z = fu_graph_tensor(g, 2, (int64_t[]){1, m->cfg.latent});
+    if (!z) return NULL;
+    fu_rng_fill_normal(&r, z->data, z->numel, 0, t);
+    return fu_vae_decode(g, m, z);
+}
+
 /* Copies img [1,3,S,S] mapped from [-1,1] to [0,1] into cell k of a grid. */
 static void place(fu_tensor *grid, const fu_tensor *img, int k, int cols) {
     int64_t S = img->shape[2], H = grid->shape[2], W = grid->shape[3];
@@ -44,14 +56,16 @@ static void place(fu_tensor *grid, const fu_tensor *img, int k, int cols) {
 
 int cmd_generate(int argc, char **argv) {
     const char *gen_path = NULL, *out_path = NULL;
-    int seed = 0, count = 1, threads = 0;
-    float psi = 1;
+    int seed = 0, count = 1, threads = 0, factor = 1;
+    float psi = 1, temperature = 1;
     arg_spec specs[] = {
-        {"--generator", ARG_STRING, &gen_path, 0, 0, "StyleGAN2 checkpoint (.pt or .safetensors, rosinality names)"},
+        {"--generator", ARG_STRING, &gen_path, 0, 0, "StyleGAN2 checkpoint (.pt or .safetensors, rosinality names) or faceup's VAE"},
         {"-o", ARG_STRING, &out_path, 0, 0, "output PNG (a grid when --count > 1)"},
         {"--seed", ARG_INT, &seed, 0, 2147483647, "first seed (default 0)"},
         {"--count", ARG_INT, &count, 1, 64, "images, seeds seed..seed+count-1 (default 1)"},
-        {"--truncation", ARG_FLOAT, &psi, 0, 1, "truncation psi towards the mean latent (default 1: none)"},
+        {"--truncation", ARG_FLOAT, &psi, 0, 1, "truncation psi towards the mean latent (StyleGAN2; default 1: none)"},
+        {"--temperature", ARG_FLOAT, &temperature, 0, 10, "VAE: latent std (default 1; lower gives more typical faces)"},
+        {"--downscale", ARG_INT, &factor, 1, 64, "write the PULSE bicubic downscale by this power of two (thumbnails; default 1)"},
         {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
         {0},
     };
@@ -61,27 +75,41 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "faceup generate: --generator and -o are required\n");
         return FU_E_INPUT;
     }
+    if (factor & (factor - 1)) {
+        fprintf(stderr, "faceup generate: --downscale must be a power of two, got %d\n", factor);
+        return FU_E_INPUT;
+    }
     fu_set_threads(threads);
     fu_weights *w = NULL;
     fu_stylegan2 *m = NULL;
+    fu_vae *vae = NULL;
     fu_graph *g = fu_graph_new();
     fu_tensor *grid = NULL, *mean = NULL;
     int rc = fu_weights_open(gen_path, &w);
-    if (rc == FU_OK && (rc = fu_sg2_load(w, &m)) != FU_OK) {
+    if (rc == FU_OK && fu_weights_has(w, "dec.fc.weight")) {
+        rc = fu_vae_load(gen_path, &vae);
+    } else if (rc == FU_OK && (rc = fu_sg2_load(w, &m)) != FU_OK) {
         char why[256];
         snprintf(why, sizeof why, "%s", fu_last_error());
-        fu_fail(rc, "%s: not a StyleGAN2 checkpoint (%s); generate supports StyleGAN2 for now", gen_path, why);
+        fu_fail(rc, "%s: neither faceup's VAE nor a StyleGAN2 checkpoint (%s); generate supports those two", gen_path, why);
     }
     if (rc != FU_OK || !g) goto done;
-    if (psi < 1) {
+    int64_t size = (vae ? vae->cfg.size : m->size) / factor;
+    if (size < 1 || size * factor != (vae ? vae->cfg.size : m->size)) {
+        rc = fu_fail(FU_E_INPUT, "--downscale %d does not divide the generator's size", factor);
+        goto done;
+    }
+    if (m && psi < 1) {
         if (!(mean = fu_tensor_newv(1, m->style_dim)) || (rc = fu_sg2_mean_latent(m, 4096, 1, mean)) != FU_OK) goto done;
     }
     int cols = (int)ceil(sqrt((double)count)), rows = (count + cols - 1) / cols;
-    grid = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)rows * m->size, (int64_t)cols * m->size);
+    grid = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)rows * size, (int64_t)cols * size);
     if (!grid) { rc = FU_E_INTERNAL; goto done; }
     for (int k = 0; k < count; k++) {
         fu_graph_reset(g);
-        fu_tensor *img = sg2_sample(g, m, (uint64_t)seed + (uint64_t)k, psi, mean);
+        uint64_t s_k = (uint64_t)seed + (uint64_t)k;
+        fu_tensor *img = vae ? vae_sample(g, vae, s_k, temperature) : sg2_sample(g, m, s_k, psi, mean);
+        if (img && factor > 1) img = fu_bicubic_downsample(g, img, factor);
         if (!img) { rc = fu_last_code() ? fu_last_code() : FU_E_INTERNAL; goto done; }
         place(grid, img, k, cols);
     }
@@ -92,6 +120,7 @@ done:
     fu_tensor_free(mean);
     fu_graph_free(g);
     fu_sg2_free(m);
+    fu_vae_free(vae);
     fu_weights_free(w);
     return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT);
 }
