@@ -9,6 +9,8 @@
 #include <cjson/cJSON.h>
 #include <png.h>
 #include <setjmp.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,4 +273,67 @@ TEST(cli_generate_vae_samples_and_thumbnails) {
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "power of two"));
     snprintf(args, sizeof args, "generate --generator %s --downscale 32 -o %s/none.png", model, fu_test_tmpdir());
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && count_newlines(err) == 1);
+}
+
+/* Count of regular files in dir whose names contain needle. */
+static int files_containing(const char *dir, const char *needle) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, needle) != NULL;
+    if (d) closedir(d);
+    return n;
+}
+
+/* An interrupted directory run (SIGINT, then SIGKILL) leaves only complete outputs under their
+ * final names (writes go to a temporary file renamed when complete), and running the same
+ * command again skips the finished thumbnails and completes the rest. */
+TEST(cli_upscale_interrupted_directory_resumes) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
+    char in[512], outd[512], model[512], path[1024];
+    snprintf(in, sizeof in, "%s/int_in", fu_test_tmpdir());
+    snprintf(outd, sizeof outd, "%s/int_out", fu_test_tmpdir());
+    snprintf(model, sizeof model, "%s/int_vae.safetensors", fu_test_tmpdir());
+    mkdir(in, 0755);
+    fu_vae_config cfg = {.size = 16, .channels = 4, .latent = 8};
+    fu_vae *m = fu_vae_new(&cfg, 4);
+    REQUIRE(m && fu_vae_save(m, model) == FU_OK);
+    fu_vae_free(m);
+    enum { N_THUMBS = 4 };
+    for (int i = 0; i < N_THUMBS; i++) {
+        fu_tensor *t = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)4, (int64_t)4);
+        REQUIRE(t);
+        fu_tensor_fill(t, 0.2f + 0.15f * (float)i);
+        snprintf(path, sizeof path, "%s/t%d.png", in, i);
+        REQUIRE(fu_image_save_png(path, t) == FU_OK);
+        fu_tensor_free(t);
+    }
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "( %s upscale %s -o %s --generator %s --steps 3000 --quiet --threads 1 >/dev/null 2>&1 & pid=$!; "
+             "for i in $(seq 1 600); do ls %s 2>/dev/null | grep -q 't0' && break; sleep 0.05; done; "
+             "kill -INT $pid; sleep 0.2; kill -KILL $pid 2>/dev/null; wait $pid ) 2>/dev/null", bin, in, outd, model, outd);
+    (void)system(cmd);
+    int done_first = files_containing(outd, ".png");
+    CHECK_MSG(done_first >= 1 && done_first < N_THUMBS, "%d outputs after the interrupt", done_first);
+    for (int i = 0; i < N_THUMBS; i++) {                /* every final name holds a whole image */
+        snprintf(path, sizeof path, "%s/t%d.png", outd, i);
+        if (!file_exists(path)) snprintf(path, sizeof path, "%s/t%d_no_solution.png", outd, i);
+        if (!file_exists(path)) continue;
+        fu_tensor *img = fu_image_load(path);
+        CHECK_MSG(img && img->shape[2] == 16, "%s is not a whole 16x16 image", path);
+        fu_tensor_free(img);
+    }
+    static char out[65536], err[65536];
+    snprintf(cmd, sizeof cmd, "upscale %s -o %s --generator %s --steps 20 --threads 1", in, outd, model);
+    int rc = run_faceup(cmd, out, sizeof out, err, sizeof err);
+    CHECK(rc == FU_OK || rc == FU_E_NO_SOLUTION);
+    CHECK(strstr(err, "done already") != NULL);
+    int final = 0;
+    for (int i = 0; i < N_THUMBS; i++) {
+        snprintf(path, sizeof path, "%s/t%d.png", outd, i);
+        char alt[1100];
+        snprintf(alt, sizeof alt, "%s/t%d_no_solution.png", outd, i);
+        final += file_exists(path) || file_exists(alt);
+    }
+    CHECK(final == N_THUMBS);
 }
