@@ -5,6 +5,7 @@
 #include "util.h"
 #include "core/ops.h"
 #include "gen/generator.h"
+#include "gen/vae.h"
 #include "gen/stylegan1.h"
 #include "gen/stylegan2.h"
 #include "search/search.h"
@@ -324,4 +325,38 @@ TEST(generator_stylegan1_gaussfit_from_mapping) {
     fu_weights_free(w);
     fu_weights_free(map);
     fu_weights_free(fit);
+}
+
+/* faceup's VAE starts the search from its encoder: z = mu + exp(logvar / 2) * eps for the
+ * bicubic-upscaled thumbnail, eps being the seed's N(0, I) draw. */
+TEST(generator_vae_init_latent_is_the_posterior_sample) {
+    fu_vae_config cfg = {.size = 16, .channels = 4, .latent = 8};
+    fu_vae *m = fu_vae_new(&cfg, 6);
+    char path[512];
+    snprintf(path, sizeof path, "%s/init_vae.safetensors", fu_test_tmpdir());
+    REQUIRE(m && fu_vae_save(m, path) == FU_OK);
+    fu_generator *gen = NULL;
+    REQUIRE(fu_generator_open(path, NULL, &gen) == FU_OK);
+    REQUIRE(gen->init_latent && gen->n_latent == 1 && gen->latent_dim == 8 && gen->resolution == 16);
+    fu_rng r;
+    fu_rng_seed(&r, 2);
+    fu_tensor *thumb = randn_leaf(&r, 4, (int64_t[]){1, 3, 4, 4}, 0);
+    fu_tensor *z = randn_leaf(&r, 3, (int64_t[]){1, 1, 8}, 0);
+    REQUIRE(thumb && z);
+    for (int64_t i = 0; i < thumb->numel; i++) thumb->data[i] = 0.5f + 0.2f * thumb->data[i];
+    fu_tensor *eps = fu_tensor_clone(z);
+    REQUIRE(gen->init_latent(gen, thumb, z) == FU_OK);
+    fu_graph *g = fu_graph_new();
+    fu_tensor *logvar = NULL;
+    fu_tensor *up = fu_resize_bicubic(g, thumb, 16, 16);
+    fu_tensor *mu = fu_vae_encode(g, m, fu_scale_shift(g, up, 2.0f, -1.0f), &logvar);
+    REQUIRE(mu && logvar);
+    double worst = 0;
+    for (int i = 0; i < 8; i++) worst = fmax(worst, fabs(z->data[i] - (mu->data[i] + expf(0.5f * logvar->data[i]) * eps->data[i])));
+    CHECK_MSG(worst < 1e-5, "start differs from the posterior sample by %g", worst);
+    CHECK(fabs(z->data[0] - eps->data[0]) > 1e-6);   /* it is not the raw draw */
+    fu_graph_free(g);
+    fu_tensor_free(thumb); fu_tensor_free(z); fu_tensor_free(eps);
+    fu_generator_free(gen);
+    fu_vae_free(m);
 }

@@ -36,7 +36,7 @@
 
 typedef struct options {
     const char *out, *generator, *gaussfit, *loss, *loss2, *schedule, *noise, *sheet, *identity, *attr, *race, *heads;
-    int seeds, first_seed, steps, trainable_noise, save_intermediate, json, overwrite, threads, quiet;
+    int seeds, first_seed, steps, trainable_noise, save_intermediate, json, overwrite, threads, quiet, random_init;
     float lr, eps;
 } options;
 
@@ -200,6 +200,7 @@ static int make_config(const options *o, fu_search_config *cfg) {
     cfg->lr = o->lr;
     cfg->eps = o->eps;
     cfg->trainable_noise_layers = o->trainable_noise;
+    cfg->random_init = o->random_init;
     return rc;
 }
 
@@ -466,6 +467,7 @@ int cmd_upscale(int argc, char **argv) {
         {"--loss", ARG_STRING, &o.loss, 0, 0, "loss string (default 100*L2+0.05*GEOCROSS)"},
         {"--loss2", ARG_STRING, &o.loss2, 0, 0, "second wave's loss string, from the first wave's result"},
         {"--seeds", ARG_INT, &o.seeds, 1, 64, "random starts (default 1)"},
+        {"--random-init", ARG_FLAG, &o.random_init, 0, 0, "start from N(0, I) as PULSE, also for faceup's VAE (default there: its encoder's posterior sample for the thumbnail)"},
         {"--seed", ARG_INT, &o.first_seed, 0, 2147483647, "first seed (default 0)"},
         {"--steps", ARG_INT, &o.steps, 1, 100000, "optimiser steps per wave (default 100)"},
         {"--lr", ARG_FLOAT, &o.lr, 1e-6, 100, "Adam learning rate (default 0.4)"},

@@ -181,6 +181,23 @@ static fu_tensor *vae_build(const fu_generator *gen, fu_graph *g, fu_tensor *z, 
     return to_unit_range(g, fu_vae_decode(g, m, flat));
 }
 
+/* The encoder's posterior sample for the bicubic-upscaled thumbnail: z = mu + exp(logvar / 2) *
+ * eps, with eps the seed's N(0, I) draw, so seeds differ as posterior samples do. */
+static int vae_init_latent(const fu_generator *gen, const fu_tensor *thumb, fu_tensor *z) {
+    const fu_vae *m = gen->impl;
+    fu_graph *g = fu_graph_new();
+    fu_tensor *x = g ? fu_graph_tensor(g, 4, thumb->shape) : NULL;
+    if (x) memcpy(x->data, thumb->data, (size_t)thumb->numel * sizeof(float));
+    fu_tensor *logvar = NULL;
+    fu_tensor *up = x ? fu_resize_bicubic(g, x, m->cfg.size, m->cfg.size) : NULL;
+    fu_tensor *mu = fu_vae_encode(g, m, fu_scale_shift(g, up, 2.0f, -1.0f), &logvar);
+    int rc = mu && logvar ? FU_OK : (fu_last_code() ? fu_last_code() : FU_E_INTERNAL);
+    for (int64_t i = 0; rc == FU_OK && i < z->numel; i++)
+        z->data[i] = mu->data[i] + expf(0.5f * logvar->data[i]) * z->data[i];
+    fu_graph_free(g);
+    return rc;
+}
+
 static void vae_destroy(fu_generator *gen) { fu_vae_free(gen->impl); }
 
 static int open_vae(const char *path, fu_generator *gen) {
@@ -196,6 +213,7 @@ static int open_vae(const char *path, fu_generator *gen) {
     gen->n_noise = 0;
     gen->noise_shape = vae_noise_shape;
     gen->build = vae_build;
+    gen->init_latent = vae_init_latent;
     return FU_OK;
 }
 

@@ -40,6 +40,10 @@ struct fu_generator {
      * message on error. latent_in may be NULL. */
     fu_tensor *(*build)(const fu_generator *gen, fu_graph *g, fu_tensor *z, fu_tensor *const *noise,
                         fu_tensor **latent_in);
+    /* Optional (NULL for the StyleGANs): the starting latent for a thumbnail, replacing PULSE's
+     * N(0, I) draw. On entry z [1, n_latent, latent_dim] holds the seed's N(0, I) draw, which the
+     * generator may use as its noise; thumb is [1,3,h,h] in [0,1]. FU_OK or an error. */
+    int (*init_latent)(const fu_generator *gen, const fu_tensor *thumb, fu_tensor *z);
     void (*destroy)(fu_generator *gen);   /* frees impl */
     void *impl;
 };

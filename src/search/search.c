@@ -148,13 +148,19 @@ static void state_free(search_state *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* PULSE's draw for one seed: z first, then the noise maps in layer order. */
-static int state_init(search_state *s, const fu_generator *gen, const fu_search_config *cfg, uint64_t seed) {
+/* PULSE's draw for one seed: z first, then the noise maps in layer order; a generator with its
+ * own start (init_latent) turns the z draw into it unless cfg asks for PULSE's. */
+static int state_init(search_state *s, const fu_generator *gen, const fu_tensor *thumb, const fu_search_config *cfg,
+                      uint64_t seed) {
     fu_rng r;
     fu_rng_seed(&r, seed);
     memset(s, 0, sizeof *s);
     if (!(s->z = fu_tensor_newv(3, (int64_t)1, (int64_t)gen->n_latent, gen->latent_dim))) return FU_E_INTERNAL;
     fu_rng_fill_normal(&r, s->z->data, s->z->numel, 0, 1);
+    if (gen->init_latent && !cfg->random_init) {
+        int rc = gen->init_latent(gen, thumb, s->z);
+        if (rc != FU_OK) return rc;
+    }
     for (int i = 0; i < gen->n_noise; i++) {
         int64_t shape[4];
         int rc = gen->noise_shape(gen, i, shape);
@@ -301,7 +307,7 @@ static int search_seed(const fu_generator *gen, const fu_tensor *thumb, int fact
     snapshot acc[2] = {{0}}, best[2] = {{0}};
     res->seed = cfg->first_seed + (uint64_t)seed_index;
     double t0 = now_s();
-    int rc = state_init(&s, gen, cfg, res->seed);
+    int rc = state_init(&s, gen, thumb, cfg, res->seed);
     if (rc == FU_OK) rc = run_wave(gen, thumb, factor, cfg, &cfg->loss, &s, seed_index, 0, &acc[0], &best[0]);
     if (rc == FU_OK) {
         const snapshot *p = finish_wave(&res->wave[0], &acc[0], &best[0], cfg->loss.n_terms, cfg->steps, now_s() - t0);

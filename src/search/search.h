@@ -78,6 +78,8 @@ typedef struct fu_search_config {
     fu_lr_schedule schedule;
     fu_noise_mode noise;
     int trainable_noise_layers;
+    int random_init;             /* 1: PULSE's N(0, I) start even when the generator offers its own
+                                  * (gen->init_latent: faceup's VAE encodes the thumbnail) */
     const fu_search_guides *guides;   /* may be NULL: no face-network terms possible */
     void (*on_step)(void *ctx, const fu_search_step *s);  /* may be NULL */
     void *ctx;
