@@ -165,6 +165,15 @@ TEST(cli_align_faces_and_refuses_non_faces) {
     CHECK(img && img->shape[2] == 150 && img->shape[3] == 150);
     fu_tensor_free(img);
 
+    /* A thumbnail: the FFHQ crop at 256, PULSE-downscaled by 16. */
+    snprintf(args, sizeof args, "align %s -o %s --size 256 --downscale 16 --quiet", face, png);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
+    img = fu_image_load(png);
+    CHECK(img && img->shape[2] == 16 && img->shape[3] == 16);
+    fu_tensor_free(img);
+    snprintf(args, sizeof args, "align %s -o %s --size 100 --downscale 8", face, png);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--downscale"));
+
     /* Usage errors. */
     snprintf(args, sizeof args, "align %s -o %s --mode square", face, png);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--mode"));

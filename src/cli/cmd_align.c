@@ -12,6 +12,7 @@
 #include "face/detect.h"
 #include "face/landmarks.h"
 #include "face/models.h"
+#include "core/ops.h"
 #include "faceup.h"
 #include "io/image.h"
 #include "progress.h"
@@ -22,6 +23,7 @@ typedef struct {
     fu_align_mode mode;
     int size, no_detect;
     float min_score, iou;
+    int downscale;           /* > 1: write PULSE's bicubic downscale of the crop by this factor */
 } aligner;
 
 /* What happened to one input, for the JSON report. */
@@ -73,6 +75,7 @@ static int align_one(const aligner *a, const char *path, const char *out, face_r
     }
     if (rc == FU_OK) {
         fu_tensor *crop = fu_align_face(g, img, r->lm, a->mode, a->size, r->theta);
+        if (crop && a->downscale > 1) crop = fu_bicubic_downsample(g, crop, a->downscale);
         rc = crop ? fu_image_save_png(out, crop) : fu_last_code();
     }
     if (rc != FU_OK && !strstr(fu_last_error(), path)) {
@@ -139,11 +142,12 @@ static int check_output(const char *out, int n_inputs, int *to_dir) {
 
 int cmd_align(int argc, char **argv) {
     const char *out = NULL, *mode_name = "ffhq", *det_path = NULL, *sp_path = NULL;
-    int size = 0, no_detect = 0, json = 0, quiet = 0, threads = 0;
+    int size = 0, no_detect = 0, json = 0, quiet = 0, threads = 0, downscale = 1;
     float min_score = 0.7f, iou = 0.3f;
     arg_spec specs[] = {
         {"-o", ARG_STRING, &out, 0, 0, "output .png (one input) or directory (one IMG.png per input)"},
         {"--size", ARG_INT, &size, 8, 4096, "output side in pixels (default: ffhq 256, dlib 150, arcface 112)"},
+        {"--downscale", ARG_INT, &downscale, 1, 64, "write PULSE's bicubic downscale of the crop by this power of two (e.g. --size 256 --downscale 16: a 16x16 thumbnail)"},
         {"--mode", ARG_STRING, &mode_name, 0, 0, "ffhq (default), dlib (dlib's face chip) or arcface (112 template)"},
         {"--no-detect", ARG_FLAG, &no_detect, 0, 0, "inputs are tight face crops: the whole image is the face box"},
         {"--min-score", ARG_FLOAT, &min_score, 0, 1, "detection score threshold (default 0.7)"},
@@ -165,7 +169,11 @@ int cmd_align(int argc, char **argv) {
     }
     fu_set_threads(threads);
     const int default_size[3] = {256, 150, 112};
-    aligner a = {NULL, NULL, (fu_align_mode)mode, size ? size : default_size[mode], no_detect, min_score, iou};
+    aligner a = {NULL, NULL, (fu_align_mode)mode, size ? size : default_size[mode], no_detect, min_score, iou, downscale};
+    if ((downscale & (downscale - 1)) || a.size % downscale) {
+        fprintf(stderr, "faceup align: --downscale must be a power of two dividing --size (%d), got %d\n", a.size, downscale);
+        return FU_E_INPUT;
+    }
     int rc = check_output(out, n, &to_dir);
     if (rc == FU_OK) rc = load_models(&a, det_path, sp_path);
     if (rc != FU_OK) {
