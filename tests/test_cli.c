@@ -6,6 +6,7 @@
 #include "face/dlib_resnet.h"
 #include "gen/vae.h"
 #include "io/image.h"
+#include "io/safetensors.h"
 #include <cjson/cJSON.h>
 #include <png.h>
 #include <setjmp.h>
@@ -61,9 +62,25 @@ TEST(cli_generate_grid_from_stylegan2) {
     fu_tensor_free(ia); fu_tensor_free(ib); fu_tensor_free(ic);
     snprintf(args, sizeof args, "generate --generator %s/golden/stylegan1/weights.pt -o %s/v1.png", shared, fu_test_tmpdir());
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(strstr(err, "StyleGAN2") && count_newlines(err) == 1);
+    CHECK(strstr(err, "--gaussfit") && count_newlines(err) == 1);
     snprintf(args, sizeof args, "%s/v1.png", fu_test_tmpdir());
     CHECK(!file_exists(args));  /* nothing half-written */
+    /* StyleGAN v1 with a Gaussian fit (mean 0, std 1 here): a grid of its 128x128 images. */
+    char fit[512];
+    snprintf(fit, sizeof fit, "%s/fit.safetensors", fu_test_tmpdir());
+    fu_tensor *mean = fu_tensor_newv(1, (int64_t)512), *std = fu_tensor_newv(1, (int64_t)512);
+    REQUIRE(mean && std);
+    fu_tensor_fill(mean, 0);
+    fu_tensor_fill(std, 1);
+    fu_st_item items[2] = {{"mean", mean, FU_F32}, {"std", std, FU_F32}};
+    REQUIRE(fu_st_save(fit, items, 2, NULL, 0) == FU_OK);
+    fu_tensor_free(mean); fu_tensor_free(std);
+    snprintf(args, sizeof args, "generate --generator %s/golden/stylegan1/weights.pt --gaussfit %s --count 2 -o %s/v1.png", shared, fit, fu_test_tmpdir());
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
+    snprintf(args, sizeof args, "%s/v1.png", fu_test_tmpdir());
+    fu_tensor *v1 = fu_image_load(args);
+    CHECK(v1 && v1->shape[2] == 128 && v1->shape[3] == 256);
+    fu_tensor_free(v1);
 }
 
 /* model run: the descriptor printed for a 150x150 PNG equals the library's on the same pixels
