@@ -110,16 +110,6 @@ TEST(face_iou_and_pick) {
 
 /* ---------- blazeface box -> dlib box ---------- */
 
-static cJSON *load_reference(void) {
-    char path[1024];
-    unsigned char *data;
-    size_t size;
-    fu_model_path("reference/dlib_landmarks.json", path, sizeof path);
-    if (!file_exists(path) || fu_read_file(path, (size_t)64 << 20, &data, &size) != FU_OK) return NULL;
-    cJSON *j = cJSON_ParseWithLength((const char *)data, size);
-    free(data);
-    return j;
-}
 
 static double item(const cJSON *a, int i) { return cJSON_GetArrayItem(a, i)->valuedouble; }
 
@@ -142,7 +132,7 @@ static double landmark_error(const fu_shape_predictor *sp, const fu_tensor *img,
 TEST(face_box_calibration) {
     fu_face_detector *det = load_detector();
     if (!det) SKIP("blazeface model absent (tools/fetch-models.sh)");
-    cJSON *ref = load_reference();
+    cJSON *ref = load_dlib_reference();
     if (!ref) SKIP("no dlib reference boxes (needs libdlib-dev: tests/reference/dlib_reference.sh)");
     char spath[1024];
     fu_shape_predictor *sp = fu_dlib_load_shape_predictor(fu_model_path(FU_DLIB_LANDMARKS_MODEL, spath, sizeof spath));

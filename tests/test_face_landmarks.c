@@ -104,16 +104,6 @@ TEST(dlib_dat_rejects_truncated_and_corrupt) {
 
 /* ---------- against dlib (tests/reference/dlib_reference.sh) ---------- */
 
-static cJSON *load_reference(void) {
-    char path[1024];
-    unsigned char *data;
-    size_t size;
-    fu_model_path("reference/dlib_landmarks.json", path, sizeof path);
-    if (!file_exists(path) || fu_read_file(path, (size_t)64 << 20, &data, &size) != FU_OK) return NULL;
-    cJSON *j = cJSON_ParseWithLength((const char *)data, size);
-    free(data);
-    return j;
-}
 
 static fu_box json_box(const cJSON *b) {
     return (fu_box){(float)cJSON_GetArrayItem(b, 0)->valuedouble, (float)cJSON_GetArrayItem(b, 1)->valuedouble,
@@ -124,7 +114,7 @@ TEST(landmarks_match_dlib) {
     char path[1024];
     fu_model_path(FU_DLIB_LANDMARKS_MODEL, path, sizeof path);
     if (!file_exists(path)) SKIP("dlib 68-point model absent (tools/fetch-models.sh)");
-    cJSON *ref = load_reference();
+    cJSON *ref = load_dlib_reference();
     if (!ref) SKIP("no dlib reference landmarks (needs libdlib-dev: tests/reference/dlib_reference.sh)");
     fu_shape_predictor *sp = fu_dlib_load_shape_predictor(path);
     REQUIRE(sp && sp->n_parts == 68);

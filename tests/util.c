@@ -1,4 +1,7 @@
 #include "util.h"
+#include <cjson/cJSON.h>
+#include "face/models.h"
+#include "io/fileutil.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,4 +68,15 @@ int count_newlines(const char *s) {
     int n = 0;
     for (; *s; s++) n += *s == '\n';
     return n;
+}
+
+cJSON *load_dlib_reference(void) {
+    char path[1024];
+    unsigned char *data;
+    size_t size;
+    fu_model_path("reference/dlib_landmarks.json", path, sizeof path);
+    if (!file_exists(path) || fu_read_file(path, (size_t)64 << 20, &data, &size) != FU_OK) return NULL;
+    cJSON *j = cJSON_ParseWithLength((const char *)data, size);
+    free(data);
+    return j;
 }

@@ -22,4 +22,9 @@ int run_faceup(const char *args, char *out, size_t n_out, char *err, size_t n_er
 /* Newlines in s. */
 int count_newlines(const char *s);
 
+/* dlib's own boxes and landmarks on real faces (tests/reference/dlib_reference.sh writes them
+ * into the model cache), parsed; NULL when absent. */
+struct cJSON;
+struct cJSON *load_dlib_reference(void);
+
 #endif
