@@ -155,10 +155,12 @@ TEST(cli_upscale_bad_input_exit_2_without_output) {
         CHECK_MSG(strstr(err, cases[i].want) && count_newlines(err) == 1, "case %zu: stderr '%s' lacks '%s'", i, err, cases[i].want);
         CHECK_MSG(!file_exists(o) && count_prefixed(fu_test_tmpdir(), "bad_out") == 0, "case %zu left output", i);
     }
-    /* Without --generator the default file is looked up relative to the working directory. */
+    /* Without --generator the shipped file is looked up beside the binary's project folder,
+     * then in the working folder: a copy of the binary outside the project finds neither. */
     char abs_bin[PATH_MAX];
     REQUIRE(realpath(bin, abs_bin));
-    snprintf(args, sizeof args, "cd %s && %s upscale %s -o %s", fu_test_tmpdir(), abs_bin, thumb, o);
+    snprintf(args, sizeof args, "mkdir -p %s/lone/bin && cp %s %s/lone/bin/faceup && cd %s && %s/lone/bin/faceup upscale %s -o %s",
+             fu_test_tmpdir(), abs_bin, fu_test_tmpdir(), fu_test_tmpdir(), fu_test_tmpdir(), thumb, o);
     char cmd[sizeof args + 1024];
     snprintf(cmd, sizeof cmd, "%s >/dev/null 2>%s/default.err", args, fu_test_tmpdir());
     int st = system(cmd);
