@@ -1,5 +1,8 @@
 #include "rng.h"
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
@@ -55,4 +58,23 @@ void fu_rng_shuffle(fu_rng *r, int64_t *idx, int64_t n) {
         idx[i] = idx[j];
         idx[j] = t;
     }
+}
+
+void fu_rng_to_text(const fu_rng *r, char *buf, size_t n) {
+    uint64_t spare;
+    memcpy(&spare, &r->spare, sizeof spare);
+    snprintf(buf, n, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %d %016" PRIx64,
+             r->s[0], r->s[1], r->s[2], r->s[3], r->has_spare, spare);
+}
+
+int fu_rng_from_text(const char *text, fu_rng *r) {
+    fu_rng t;
+    uint64_t spare;
+    int end = -1;
+    if (!text || sscanf(text, "%16" SCNx64 " %16" SCNx64 " %16" SCNx64 " %16" SCNx64 " %d %16" SCNx64 "%n",
+                        &t.s[0], &t.s[1], &t.s[2], &t.s[3], &t.has_spare, &spare, &end) != 6 || end < 0 || text[end])
+        return 0;
+    memcpy(&t.spare, &spare, sizeof spare);
+    *r = t;
+    return 1;
 }

@@ -102,23 +102,6 @@ static void train_config_string(const trainer *t, char *buf, size_t n) {
              (double)c->weight_decay, (double)c->scale, (double)c->margin);
 }
 
-static void rng_string(const fu_rng *r, char *buf, size_t n) {
-    uint64_t spare;
-    memcpy(&spare, &r->spare, sizeof spare);
-    snprintf(buf, n, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %d %016" PRIx64,
-             r->s[0], r->s[1], r->s[2], r->s[3], r->has_spare, spare);
-}
-
-static int parse_rng(const char *s, fu_rng *r) {
-    uint64_t spare;
-    int end = -1;
-    if (sscanf(s, "%16" SCNx64 " %16" SCNx64 " %16" SCNx64 " %16" SCNx64 " %d %16" SCNx64 "%n",
-               &r->s[0], &r->s[1], &r->s[2], &r->s[3], &r->has_spare, &spare, &end) != 6 || end < 0 || s[end])
-        return 0;
-    memcpy(&r->spare, &spare, sizeof spare);
-    return 1;
-}
-
 static int save_checkpoint(const trainer *t) {
     int64_t n_state = fu_optim_state_numel(t->opt);
     fu_tensor *state = fu_tensor_newv(1, n_state > 0 ? n_state : (int64_t)1);
@@ -136,7 +119,7 @@ static int save_checkpoint(const trainer *t) {
     char arch[256], train[512], rng[160], step[32], seen[32];
     fu_irse_config_format(&t->cfg->arch, arch, sizeof arch);
     train_config_string(t, train, sizeof train);
-    rng_string(&t->rng, rng, sizeof rng);
+    fu_rng_to_text(&t->rng, rng, sizeof rng);
     snprintf(step, sizeof step, "%" PRId64, t->step);
     snprintf(seen, sizeof seen, "%" PRId64, t->samples_seen);
     fu_st_meta meta[] = {{"irse_config", arch}, {"train_config", train}, {"rng", rng}, {"step", step}, {"samples_seen", seen}};
@@ -168,7 +151,7 @@ static int load_checkpoint(trainer *t, const fu_safetensors *st) {
         return fu_fail(FU_E_INPUT, "%s: not a training checkpoint (metadata missing)", path);
     if (strcmp(c_arch, arch)) return fu_fail(FU_E_INPUT, "%s: architecture differs (checkpoint: %s)", path, c_arch);
     if (strcmp(c_train, train)) return fu_fail(FU_E_INPUT, "%s: training setup differs (checkpoint: %s; this run: %s)", path, c_train, train);
-    if (!parse_rng(c_rng, &t->rng)) return fu_fail(FU_E_INPUT, "%s: malformed rng state", path);
+    if (!fu_rng_from_text(c_rng, &t->rng)) return fu_fail(FU_E_INPUT, "%s: malformed rng state", path);
     if (t->samples_seen != t->step * t->cfg->batch) return fu_fail(FU_E_INPUT, "%s: samples_seen does not match step", path);
     int rc = fu_irse_load_tensors(t->model, st);
     fu_tensor *head = rc == FU_OK ? fu_st_tensor(st, "head.weight") : NULL;

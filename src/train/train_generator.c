@@ -64,23 +64,6 @@ static int history_push(run *r, const float row[HISTORY_COLS]) {
 
 /* ---- checkpoint ---- */
 
-/* The RNG as text: 4 state words, then has_spare and the spare normal's bits, all hex. */
-static void rng_to_text(const fu_rng *g, char *buf, size_t n) {
-    uint64_t spare;
-    memcpy(&spare, &g->spare, sizeof spare);
-    snprintf(buf, n, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %d %016" PRIx64,
-             g->s[0], g->s[1], g->s[2], g->s[3], g->has_spare, spare);
-}
-
-static int rng_from_text(const char *text, fu_rng *g) {
-    uint64_t spare;
-    if (!text || sscanf(text, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64 " %d %" SCNx64,
-                        &g->s[0], &g->s[1], &g->s[2], &g->s[3], &g->has_spare, &spare) != 6)
-        return 0;
-    memcpy(&g->spare, &spare, sizeof spare);
-    return 1;
-}
-
 enum { M_STEP, M_POS, M_ADAM_STEP, M_RNG, M_SEED, M_BATCH, M_BETA, M_EDGE, M_WARMUP, M_COUNT };
 static const char *meta_keys[M_COUNT] = {
     "train.step", "train.pos", "train.adam_step", "train.rng", "train.seed", "train.batch",
@@ -104,7 +87,7 @@ static int save_checkpoint(run *r) {
         snprintf(v[M_STEP], 160, "%" PRId64, r->step);
         snprintf(v[M_POS], 160, "%" PRId64, r->pos);
         snprintf(v[M_ADAM_STEP], 160, "%" PRId64, r->opt->step);
-        rng_to_text(&r->rng, v[M_RNG], 160);
+        fu_rng_to_text(&r->rng, v[M_RNG], 160);
         snprintf(v[M_SEED], 160, "%" PRIu64, r->cfg.seed);
         snprintf(v[M_BATCH], 160, "%d", r->cfg.batch);
         snprintf(v[M_BETA], 160, "%a", (double)r->cfg.beta);   /* hex floats: exact round trip */
@@ -171,7 +154,7 @@ static int restore_state(const fu_safetensors *st, run *r) {
     if (rc == FU_OK) rc = meta_i64(st, M_STEP, 0, INT64_MAX, &r->step);
     if (rc == FU_OK) rc = meta_i64(st, M_POS, 0, INT64_MAX, &r->pos);
     if (rc == FU_OK) rc = meta_i64(st, M_ADAM_STEP, 0, INT64_MAX, &adam_step);
-    if (rc == FU_OK && !rng_from_text(fu_st_meta_get(st, meta_keys[M_RNG]), &r->rng))
+    if (rc == FU_OK && !fu_rng_from_text(fu_st_meta_get(st, meta_keys[M_RNG]), &r->rng))
         rc = fu_fail(FU_E_INPUT, "%s: checkpoint metadata train.rng missing or invalid", st->label);
     if (rc != FU_OK) return rc;
     r->opt->step = adam_step;
