@@ -192,3 +192,34 @@ TEST(sheet_text_draws_glyphs_on_a_box) {
     CHECK(img->data[8 * 9 + 8] == 1.0f && img->data[6 * 9 + 6] == 0.1f);   /* W's top-left pixel, scaled; its box */
     fu_tensor_free(img);
 }
+
+/* --json names the generator file that was opened: without --generator, the shipped one found
+ * beside the binary (not the bare default name, which is wrong outside the project folder). */
+TEST(cli_upscale_json_names_the_resolved_default_generator) {
+    const char *bin = bin_or_skip();
+    if (!bin) SKIP("faceup binary not built");
+    char abs_bin[PATH_MAX], thumb[512], o[512], cmd[PATH_MAX + 2048];
+    REQUIRE(realpath(bin, abs_bin));
+    snprintf(thumb, sizeof thumb, "%s/json_gen_thumb.png", fu_test_tmpdir());
+    snprintf(o, sizeof o, "%s/json_gen_out.png", fu_test_tmpdir());
+    fu_tensor *t = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)16, (int64_t)16);
+    REQUIRE(t);
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = 0.3f + 0.4f * (float)(i % 16) / 15.0f;
+    REQUIRE(fu_image_save_png(thumb, t) == FU_OK);
+    fu_tensor_free(t);
+    snprintf(cmd, sizeof cmd, "cd %s && %s upscale %s -o %s --steps 1 --eps 1 --json --quiet --threads 1 --overwrite > json_gen.out",
+             fu_test_tmpdir(), abs_bin, thumb, o);
+    int st = system(cmd);
+    REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == FU_OK);
+    snprintf(cmd, sizeof cmd, "%s/json_gen.out", fu_test_tmpdir());
+    FILE *f = fopen(cmd, "r");
+    REQUIRE(f);
+    size_t k = fread(out, 1, sizeof out - 1, f);
+    out[k] = 0;
+    fclose(f);
+    cJSON *j = cJSON_Parse(out);
+    REQUIRE(j);
+    const char *gen = cJSON_GetStringValue(cJSON_GetObjectItem(j, "generator"));
+    CHECK_MSG(gen && strstr(gen, "models/faceup-vae64.safetensors") && file_exists(gen), "generator '%s' is not the file opened", gen ? gen : "");
+    cJSON_Delete(j);
+}

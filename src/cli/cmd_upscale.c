@@ -204,9 +204,10 @@ static int make_config(const options *o, fu_search_config *cfg) {
     return rc;
 }
 
-static int open_generator(const options *o, fu_generator **gen) {
-    char shipped[4096];
-    const char *path = o->generator ? o->generator : fu_shipped_path(DEFAULT_GENERATOR, shipped, sizeof shipped);
+/* Opens --generator or the shipped default; path (PATH_CAP) receives the file opened. */
+static int open_generator(const options *o, fu_generator **gen, char *path) {
+    if (o->generator) snprintf(path, PATH_CAP, "%s", o->generator);
+    else fu_shipped_path(DEFAULT_GENERATOR, path, PATH_CAP);
     struct stat st;
     if (!o->generator && stat(path, &st) != 0)
         return fu_fail(FU_E_INPUT, "%s not found: faceup's own generator is made by 'faceup train generator'; or pass "
@@ -321,10 +322,10 @@ static cJSON *job_json(const job *j, const fu_search_config *cfg, const fu_searc
     return o;
 }
 
-static cJSON *run_json(const options *o, const fu_generator *gen, const fu_search_config *cfg) {
+static cJSON *run_json(const options *o, const fu_generator *gen, const char *gen_path, const fu_search_config *cfg) {
     cJSON *root = cJSON_CreateObject();
     char buf[1024];
-    cJSON_AddStringToObject(root, "generator", o->generator ? o->generator : DEFAULT_GENERATOR);
+    cJSON_AddStringToObject(root, "generator", gen_path);
     cJSON_AddStringToObject(root, "generator_kind", gen->kind);
     cJSON_AddNumberToObject(root, "resolution", gen->resolution);
     cJSON_AddStringToObject(root, "loss", fu_loss_spec_string(&cfg->loss, buf, sizeof buf));
@@ -505,7 +506,8 @@ int cmd_upscale(int argc, char **argv) {
     if (rc == FU_OK && many && !is_directory(o.out) && !strcmp(o.out + (strlen(o.out) > 4 ? strlen(o.out) - 4 : 0), ".png"))
         rc = fu_fail(FU_E_INPUT, "-o %s: several thumbnails need an output directory", o.out);
     if (rc == FU_OK) rc = plan_outputs(jobs, n_jobs, many, o.out);
-    if (rc == FU_OK) rc = open_generator(&o, &gen);
+    char gen_path[PATH_CAP];
+    if (rc == FU_OK) rc = open_generator(&o, &gen, gen_path);
     if (rc == FU_OK) rc = load_thumbnails(jobs, n_jobs, gen);
     char heads_path[4096];
     if (!o.heads) o.heads = fu_shipped_path(FU_HEADS_DEFAULT, heads_path, sizeof heads_path);
@@ -514,7 +516,7 @@ int cmd_upscale(int argc, char **argv) {
     if (rc == FU_OK) rc = fu_search_check_guides(&cfg.loss, cfg.guides);
     if (rc == FU_OK && cfg.has_loss2) rc = fu_search_check_guides(&cfg.loss2, cfg.guides);
     if (rc == FU_OK && many) rc = prepare_output_dir(o.out);
-    if (rc == FU_OK && !(root = run_json(&o, gen, &cfg))) rc = fu_fail(FU_E_INTERNAL, "out of memory");
+    if (rc == FU_OK && !(root = run_json(&o, gen, gen_path, &cfg))) rc = fu_fail(FU_E_INTERNAL, "out of memory");
     if (rc == FU_OK) rc = run_jobs(&o, gen, &cfg, &uf, jobs, n_jobs, root, &any_failed);
     if (rc == FU_OK) {
         cJSON_AddStringToObject(root, "status", any_failed ? "no_solution" : "ok");

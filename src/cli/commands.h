@@ -11,6 +11,7 @@ int cmd_train(int argc, char **argv);
 int cmd_train_heads(int argc, char **argv);      /* faceup train heads */
 int cmd_eval(int argc, char **argv);
 int cmd_eval_lfw(int argc, char **argv);       /* faceup eval lfw */
+int cmd_eval_upscale(int argc, char **argv);   /* faceup eval upscale */
 int cmd_embed(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);

@@ -277,32 +277,38 @@ void fu_faces_free(fu_faces *set) {
 /* FFHQ framing: blazeface box -> dlib's 68 landmarks -> FFHQ's oriented square
  * (face/align.h), warped at 4x the output side, then area-averaged down to it (a bilinear warp
  * straight to 64 pixels would alias: the FFHQ square of an LFW face is ~160 source pixels). */
-typedef struct framer {
+struct fu_faces_framer {
     int mode;
     fu_face_detector *det;
     fu_shape_predictor *sp;
-} framer;
+};
 
 enum { FFHQ_OVERSAMPLE = 4 };
 
-static int framer_open(framer *f, int mode) {
-    memset(f, 0, sizeof *f);
-    f->mode = mode;
-    if (mode == FU_FACES_FRAME_BOX) return FU_OK;
+fu_faces_framer *fu_faces_framer_open(int frame) {
+    if (frame != FU_FACES_FRAME_BOX && frame != FU_FACES_FRAME_FFHQ) { fu_fail(FU_E_INPUT, "faces: unknown framing %d", frame); return NULL; }
+    fu_faces_framer *f = calloc(1, sizeof *f);
+    if (!f) { fu_fail(FU_E_INTERNAL, "out of memory"); return NULL; }
+    f->mode = frame;
+    if (frame == FU_FACES_FRAME_BOX) return f;
     char path[2048];
     f->det = fu_face_detector_load(fu_model_path(FU_BLAZEFACE_MODEL, path, sizeof path));
     f->sp = f->det ? fu_dlib_load_shape_predictor(fu_model_path(FU_DLIB_LANDMARKS_MODEL, path, sizeof path)) : NULL;
-    if (!f->sp) return fu_fail(fu_last_code(), "faces: FFHQ framing needs the face models (%s; run tools/fetch-models.sh)", fu_last_error());
-    return FU_OK;
+    if (f->sp) return f;
+    fu_fail(fu_last_code(), "faces: FFHQ framing needs the face models (%s; run tools/fetch-models.sh)", fu_last_error());
+    fu_faces_framer_free(f);
+    return NULL;
 }
 
-static void framer_close(framer *f) {
+void fu_faces_framer_free(fu_faces_framer *f) {
+    if (!f) return;
     fu_face_detector_free(f->det);
     fu_shape_predictor_free(f->sp);
+    free(f);
 }
 
 /* 68 landmarks of the chosen face; FU_E_NO_SOLUTION when no face is found. */
-static int find_landmarks(const framer *f, const fu_tensor *img, float *lm) {
+static int find_landmarks(const fu_faces_framer *f, const fu_tensor *img, float *lm) {
     fu_face_det dets[8];
     int n = fu_face_detect(f->det, img, 0.5f, 0.3f, dets, 8);
     if (n < 0) return fu_last_code();
@@ -315,7 +321,17 @@ static int find_landmarks(const framer *f, const fu_tensor *img, float *lm) {
     return rc;
 }
 
-static int frame_ffhq(const framer *f, fu_tensor *img, fu_tensor *out) {
+/* theta of the oversampled square composed with the area average: output pixel u covers
+ * square pixels k u .. k u + k - 1, whose centre is k u + (k - 1) / 2. */
+static void area_theta(const double big[6], int k, double theta[6]) {
+    double c = (k - 1) / 2.0;
+    for (int r = 0; r < 2; r++) {
+        const double *t = big + 3 * r;
+        theta[3 * r] = k * t[0], theta[3 * r + 1] = k * t[1], theta[3 * r + 2] = t[2] + c * (t[0] + t[1]);
+    }
+}
+
+static int frame_ffhq(const fu_faces_framer *f, fu_tensor *img, fu_tensor *out, double theta_out[6]) {
     float lm[136];
     double theta[6];
     int rc = find_landmarks(f, img, lm);
@@ -327,16 +343,29 @@ static int frame_ffhq(const framer *f, fu_tensor *img, fu_tensor *out) {
     fu_tensor *small = big ? fu_resize_area(g, big, out->shape[2], out->shape[3]) : NULL;
     rc = small ? fu_tensor_copy_data(out, small) : fu_last_code();
     fu_graph_free(g);
+    if (rc == FU_OK && theta_out) area_theta(theta, FFHQ_OVERSAMPLE, theta_out);
+    return rc;
+}
+
+int fu_faces_frame(const fu_faces_framer *f, fu_tensor *img, int source, fu_tensor *out, double theta[6]) {
+    if (f->mode == FU_FACES_FRAME_FFHQ) return frame_ffhq(f, img, out, theta);
+    int rc = fu_faces_crop(img, source, out);
+    if (rc == FU_OK && theta) {
+        const crop_box *b = &crop_boxes[source];
+        double s = lrintf(b->side) / (double)out->shape[3];
+        theta[0] = s, theta[1] = 0, theta[2] = lrintf(b->left) + 0.5 * s - 0.5;
+        theta[3] = 0, theta[4] = s, theta[5] = lrintf(b->top) + 0.5 * s - 0.5;
+    }
     return rc;
 }
 
 /* Frames one image into dst (uint8 CHW). FU_E_NO_SOLUTION: no face found (the caller drops it). */
-static int load_one(const framer *f, const char *data_dir, const fu_face_label *lab, fu_tensor *face, uint8_t *dst) {
+static int load_one(const fu_faces_framer *f, const char *data_dir, const fu_face_label *lab, fu_tensor *face, uint8_t *dst) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", data_dir, lab->path);
     fu_tensor *img = fu_image_load(path);
     if (!img) return fu_last_code();
-    int rc = f->mode == FU_FACES_FRAME_FFHQ ? frame_ffhq(f, img, face) : fu_faces_crop(img, lab->source, face);
+    int rc = fu_faces_frame(f, img, lab->source, face, NULL);
     fu_tensor_free(img);
     if (rc == FU_E_NO_SOLUTION) return rc;
     if (rc != FU_OK) return fu_fail(rc, "%s: %s", path, fu_last_error());
@@ -352,9 +381,8 @@ int fu_faces_build(const char *data_dir, int size, int frame, fu_faces **out, in
     *out = NULL;
     *dropped = 0;
     if (size < 8 || size > 1024) return fu_fail(FU_E_INPUT, "faces: size %d out of 8..1024", size);
-    if (frame != FU_FACES_FRAME_BOX && frame != FU_FACES_FRAME_FFHQ) return fu_fail(FU_E_INPUT, "faces: unknown framing %d", frame);
-    framer f;
-    int rc = framer_open(&f, frame);
+    fu_faces_framer *f = fu_faces_framer_open(frame);
+    int rc = f ? FU_OK : fu_last_code();
     label_list l = {0};
     if (rc == FU_OK) rc = fu_faces_list(data_dir, &l.labels, &l.n);
     fu_faces *set = rc == FU_OK ? faces_alloc(size, l.n) : NULL;
@@ -362,14 +390,14 @@ int fu_faces_build(const char *data_dir, int size, int frame, fu_faces **out, in
     if (rc == FU_OK && !face) rc = fu_last_code();
     int64_t img_bytes = 3 * (int64_t)size * size, kept = 0;
     for (int64_t i = 0; rc == FU_OK && i < l.n; i++) {
-        rc = load_one(&f, data_dir, &l.labels[i], face, set->pixels + kept * img_bytes);
+        rc = load_one(f, data_dir, &l.labels[i], face, set->pixels + kept * img_bytes);
         if (rc == FU_OK) set->labels[kept++] = l.labels[i];
         else if (rc == FU_E_NO_SOLUTION) { (*dropped)++; rc = FU_OK; }
         if (progress && (i % 256 == 255 || i == l.n - 1)) progress(i + 1, l.n, ctx);
     }
     fu_tensor_free(face);
     free(l.labels);
-    framer_close(&f);
+    fu_faces_framer_free(f);
     if (rc != FU_OK) { fu_faces_free(set); return rc; }
     set->count = kept;
     *out = set;

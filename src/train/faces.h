@@ -62,6 +62,17 @@ int fu_faces_crop(const fu_tensor *img, int source, fu_tensor *out);
  * is the fixed per-source box of fu_faces_crop (no models needed). */
 enum { FU_FACES_FRAME_BOX, FU_FACES_FRAME_FFHQ };
 
+/* The framing of one image at a time (what fu_faces_build does to every image). */
+typedef struct fu_faces_framer fu_faces_framer;
+/* Loads the face models FU_FACES_FRAME_FFHQ needs. NULL with a message. */
+fu_faces_framer *fu_faces_framer_open(int frame);
+void fu_faces_framer_free(fu_faces_framer *f);
+/* Frames img (from `source`'s files) into out [1,3,S,S]; theta (may be NULL) receives the map
+ * from an output pixel to a source pixel (pixel-index coordinates, fu_affine_warp's), so callers
+ * can relate the frame to the source image. FU_OK, FU_E_NO_SOLUTION when no usable face is
+ * found (FFHQ framing), or an error. */
+int fu_faces_frame(const fu_faces_framer *f, fu_tensor *img, int source, fu_tensor *out, double theta[6]);
+
 /* Builds the set from a data folder holding celeba/, utkface/, lfw/ as in ../shared/data
  * (a missing sub-folder is an error); *dropped counts the images without a usable face.
  * progress (may be NULL) gets (done, total). */

@@ -1,0 +1,151 @@
+/* faceup eval upscale: flag parsing, and end to end on a few held-out faces with a few steps
+ * (JSON fields, report, resuming, bad input). The end-to-end tests need ../shared and the model
+ * cache. */
+#include "test.h"
+#include "util.h"
+#include "core/error.h"
+#include "eval/upscale_eval.h"
+#include "face/models.h"
+#include "faceup.h"
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char out[1 << 20], err[1 << 14], args[8192];
+
+TEST(eval_upscale_parses_methods_and_factors) {
+    int mask;
+    CHECK(fu_eu_methods_parse("pulse,identity", &mask) == FU_OK && mask == (1 << FU_EU_PULSE | 1 << FU_EU_IDENTITY));
+    CHECK(fu_eu_methods_parse("bicubic,pulse,identity,race,smiling0,smiling1", &mask) == FU_OK && mask == (1 << FU_EU_N_METHODS) - 1);
+    CHECK(fu_eu_methods_parse("pulse,frobnicate", &mask) == FU_E_INPUT && strstr(fu_last_error(), "'frobnicate'"));
+    CHECK(fu_eu_methods_parse("", &mask) == FU_E_INPUT);
+    fu_eu_factor f[FU_EU_MAX_FACTORS];
+    int n;
+    CHECK(fu_eu_factors_parse("4,8:10", f, &n) == FU_OK && n == 2 && f[0].factor == 4 && f[0].limit == 0 && f[1].factor == 8 && f[1].limit == 10);
+    const char *bad[] = {"3", "0", "128", "4,4", "4:", "4:0", "x", "4,,8", "8:1e3", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK_MSG(fu_eu_factors_parse(bad[i], f, &n) == FU_E_INPUT, "'%s' accepted", bad[i]);
+}
+
+static const char *bin_or_null(void) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    return access(bin, X_OK) == 0 ? bin : NULL;
+}
+
+/* The networks the command loads (generator and heads ship with the project). */
+static int models_present(void) {
+    const char *need[] = {FU_BLAZEFACE_MODEL, FU_DLIB_LANDMARKS_MODEL, "human-models-3.0.4/models/faceres.json",
+                          "human-models-3.0.4/models/gear.json", "human-models-3.0.4/models/emotion.json"};
+    char buf[2048];
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        if (!file_exists(fu_model_path(need[i], buf, sizeof buf))) return 0;
+    return 1;
+}
+
+static const cJSON *row(const cJSON *root, int factor, const char *method, const char *set) {
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(root, "table")) {
+        if (cJSON_GetObjectItem(r, "factor")->valueint == factor && !strcmp(cJSON_GetObjectItem(r, "method")->valuestring, method) &&
+            !strcmp(cJSON_GetObjectItem(r, "set")->valuestring, set))
+            return r;
+    }
+    return NULL;
+}
+
+static double num(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : -99;
+}
+
+static long mtime_ns(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec : -1;
+}
+
+TEST(cli_eval_upscale_end_to_end_and_resume) {
+    const char *shared = fu_test_shared_dir();
+    if (!bin_or_null()) SKIP("faceup binary not built");
+    if (!shared) SKIP("../shared absent");
+    if (!models_present()) SKIP("face models absent (tools/fetch-models.sh)");
+    char o[512], path[1024];
+    snprintf(o, sizeof o, "%s/eval_up", fu_test_tmpdir());
+    snprintf(args, sizeof args, "eval upscale --data %s/data --out %s --lfw-pairs 1 --utk-per-class 1 --celeba 1 --factors 4,8:1 "
+             "--methods bicubic,pulse,identity,race,smiling1 --steps 2 --threads 1 --json --quiet", shared, o);
+    int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_OK, "exit %d: %s", rc, err);
+    REQUIRE(rc == FU_OK);
+    cJSON *j = cJSON_Parse(out);
+    REQUIRE(j);
+    const cJSON *faces = cJSON_GetObjectItem(j, "faces"), *utk = cJSON_GetObjectItem(faces, "utkface");
+    CHECK(num(faces, "lfw") == 1 && num(faces, "celeba") == 1);
+    CHECK(num(utk, "white") == 1 && num(utk, "black") == 1 && num(utk, "other") == 1);
+    CHECK(num(j, "steps") == 2 && cJSON_GetArraySize(cJSON_GetObjectItem(j, "factors")) == 2);
+    for (int f = 4; f <= 8; f += 4) {
+        const cJSON *pulse = row(j, f, "pulse", "lfw"), *id = row(j, f, "identity", "lfw"), *bic = row(j, f, "bicubic", "utkface");
+        REQUIRE(pulse && id && bic);
+        CHECK(num(pulse, "faces") == 1 && num(pulse, "l2_mean") >= 0 && num(pulse, "l2_mean") < 1);
+        CHECK(num(id, "identity_cosine") >= -1 && num(id, "identity_cosine") <= 1);
+        CHECK(num(bic, "faces") == 5 && num(bic, "race_matches_label") >= 0 && cJSON_GetObjectItem(bic, "search_met_eps") == NULL);
+        CHECK(num(row(j, f, "smiling1", "celeba"), "attribute_success") >= 0);
+        CHECK(row(j, f, "identity", "utkface") == NULL);   /* no reference photo there */
+    }
+    const cJSON *per_class = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "race_per_class"), 0);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(per_class, "classes")) == 5);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "targets")) == 2);
+    CHECK(cJSON_IsBool(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "targets"), 0), "identity_beats_pulse_on_identity")));
+    cJSON_Delete(j);
+
+    /* The report's images are relative paths that exist. */
+    snprintf(path, sizeof path, "%s/report.html", o);
+    FILE *f = fopen(path, "r");
+    REQUIRE(f);
+    size_t k = fread(out, 1, sizeof out - 1, f);
+    out[k] = 0;
+    fclose(f);
+    const char *rel[] = {"x4/pulse/lfw-0001.png", "x8/race/utk-black-0001.png", "faces/lfw-0001/ref.png", "faces/celeba-009001/thumb8.png"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", o, rel[i]);
+        CHECK_MSG(strstr(out, rel[i]) && file_exists(path), "%s not in the report or missing", rel[i]);
+    }
+
+    /* Resume: a result whose record is gone (a run killed before writing it) is redone, the
+     * finished ones are read back untouched. */
+    char kept[1024], redone[1024];
+    snprintf(kept, sizeof kept, "%s/x4/pulse/lfw-0001.png", o);
+    snprintf(redone, sizeof redone, "%s/x4/race/utk-white-0001.png", o);
+    long kept_t = mtime_ns(kept), redone_t = mtime_ns(redone);
+    snprintf(path, sizeof path, "%s/x4/race/utk-white-0001.json", o);
+    REQUIRE(unlink(path) == 0);
+    rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_OK, "rerun exit %d: %s", rc, err);
+    CHECK(file_exists(path) && mtime_ns(kept) == kept_t && mtime_ns(redone) != redone_t);
+    CHECK(strstr(out, "\"table\"") != NULL);
+}
+
+TEST(cli_eval_upscale_bad_input_exit_2_without_output) {
+    const char *shared = fu_test_shared_dir();
+    if (!bin_or_null()) SKIP("faceup binary not built");
+    char o[512], data[512];
+    snprintf(o, sizeof o, "%s/eval_up_bad", fu_test_tmpdir());
+    snprintf(data, sizeof data, "%s/data", shared ? shared : "/nonexistent");
+    struct { const char *flags, *want; int needs_data; } cases[] = {
+        {"--methods pulse,frobnicate", "unknown method 'frobnicate'", 0},
+        {"--factors 3", "--factors", 0},
+        {"--lfw-pairs 0 --utk-per-class 0 --celeba 0", "no faces", 0},
+        {"--lfw-pairs -1", "--lfw-pairs", 0},
+        {"stray", "unexpected argument 'stray'", 0},
+        {"--data /nonexistent/data", "/nonexistent/data", 0},
+        {"--factors 64", "does not divide", 1},
+        {"--generator /nonexistent/gen.safetensors", "/nonexistent/gen.safetensors", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].needs_data && (!shared || !models_present())) continue;
+        snprintf(args, sizeof args, "eval upscale --data %s --out %s --quiet %s", data, o, cases[i].flags);
+        int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+        CHECK_MSG(rc == FU_E_INPUT, "case %zu: exit %d (%s)", i, rc, err);
+        CHECK_MSG(strstr(err, cases[i].want) && count_newlines(err) == 1, "case %zu: stderr '%s' lacks '%s'", i, err, cases[i].want);
+        CHECK_MSG(!file_exists(o), "case %zu left %s", i, o);
+    }
+}
