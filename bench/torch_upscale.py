@@ -12,7 +12,14 @@ downscale, Adam lr 0.4 with linear1cycledrop, 5 trainable noise maps, last noise
   torch_upscale.py time WEIGHTS.pt THUMB.png STEPS THREADS  -> "seconds best_loss" of the loop
   torch_upscale.py make WEIGHTS.pt SIZE STYLE_DIM N_MLP CHANNEL_MULTIPLIER
       writes random weights {'g_ema': state_dict} with rosinality's names (faceup loads them)
+
+WEIGHTS ending in .safetensors is faceup's own VAE (src/gen/vae.h; the file read here with the
+safetensors header, no extra package): its decoder is the generator (one latent row, so
+GEOCROSS is 0 and left out, no noise maps), and each search starts, as faceup's does by default,
+from the encoder's posterior sample mu + exp(logvar / 2) * eps for the bicubic-upscaled
+thumbnail, kept on the sphere of that start's radius.
 """
+import json
 import math
 import struct
 import sys
@@ -136,6 +143,48 @@ class StyleGAN2:
         return skip
 
 
+def read_safetensors(path):
+    """{name: float32 tensor} of a safetensors file (8-byte header length, JSON header, data)."""
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        if e["dtype"] != "F32":
+            raise ValueError(f"{path}: {name} is {e['dtype']}, expected F32")
+        a, b = e["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(raw[8 + n + a:8 + n + b]), dtype=torch.float32).view(e["shape"])
+    return out
+
+
+class VAE:
+    """faceup's VAE (src/gen/vae.h): decoder z -> linear -> 4x4 -> n x (nearest 2x, conv 3x3,
+    leaky relu 0.2) -> conv 3x3 -> tanh; encoder n x (conv 4x4 stride 2, leaky relu) -> mu, logvar."""
+    def __init__(self, path):
+        self.sd = read_safetensors(path)
+        self.n_stages = sum(1 for k in self.sd if k.startswith("dec.conv") and k.endswith(".weight"))
+        self.latent = self.sd["dec.fc.weight"].shape[1]
+        self.size = 4 << self.n_stages
+
+    def decode(self, z):
+        sd = self.sd
+        h = F.leaky_relu(F.linear(z, sd["dec.fc.weight"], sd["dec.fc.bias"]), 0.2).view(z.shape[0], -1, 4, 4)
+        for i in range(self.n_stages):
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
+            h = F.leaky_relu(F.conv2d(h, sd[f"dec.conv{i}.weight"], sd[f"dec.conv{i}.bias"], padding=1), 0.2)
+        return torch.tanh(F.conv2d(h, sd["dec.rgb.weight"], sd["dec.rgb.bias"], padding=1))
+
+    def encode(self, x):
+        sd = self.sd
+        h = x
+        for i in range(self.n_stages):
+            h = F.leaky_relu(F.conv2d(h, sd[f"enc.conv{i}.weight"], sd[f"enc.conv{i}.bias"], stride=2, padding=1), 0.2)
+        h = h.flatten(1)
+        return F.linear(h, sd["enc.mu.weight"], sd["enc.mu.bias"]), F.linear(h, sd["enc.logvar.weight"], sd["enc.logvar.bias"])
+
+
 def bicubic_down(x, f):
     """PULSE's BicubicDownSample: 4f Keys taps (a = -0.5), reflect padding, rows then columns."""
     a = -0.5
@@ -189,6 +238,13 @@ def write_png(path, img):
 
 def make_thumb(path, side, out):
     torch.manual_seed(1)
+    if path.endswith(".safetensors"):
+        g = VAE(path)
+        with torch.no_grad():
+            img = (g.decode(torch.randn(1, g.latent)) + 1) / 2
+            ref = write_png(out, bicubic_down(img, g.size // side))
+        np.save(out + ".npy", ref.numpy())
+        return
     g = StyleGAN2(path)
     L, D = g.n_latent, g.style_dim
     zeros = [torch.zeros(1, 1, 4 << ((i + 1) // 2), 4 << ((i + 1) // 2)) for i in range(g.n_noise)]
@@ -198,9 +254,41 @@ def make_thumb(path, side, out):
     np.save(out + ".npy", ref.numpy())
 
 
+def time_search_vae(path, thumb, steps):
+    g = VAE(path)
+    ref = torch.tensor(np.load(thumb + ".npy"))
+    f = g.size // ref.shape[2]
+    with torch.no_grad():
+        up = F.interpolate(ref, size=(g.size, g.size), mode="bicubic", align_corners=False)
+        mu, logvar = g.encode(up * 2 - 1)
+        z0 = mu + torch.exp(logvar / 2) * torch.randn(1, g.latent)
+    z = z0.clone().requires_grad_(True)
+    radius = (z0.pow(2).sum() + 1e-9).sqrt()
+    opt = torch.optim.Adam([z], lr=0.4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda x: schedule(x, steps))
+    eps = 2e-3
+    start = time.perf_counter()
+    best = float("inf")
+    for j in range(steps):
+        opt.zero_grad()
+        img = (g.decode(z) + 1) / 2
+        loss = 100 * (bicubic_down(img, f) - ref).pow(2).mean((1, 2, 3)).clamp(min=eps).sum()
+        best = min(best, loss.item())
+        if j == steps - 1:
+            break
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            z.div_((z.pow(2).sum() + 1e-9).sqrt()).mul_(radius)
+    print(f"{time.perf_counter() - start:.4f} {best:.5f}")
+
+
 def time_search(path, thumb, steps, threads):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    if path.endswith(".safetensors"):
+        return time_search_vae(path, thumb, steps)
     g = StyleGAN2(path)
     ref = torch.tensor(np.load(thumb + ".npy"))
     f = g.size // ref.shape[2]

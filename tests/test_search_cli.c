@@ -223,3 +223,47 @@ TEST(cli_upscale_json_names_the_resolved_default_generator) {
     CHECK_MSG(gen && strstr(gen, "models/faceup-vae64.safetensors") && file_exists(gen), "generator '%s' is not the file opened", gen ? gen : "");
     cJSON_Delete(j);
 }
+
+/* Under mpirun the ranks of directory-mode upscale share the thumbnails (rank r takes r, r + 2,
+ * ...) and rank 0 prints one JSON with all of them, in order. Needs the MPI build. */
+TEST(cli_upscale_mpi_ranks_share_the_thumbnails) {
+    const char *bin = getenv("FACEUP_MPI_BIN") ? getenv("FACEUP_MPI_BIN") : "build-mpi/faceup";
+    if (system("command -v mpirun >/dev/null 2>&1") != 0) SKIP("mpirun not installed");
+    if (access(bin, X_OK) != 0) SKIP("no MPI build of faceup (make MPI=1, or set FACEUP_MPI_BIN)");
+    char dir[512], odir[512], path[1024], cmd[4096];
+    snprintf(dir, sizeof dir, "%s/mpi_in", fu_test_tmpdir());
+    snprintf(odir, sizeof odir, "%s/mpi_out", fu_test_tmpdir());
+    mkdir(dir, 0777);
+    for (int k = 0; k < 4; k++) {
+        fu_tensor *t = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)16, (int64_t)16);
+        REQUIRE(t);
+        for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)((i * 7 + k * 50) % 256) / 255.0f;
+        snprintf(path, sizeof path, "%s/t%d.png", dir, k);
+        REQUIRE(fu_image_save_png(path, t) == FU_OK);
+        fu_tensor_free(t);
+    }
+    snprintf(cmd, sizeof cmd, "mpirun -np 2 --oversubscribe --allow-run-as-root -x FACEUP_THREADS=1 %s upscale %s -o %s --steps 2 --eps 1 "
+             "--json --quiet --overwrite > %s/mpi.json 2>/dev/null", bin, dir, odir, fu_test_tmpdir());
+    int st = system(cmd);
+    REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == FU_OK);
+    snprintf(path, sizeof path, "%s/mpi.json", fu_test_tmpdir());
+    FILE *f = fopen(path, "r");
+    REQUIRE(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    fclose(f);
+    cJSON *j = cJSON_Parse(out);   /* one document: only rank 0 prints */
+    REQUIRE(j);
+    cJSON *results = cJSON_GetObjectItem(j, "results");
+    CHECK(cJSON_GetArraySize(results) == 4);
+    for (int k = 0; k < cJSON_GetArraySize(results); k++) {
+        cJSON *r = cJSON_GetArrayItem(results, k);
+        snprintf(path, sizeof path, "%s/t%d.png", dir, k);
+        CHECK_MSG(!strcmp(cJSON_GetObjectItem(r, "input")->valuestring, path), "result %d is %s", k, cJSON_GetObjectItem(r, "input")->valuestring);
+        CHECK(cJSON_GetObjectItem(r, "rank") && cJSON_GetObjectItem(r, "rank")->valueint == k % 2);
+        CHECK(!strcmp(cJSON_GetObjectItem(r, "status")->valuestring, "ok"));
+        snprintf(path, sizeof path, "%s/t%d.png", odir, k);
+        CHECK(file_exists(path));
+    }
+    cJSON_Delete(j);
+}

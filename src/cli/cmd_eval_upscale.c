@@ -493,6 +493,15 @@ static int applies(int m, const face *fc) { return m != FU_EU_IDENTITY || fc->f.
 
 static int in_factor(const face *fc, const fu_eu_factor *f) { return !f->limit || fc->f.rank < f->limit; }
 
+/* Run order: the faces by rank, all sets and classes side by side (rank 0 of each, then rank 1,
+ * ...), so a run stopped early has results for every set and class. */
+static const face *order_faces;
+static int by_rank(const void *a, const void *b) {
+    const fu_eu_face *x = &order_faces[*(const int *)a].f, *y = &order_faces[*(const int *)b].f;
+    if (x->rank != y->rank) return x->rank - y->rank;
+    return *(const int *)a - *(const int *)b;
+}
+
 static int run_all(const options *o, nets *n, const face *faces, int n_faces, fu_eu_result *results) {
     char path[FU_EU_PATH + 160];
     long total = 0, done = 0;
@@ -503,23 +512,31 @@ static int run_all(const options *o, nets *n, const face *faces, int n_faces, fu
                 if (applies(m, &faces[i]) && in_factor(&faces[i], &o->factor[k]) && (o->overwrite || !file_exists(path)))
                     total += m == FU_EU_BICUBIC ? 1 : (long)o->steps * o->seeds;
             }
+    int *order = malloc((size_t)(n_faces ? n_faces : 1) * sizeof *order);
+    if (!order) return fu_fail(FU_E_INTERNAL, "out of memory");
+    for (int i = 0; i < n_faces; i++) order[i] = i;
+    order_faces = faces;
+    qsort(order, (size_t)n_faces, sizeof *order, by_rank);
     progress bar;
     progress_start(&bar, "eval upscale", o->quiet);
     int rc = FU_OK;
-    for (int i = 0; rc == FU_OK && i < n_faces; i++)
+    for (int at = 0; rc == FU_OK && at < n_faces; at++) {
+        const face *fc = &faces[order[at]];
         for (int k = 0; rc == FU_OK && k < o->n_factors; k++)
             for (int m = 0; rc == FU_OK && m < FU_EU_N_METHODS; m++) {
-                if (!(o->method_mask >> m & 1) || !applies(m, &faces[i]) || !in_factor(&faces[i], &o->factor[k])) continue;
+                if (!(o->method_mask >> m & 1) || !applies(m, fc) || !in_factor(fc, &o->factor[k])) continue;
                 char label[96];
-                snprintf(label, sizeof label, "%s x%d %s", faces[i].f.id, o->factor[k].factor, fu_eu_method_name(m));
+                snprintf(label, sizeof label, "%s x%d %s", fc->f.id, o->factor[k].factor, fu_eu_method_name(m));
                 step_ctx sc = {&bar, done, total, label};
-                snprintf(path, sizeof path, "%s/x%d/%s/%s.json", o->out, o->factor[k].factor, fu_eu_method_name(m), faces[i].f.id);
+                snprintf(path, sizeof path, "%s/x%d/%s/%s.json", o->out, o->factor[k].factor, fu_eu_method_name(m), fc->f.id);
                 int fresh = o->overwrite || !file_exists(path);
-                rc = result_for(o, n, k, m, &faces[i], &sc, &results[((size_t)k * FU_EU_N_METHODS + m) * n_faces + i]);
+                rc = result_for(o, n, k, m, fc, &sc, &results[((size_t)k * FU_EU_N_METHODS + m) * n_faces + order[at]]);
                 if (fresh) done += m == FU_EU_BICUBIC ? 1 : (long)o->steps * o->seeds;
                 if (fresh) progress_update(&bar, done, total, label);
             }
+    }
     progress_finish(&bar);
+    free(order);
     return rc;
 }
 

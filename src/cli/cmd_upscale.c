@@ -9,7 +9,10 @@
  *   base_seed<k>[_no_solution].png each seed's image, when --seeds > 1
  *   base_seed<k>_w<wave>_step<j>.png  with --save-intermediate: the best image so far, every step
  * A thumbnail whose base.png or base_no_solution.png exists is skipped unless --overwrite.
- * --sheet PNG: one row per thumbnail: nearest-neighbour upscale | bicubic upscale | seeds. */
+ * --sheet PNG: one row per thumbnail: nearest-neighbour upscale | bicubic upscale | seeds.
+ * Under mpirun (the MPI build, train/dist.h) the ranks share the thumbnails: rank r upscales
+ * thumbnails r, r + N, r + 2N, ... of the sorted list; rank 0 prints the JSON of all of them
+ * (each result names its "rank"); --sheet needs a single process. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -28,6 +31,7 @@
 #include "io/image.h"
 #include "progress.h"
 #include "search/search.h"
+#include "train/dist.h"
 #include "upscale_face.h"
 
 #define DEFAULT_GENERATOR "models/faceup-vae64.safetensors"
@@ -426,20 +430,22 @@ static int upscale_one(const options *o, const fu_generator *gen, fu_search_conf
     return rc;
 }
 
-static int run_jobs(const options *o, const fu_generator *gen, fu_search_config *cfg, const upscale_face *uf, job *jobs, int n,
-                    cJSON *root, int *any_failed) {
+static int run_jobs(const options *o, const fu_dist *dist, const fu_generator *gen, fu_search_config *cfg, const upscale_face *uf,
+                    job *jobs, int n, cJSON *root, int *any_failed) {
     cJSON *results = cJSON_GetObjectItem(root, "results");
     fu_tensor **rows = calloc((size_t)n, sizeof *rows);
     int n_rows = 0, rc = rows ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
-    for (int i = 0; rc == FU_OK && i < n; i++) {
+    for (int i = dist->rank; rc == FU_OK && i < n; i += dist->size) {
+        int failed = 0;
         if (!o->overwrite && finished(&jobs[i])) {
             if (!o->quiet) fprintf(stderr, "faceup upscale: %s: done already (%s.png), skipped (--overwrite redoes it)\n", jobs[i].input, jobs[i].base);
             cJSON_AddItemToArray(results, job_json(&jobs[i], cfg, NULL, 0, 0));
-            continue;
+        } else {
+            rc = upscale_one(o, gen, cfg, uf, &jobs[i], results, &rows[n_rows], &failed);
+            if (rows[n_rows]) n_rows++;
         }
-        int failed = 0;
-        rc = upscale_one(o, gen, cfg, uf, &jobs[i], results, &rows[n_rows], &failed);
-        if (rows[n_rows]) n_rows++;
+        cJSON *last = cJSON_GetArrayItem(results, cJSON_GetArraySize(results) - 1);
+        if (dist->size > 1 && last) cJSON_AddNumberToObject(last, "rank", dist->rank);
         *any_failed |= failed;
     }
     if (rc == FU_OK && o->sheet) rc = write_sheet(o->sheet, rows, n_rows);
@@ -450,8 +456,35 @@ static int run_jobs(const options *o, const fu_generator *gen, fu_search_config 
 
 static int prepare_output_dir(const char *dir) {
     if (is_directory(dir)) return FU_OK;
-    if (mkdir(dir, 0777) != 0) return fu_fail(FU_E_INPUT, "%s: cannot create the output directory", dir);
+    if (mkdir(dir, 0777) != 0 && !is_directory(dir)) return fu_fail(FU_E_INPUT, "%s: cannot create the output directory", dir);  /* another rank may have made it */
     return FU_OK;
+}
+
+/* Several ranks: rank 0 collects every rank's results (rank r holds thumbnails r, r + size, ...)
+ * into its JSON in thumbnail order, and every rank learns whether any thumbnail missed eps. */
+static int merge_ranks(const fu_dist *dist, cJSON *root, int n_jobs, int *any_failed) {
+    double failed = *any_failed;
+    int rc = fu_dist_allreduce_sum_f64(dist, &failed, 1);
+    *any_failed = failed > 0;
+    cJSON *results = cJSON_GetObjectItem(root, "results");
+    char *mine = rc == FU_OK ? cJSON_PrintUnformatted(results) : NULL, *all = NULL;
+    if (rc == FU_OK) rc = fu_dist_gather_text(dist, mine ? mine : "", &all);
+    free(mine);
+    if (rc != FU_OK || dist->rank != 0) return rc;
+    cJSON **per_rank = calloc((size_t)dist->size, sizeof *per_rank), *merged = cJSON_CreateArray();
+    const char *p = all;
+    for (int r = 0; per_rank && r < dist->size; r++, p += strlen(p) + 1) per_rank[r] = cJSON_Parse(p);
+    for (int i = 0; per_rank && rc == FU_OK && i < n_jobs; i++) {
+        cJSON *item = cJSON_DetachItemFromArray(per_rank[i % dist->size], 0);   /* each rank's list is in its own order */
+        if (item) cJSON_AddItemToArray(merged, item);
+        else rc = fu_fail(FU_E_INTERNAL, "rank %d sent no result for thumbnail %d", i % dist->size, i);
+    }
+    for (int r = 0; per_rank && r < dist->size; r++) cJSON_Delete(per_rank[r]);
+    if (!per_rank) rc = fu_fail(FU_E_INTERNAL, "out of memory");
+    free(per_rank);
+    free(all);
+    cJSON_ReplaceItemInObject(root, "results", merged);
+    return rc;
 }
 
 static const char usage_text[] = "THUMB... [-o OUT] [--generator FILE] [--loss STR] [flags]\n"
@@ -490,8 +523,10 @@ int cmd_upscale(int argc, char **argv) {
     };
     char **pos = calloc(MAX_INPUTS, sizeof *pos);
     if (!pos) { fprintf(stderr, "faceup upscale: out of memory\n"); return FU_E_INTERNAL; }
+    fu_dist dist;
+    if (fu_dist_init(&argc, &argv, &dist) != FU_OK) { free(pos); fprintf(stderr, "faceup upscale: %s\n", fu_last_error()); return FU_E_INTERNAL; }
     int n_pos = args_parse("upscale", usage_text, specs, argc, argv, pos, MAX_INPUTS);
-    if (n_pos < 0) { free(pos); return n_pos == -2 ? FU_OK : FU_E_INPUT; }
+    if (n_pos < 0) { free(pos); fu_dist_finalize(); return n_pos == -2 ? FU_OK : FU_E_INPUT; }
     fu_set_threads(o.threads);
     job *jobs = NULL;
     int n_jobs = 0, many = 0, any_failed = 0, rc;
@@ -500,6 +535,7 @@ int cmd_upscale(int argc, char **argv) {
     upscale_face uf = {0};
     cJSON *root = NULL;
     rc = n_pos ? FU_OK : fu_fail(FU_E_INPUT, "no thumbnail given (try --help)");
+    if (rc == FU_OK && dist.size > 1 && o.sheet) rc = fu_fail(FU_E_INPUT, "--sheet needs a single process (%d ranks are running)", dist.size);
     if (rc == FU_OK) rc = make_config(&o, &cfg);
     if (rc == FU_OK) rc = collect_inputs(pos, n_pos, &jobs, &n_jobs, &many);
     if (rc == FU_OK && many && !o.out) rc = fu_fail(FU_E_INPUT, "several thumbnails or a directory need -o DIR");
@@ -517,18 +553,22 @@ int cmd_upscale(int argc, char **argv) {
     if (rc == FU_OK && cfg.has_loss2) rc = fu_search_check_guides(&cfg.loss2, cfg.guides);
     if (rc == FU_OK && many) rc = prepare_output_dir(o.out);
     if (rc == FU_OK && !(root = run_json(&o, gen, gen_path, &cfg))) rc = fu_fail(FU_E_INTERNAL, "out of memory");
-    if (rc == FU_OK) rc = run_jobs(&o, gen, &cfg, &uf, jobs, n_jobs, root, &any_failed);
+    if (rc == FU_OK) rc = run_jobs(&o, &dist, gen, &cfg, &uf, jobs, n_jobs, root, &any_failed);
+    int own_rc = rc;
+    rc = fu_dist_agree(&dist, rc);   /* every rank reaches this, so none waits for a failed one */
+    if (rc == FU_OK && dist.size > 1) rc = merge_ranks(&dist, root, n_jobs, &any_failed);
     if (rc == FU_OK) {
         cJSON_AddStringToObject(root, "status", any_failed ? "no_solution" : "ok");
-        if (o.json) {
+        if (o.json && dist.rank == 0) {
             char *text = cJSON_Print(root);
             if (text) printf("%s\n", text);
             free(text);
         }
-    } else {
+    } else if (own_rc != FU_OK || dist.rank == 0) {
         fprintf(stderr, "faceup upscale: %s\n", fu_last_error());
     }
     cJSON_Delete(root);
+    fu_dist_finalize();
     upscale_face_close(&uf);
     fu_generator_free(gen);
     free_jobs(jobs, n_jobs);

@@ -2,6 +2,8 @@
 #include "train/dist.h"
 #include "core/error.h"
 #include "faceup.h"
+#include <stdlib.h>
+#include <string.h>
 #ifdef FU_MPI
 #include <mpi.h>
 #endif
@@ -45,6 +47,24 @@ int fu_dist_allreduce_sum_f64(const fu_dist *d, double *buf, int n) {
     return FU_OK;
 }
 
+int fu_dist_gather_text(const fu_dist *d, const char *text, char **all) {
+    *all = NULL;
+    const char *send = strlen(text) < (size_t)1 << 30 ? text : "";   /* an empty text tells rank 0 it was too long */
+    int len = (int)strlen(send) + 1, *lens = NULL, *at = NULL, total = 0, rc = send == text ? FU_OK : FU_E_INTERNAL;
+    if (d->rank == 0 && (!(lens = calloc((size_t)d->size, sizeof *lens)) || !(at = calloc((size_t)d->size, sizeof *at))))
+        rc = FU_E_INTERNAL;   /* still joins the gathers below, so the other ranks do not hang */
+    if (MPI_Gather(&len, 1, MPI_INT, lens, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS) rc = FU_E_INTERNAL;
+    for (int r = 0; lens && at && r < d->size; r++) at[r] = total, total += lens[r];
+    if (d->rank == 0 && rc == FU_OK && !(*all = malloc((size_t)total))) rc = FU_E_INTERNAL;
+    if (MPI_Gatherv(send, len, MPI_CHAR, *all, lens, at, MPI_CHAR, 0, MPI_COMM_WORLD) != MPI_SUCCESS) rc = FU_E_INTERNAL;
+    free(lens);
+    free(at);
+    if (rc == FU_OK) return FU_OK;
+    free(*all);
+    *all = NULL;
+    return fu_fail(FU_E_INTERNAL, "gathering the ranks' results failed (a text over 1 GB, out of memory or MPI_Gatherv)");
+}
+
 int fu_dist_agree(const fu_dist *d, int status) {
     if (d->size == 1) return status;
     int worst = status;
@@ -74,6 +94,12 @@ int fu_dist_allreduce_sum(const fu_dist *d, float *buf, int64_t n) {
 int fu_dist_allreduce_sum_f64(const fu_dist *d, double *buf, int n) {
     (void)d; (void)buf; (void)n;
     return FU_OK;
+}
+
+int fu_dist_gather_text(const fu_dist *d, const char *text, char **all) {
+    (void)d;
+    *all = strdup(text);
+    return *all ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
 }
 
 int fu_dist_agree(const fu_dist *d, int status) {

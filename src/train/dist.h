@@ -26,6 +26,10 @@ void fu_dist_finalize(void);
 int fu_dist_allreduce_sum(const fu_dist *d, float *buf, int64_t n);
 /* Same for doubles (loss bookkeeping). */
 int fu_dist_allreduce_sum_f64(const fu_dist *d, double *buf, int n);
+/* Gathers one NUL-terminated text per rank on rank 0: there *all (malloc'ed; free it) receives
+ * the texts one after another in rank order, each with its NUL; other ranks get NULL. One
+ * process: a copy of text. FU_OK or FU_E_INTERNAL. */
+int fu_dist_gather_text(const fu_dist *d, const char *text, char **all);
 /* Collective error agreement: the largest status over ranks, so every rank stops together. */
 int fu_dist_agree(const fu_dist *d, int status);
 
