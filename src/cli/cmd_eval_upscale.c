@@ -380,8 +380,7 @@ static void on_step(void *ctx, const fu_search_step *s) {
 }
 
 /* The loss of a search method; RACE_IS_k aims at the thumbnail race head's class. */
-static int method_config(const options *o, const nets *n, int m, const face *fc, const fu_tensor *thumb, fu_search_config *cfg,
-                         int *target_race) {
+static int method_config(const options *o, const nets *n, int m, const fu_tensor *thumb, fu_search_config *cfg, int *target_race) {
     *cfg = fu_search_defaults();
     cfg->steps = o->steps;
     cfg->n_seeds = o->seeds;
@@ -396,7 +395,6 @@ static int method_config(const options *o, const nets *n, int m, const face *fc,
     }
     if (rc == FU_OK && (m == FU_EU_SMILING0 || m == FU_EU_SMILING1))
         rc = fu_loss_add(&cfg->loss, (fu_loss_term){.kind = FU_TERM_ATTR, .index = smiling, .value = m == FU_EU_SMILING1, .weight = 1});
-    (void)fc;
     return rc;
 }
 
@@ -414,7 +412,7 @@ static int best_seed(const fu_search_result *r, int n) {
 static int search(const options *o, nets *n, int m, const face *fc, const fu_tensor *thumb, const char *png, step_ctx *sc,
                   int *met, int *target_race, double *seconds) {
     fu_search_config cfg;
-    int rc = method_config(o, n, m, fc, thumb, &cfg, target_race);
+    int rc = method_config(o, n, m, thumb, &cfg, target_race);
     if (m == FU_EU_IDENTITY) fu_face_guides_set_reference(&n->fg, fc->reference);
     fu_search_guides guides = fu_face_guides_bind(&n->fg);
     cfg.guides = &guides;
@@ -574,7 +572,7 @@ static cJSON *summary_json(const options *o, const face *faces, int n_faces, cJS
     cJSON_AddItemToObject(root, "faces", counts);
     cJSON *judges = cJSON_AddObjectToObject(root, "judges");
     cJSON_AddStringToObject(judges, "identity", "faceres (human-models) descriptor cosine, result vs original; whole 64x64 image resized to 224");
-    cJSON_AddStringToObject(judges, "race", "gear (human-models) race class; whole 64x64 image resized to 198");
+    cJSON_AddStringToObject(judges, "race", "gear (human-models) race class; the box where UTKFace's chips sit in the frame, resized to 198");
     cJSON_AddStringToObject(judges, "smiling", "emotion (human-models) P(happy) > 0.5; whole image, 64x64 gray");
     cJSON *child;
     while ((child = tables->child)) cJSON_AddItemToObject(root, child->string, cJSON_DetachItemViaPointer(tables, child));

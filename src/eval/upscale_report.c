@@ -219,12 +219,11 @@ static void html_image(FILE *f, const char *src, const char *caption) {
     fprintf(f, "<td><img src=\"%s\" width=\"96\" height=\"96\" alt=\"\"><br>%s</td>", src, caption);
 }
 
-static void html_caption(const fu_eu_result *r, const fu_eu_face *f, int m, char *buf, size_t n) {
+static void html_caption(const fu_eu_result *r, const fu_eu_face *f, char *buf, size_t n) {
     if (!r) { snprintf(buf, n, "not run"); return; }
     snprintf(buf, n, "%sL2 %.4f<br>cos %.3f<br>%s%s, happy %.2f", r->met_eps ? "" : "<b>no eps</b> ", (double)r->l2,
              (double)r->judged.cosine, fu_eu_race_name(r->judged.race), f->race >= 0 && r->judged.race == f->race ? " &#10003;" : "",
              (double)r->judged.p_happy);
-    (void)m;
 }
 
 static void html_grid(FILE *f, const fu_eu_run *run, int k, int set) {
@@ -246,7 +245,7 @@ static void html_grid(FILE *f, const fu_eu_run *run, int k, int set) {
         for (int m = 0; m < FU_EU_N_METHODS; m++) {
             if (!(run->methods >> m & 1)) continue;
             const fu_eu_result *r = result_of(run, k, m, i);
-            html_caption(r, face, m, cap, sizeof cap);
+            html_caption(r, face, cap, sizeof cap);
             snprintf(src, sizeof src, "x%d/%s/%s.png", fac, fu_eu_method_name(m), face->id);
             if (r) html_image(f, src, cap);
             else fprintf(f, "<td>%s</td>", cap);
@@ -270,7 +269,7 @@ int fu_eu_write_html(const fu_eu_run *run, const cJSON *tables, const char *path
     FILE *f = af.f;
     fprintf(f, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>faceup eval upscale</title>\n<style>"
                "body{font:13px sans-serif} td{vertical-align:top;text-align:center;padding:2px} img{image-rendering:pixelated}"
-               " table.sum td{text-align:right;padding:1px 6px}</style></head><body>\n<h1>faceup eval upscale</h1>\n"
+               "</style></head><body>\n<h1>faceup eval upscale</h1>\n"
                "<p>Judges not used by the search: faceres cosine to the original (cos), gear race (&#10003;: UTKFace label), "
                "emotion P(happy). L2: the result's downscale against the thumbnail (eps %g).</p>\n<pre>",
             (double)run->eps);
