@@ -73,8 +73,9 @@ valgrind:
 $(BUILD)/bench_irse: $(BUILD)/bench/irse/bench_irse.o $(BUILD)/libfaceup.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-bench: $(BUILD)/bench_ops $(BUILD)/bench_stylegan
+bench: $(BUILD)/bench_ops $(BUILD)/bench_stylegan $(BUILD)/faceup
 	bench/run.sh
+	BENCH_GENERATORS=vae bench/upscale.sh
 
 bench-upscale: $(BUILD)/faceup
 	bench/upscale.sh
