@@ -123,6 +123,10 @@ static int open_nets(options *o, nets *n) {
     if (rc == FU_OK && !(n->faceres = fu_face_net_load(FU_NET_FACERES))) rc = fu_last_code();
     if (rc == FU_OK && !(n->gear = fu_face_net_load(FU_NET_GEAR))) rc = fu_last_code();
     if (rc == FU_OK && !(n->emotion = fu_face_net_load(FU_NET_EMOTION))) rc = fu_last_code();
+    if (rc == FU_OK && (fu_face_net_out_dim(n->faceres) != FACERES_DIM || fu_face_net_out_dim(n->gear) != FU_GEAR_DIM ||
+                        fu_face_net_out_dim(n->emotion) != FU_EMOTION_DIM))
+        rc = fu_fail(FU_E_INPUT, "the judges' outputs are not faceres %d, gear %d, emotion %d floats (other human-models files?)",
+                     FACERES_DIM, FU_GEAR_DIM, FU_EMOTION_DIM);
     return rc;
 }
 

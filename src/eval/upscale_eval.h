@@ -103,8 +103,19 @@ typedef struct fu_eu_run {
     const fu_eu_result *results;
 } fu_eu_run;
 
-/* {"table": [...], "race_per_class": [...], "originals": {...}, "targets": {...}} (see the
- * command's --help for the fields). */
+/* The tables (a field is left out where nothing was counted):
+ *   table: one row per factor x method x set: faces; search_met_eps (share the search accepted:
+ *     L2 <= eps and, with race/attribute terms, those <= 0.1); l2_mean, l2_within_eps (the saved
+ *     result's downscale against the thumbnail); identity_cosine (faceres, to the original);
+ *     race_agrees_with_original, race_matches_label (gear; label: UTKFace); p_happy_mean,
+ *     smiling_rate (emotion), smiling_matches_label (CelebA's label); attribute_success
+ *     (smiling0/1: the judged smile is the target); seconds_mean (search time).
+ *   race_per_class: per factor x method, per UTKFace class: faces, matches_label,
+ *     agrees_with_original, and for race target_matches_label (the thumbnail head aimed right).
+ *   originals: per set, the judges on the originals (their accuracy where labels exist).
+ *   targets: per factor, identity_beats_pulse_on_identity (LFW) and
+ *     race_beats_pulse_every_class (UTKFace, matches_label), where both methods ran.
+ * NULL with a message when out of memory. */
 cJSON *fu_eu_tables(const fu_eu_run *run);
 /* The tables as fixed-width text (the command's output without --json). */
 void fu_eu_print_tables(const cJSON *tables, FILE *f);

@@ -59,13 +59,14 @@ static cJSON *method_row(const fu_eu_run *run, int k, int m, int set) {
 
 /* Per UTKFace class: the share of results whose judged race is the label, and the original's. */
 static cJSON *class_row(const fu_eu_run *run, int k, int m, double matches[FU_EU_N_RACES]) {
-    tally label[FU_EU_N_RACES] = {0}, agrees[FU_EU_N_RACES] = {0};
+    tally label[FU_EU_N_RACES] = {0}, agrees[FU_EU_N_RACES] = {0}, aimed[FU_EU_N_RACES] = {0};
     for (int i = 0; i < run->n_faces; i++) {
         const fu_eu_face *f = &run->faces[i];
         const fu_eu_result *r = result_of(run, k, m, i);
         if (f->set != FU_EU_UTK || !r || !in_factor(f, &run->factors[k])) continue;
         count(&label[f->race], r->judged.race == f->race);
         count(&agrees[f->race], r->judged.race == run->originals[i].race);
+        if (r->target_race >= 0) count(&aimed[f->race], r->target_race == f->race);
     }
     cJSON *o = cJSON_CreateObject(), *classes = cJSON_CreateObject();
     int any = 0;
@@ -75,6 +76,7 @@ static cJSON *class_row(const fu_eu_run *run, int k, int m, double matches[FU_EU
         cJSON *x = cJSON_CreateObject();
         cJSON_AddNumberToObject(x, "faces", label[c].n);
         put(x, "matches_label", &label[c]), put(x, "agrees_with_original", &agrees[c]);
+        put(x, "target_matches_label", &aimed[c]);   /* race: the thumbnail head's class was the label */
         cJSON_AddItemToObject(classes, fu_eu_race_name(c), x);
         any = 1;
     }
