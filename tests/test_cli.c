@@ -301,11 +301,13 @@ TEST(cli_generate_vae_samples_and_thumbnails) {
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && count_newlines(err) == 1);
 }
 
-/* Count of regular files in dir whose names contain needle. */
-static int files_containing(const char *dir, const char *needle) {
+/* Count of entries of dir whose names end with suffix (an interrupted write's temporary file,
+ * "NAME.png.tmp-PID-N", does not count). */
+static int files_ending(const char *dir, const char *suffix) {
     DIR *d = opendir(dir);
     int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, needle) != NULL;
+    size_t k = strlen(suffix);
+    for (struct dirent *e; d && (e = readdir(d));) n += strlen(e->d_name) >= k && !strcmp(e->d_name + strlen(e->d_name) - k, suffix);
     if (d) closedir(d);
     return n;
 }
@@ -336,10 +338,10 @@ TEST(cli_upscale_interrupted_directory_resumes) {
     }
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "( %s upscale %s -o %s --generator %s --steps 3000 --quiet --threads 1 >/dev/null 2>&1 & pid=$!; "
-             "for i in $(seq 1 600); do ls %s 2>/dev/null | grep -q 't0' && break; sleep 0.05; done; "
+             "for i in $(seq 1 600); do ls %s 2>/dev/null | grep -qE '^t0(_no_solution)?[.]png$' && break; sleep 0.05; done; "
              "kill -INT $pid; sleep 0.2; kill -KILL $pid 2>/dev/null; wait $pid ) 2>/dev/null", bin, in, outd, model, outd);
     (void)system(cmd);
-    int done_first = files_containing(outd, ".png");
+    int done_first = files_ending(outd, ".png");
     CHECK_MSG(done_first >= 1 && done_first < N_THUMBS, "%d outputs after the interrupt", done_first);
     for (int i = 0; i < N_THUMBS; i++) {                /* every final name holds a whole image */
         snprintf(path, sizeof path, "%s/t%d.png", outd, i);
