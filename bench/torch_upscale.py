@@ -17,7 +17,9 @@ WEIGHTS ending in .safetensors is faceup's own VAE (src/gen/vae.h; the file read
 safetensors header, no extra package): its decoder is the generator (one latent row, so
 GEOCROSS is 0 and left out, no noise maps), and each search starts, as faceup's does by default,
 from the encoder's posterior sample mu + exp(logvar / 2) * eps for the bicubic-upscaled
-thumbnail, kept on the sphere of that start's radius.
+thumbnail, kept on the sphere of that start's radius. With a fitted prior in the file
+(prior.mean, prior.scale_tril) the search moves the whitened latent w, z = mean + L w, and the
+start is whitened, w = L^-1 (z - mean), as in faceup.
 """
 import json
 import math
@@ -165,11 +167,23 @@ class VAE:
     def __init__(self, path):
         self.sd = read_safetensors(path)
         self.n_stages = sum(1 for k in self.sd if k.startswith("dec.conv") and k.endswith(".weight"))
-        self.latent = self.sd["dec.fc.weight"].shape[1]
+        self.dim = self.sd["dec.fc.weight"].shape[1]
         self.size = 4 << self.n_stages
+        self.prior = "prior.mean" in self.sd
 
-    def decode(self, z):
+    def latent(self, w):
+        """The decoder's latent for a whitened w (w itself without a prior)."""
+        return F.linear(w, self.sd["prior.scale_tril"], self.sd["prior.mean"]) if self.prior else w
+
+    def whiten(self, z):
+        if not self.prior:
+            return z
+        d = (z - self.sd["prior.mean"]).view(-1, 1)
+        return torch.linalg.solve_triangular(self.sd["prior.scale_tril"], d, upper=False).view(1, -1)
+
+    def decode(self, w):
         sd = self.sd
+        z = self.latent(w)
         h = F.leaky_relu(F.linear(z, sd["dec.fc.weight"], sd["dec.fc.bias"]), 0.2).view(z.shape[0], -1, 4, 4)
         for i in range(self.n_stages):
             h = F.interpolate(h, scale_factor=2, mode="nearest")
@@ -241,7 +255,7 @@ def make_thumb(path, side, out):
     if path.endswith(".safetensors"):
         g = VAE(path)
         with torch.no_grad():
-            img = (g.decode(torch.randn(1, g.latent)) + 1) / 2
+            img = (g.decode(torch.randn(1, g.dim)) + 1) / 2
             ref = write_png(out, bicubic_down(img, g.size // side))
         np.save(out + ".npy", ref.numpy())
         return
@@ -261,7 +275,7 @@ def time_search_vae(path, thumb, steps):
     with torch.no_grad():
         up = F.interpolate(ref, size=(g.size, g.size), mode="bicubic", align_corners=False)
         mu, logvar = g.encode(up * 2 - 1)
-        z0 = mu + torch.exp(logvar / 2) * torch.randn(1, g.latent)
+        z0 = g.whiten(mu + torch.exp(logvar / 2) * torch.randn(1, g.dim))
     z = z0.clone().requires_grad_(True)
     radius = (z0.pow(2).sum() + 1e-9).sqrt()
     opt = torch.optim.Adam([z], lr=0.4)
