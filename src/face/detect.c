@@ -190,3 +190,35 @@ fu_box fu_face_box_for_landmarks(const fu_face_det *d) {
     float cx = (d->x0 + d->x1) / 2 + CAL_DX * s, cy = (d->y0 + d->y1) / 2 + CAL_DY * s, half = CAL_SIDE * s / 2;
     return (fu_box){cx - half, cy - half, cx + half, cy + half};
 }
+
+/* Landmarks -> dlib HOG box, fitted on dlib's own detections and landmarks of the 5,362 LFW
+ * images outside folds 1-3 (tests/reference/dlib_chips.cpp; the test face_box_from_landmarks
+ * refits on the reference faces): with the landmarks' mean (mx, my) and RMS distance from it
+ * r, dlib's box has centre (mx + LM_DX r, my + LM_DY r) and side LM_SIDE r (right - left).
+ * Per-face scatter of dlib's boxes about this (its pyramid is coarse): 0.08 r, 0.15 r in the
+ * centre, 0.24 r in the side. */
+#define LM_DX 0.048
+#define LM_DY (-0.110)
+#define LM_SIDE 2.827
+
+fu_box fu_face_box_from_landmarks(const float *lm) {
+    double mx = 0, my = 0, r2 = 0;
+    for (int i = 0; i < 68; i++) mx += lm[2 * i], my += lm[2 * i + 1];
+    mx /= 68, my /= 68;
+    for (int i = 0; i < 68; i++) r2 += (lm[2 * i] - mx) * (lm[2 * i] - mx) + (lm[2 * i + 1] - my) * (lm[2 * i + 1] - my);
+    double r = sqrt(r2 / 68), cx = mx + LM_DX * r, cy = my + LM_DY * r, half = LM_SIDE * r / 2;
+    return (fu_box){(float)(cx - half), (float)(cy - half), (float)(cx + half), (float)(cy + half)};
+}
+
+int fu_face_landmarks(const fu_shape_predictor *sp, const fu_gray_image *gray, const fu_face_det *d, fu_box *box,
+                      float *lm68) {
+    if (sp->n_parts != 68) return fu_fail(FU_E_INPUT, "a %d-point shape predictor; 68 points needed", sp->n_parts);
+    fu_box b = fu_face_box_for_landmarks(d);
+    int rc = fu_shape_predict(sp, gray, b, lm68);
+    if (rc == FU_OK) {
+        b = fu_face_box_from_landmarks(lm68);
+        rc = fu_shape_predict(sp, gray, b, lm68);
+    }
+    if (box) *box = b;
+    return rc;
+}
