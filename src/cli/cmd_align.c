@@ -69,8 +69,9 @@ static int align_one(const aligner *a, const char *path, const char *out, face_r
     fu_graph *g = fu_graph_new();
     int rc = g ? find_face(a, img, path, &r->face) : FU_E_INTERNAL;
     if (rc == FU_OK) {
+        r->lm_box = fu_face_box_for_landmarks(&r->face);
         gray = fu_gray_from_rgb(img);
-        rc = gray ? fu_face_landmarks(a->sp, gray, &r->face, &r->lm_box, r->lm) : FU_E_INTERNAL;
+        rc = gray ? fu_shape_predict(a->sp, gray, r->lm_box, r->lm) : FU_E_INTERNAL;
     }
     if (rc == FU_OK) {
         fu_tensor *crop = fu_align_face(g, img, r->lm, a->mode, a->size, r->theta);

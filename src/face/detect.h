@@ -50,22 +50,8 @@ fu_face_det fu_face_whole_image(int width, int height);
 float fu_face_iou(const fu_face_det *a, const fu_face_det *b);
 
 /* The box dlib's shape predictor expects (its HOG detector's convention) for a blazeface
- * box: a fixed affine calibration measured against dlib's own detector (see detect.c). */
+ * detection, calibrated against dlib's own detector (see detect.c): from the box and the
+ * eye, nose and mouth keypoints, or from the box alone when the keypoints are NaN. */
 fu_box fu_face_box_for_landmarks(const fu_face_det *d);
-
-/* The box dlib's HOG detector gives, on average, for a face with these 68 landmarks (x y per
- * point): centred at the landmarks' mean plus an offset, with a side, both in units of the
- * landmarks' RMS distance from their mean (constants fitted against dlib's detector, see
- * detect.c). */
-fu_box fu_face_box_from_landmarks(const float *lm68);
-
-/* dlib's 68 landmarks for a detection: the predictor run in fu_face_box_for_landmarks(d), then
- * once more in the box fu_face_box_from_landmarks gives for that first result. The predictor
- * was trained on dlib's detector boxes and its output depends on where the box lies; the
- * second box is much closer to the one dlib's detector would give than the mapped blazeface
- * box, which brings the landmarks close to those dlib's own pipeline finds. box (may be NULL)
- * receives the box of the final pass. FU_OK or the predictor's error. */
-int fu_face_landmarks(const fu_shape_predictor *sp, const fu_gray_image *gray, const fu_face_det *d, fu_box *box,
-                      float *lm68);
 
 #endif

@@ -82,9 +82,10 @@ static int find_with(fu_face_finder *f, int worker, const fu_tensor *img, const 
     int rc = out->detected ? pick_face(f->det[worker], img, label, &out->det) : FU_OK;
     if (rc != FU_OK) return rc;
     if (!out->detected) out->det = fu_face_whole_image(W, H);
+    out->lm_box = fu_face_box_for_landmarks(&out->det);
     fu_gray_image *gray = fu_gray_from_rgb(img);
     if (!gray) return fu_last_code();
-    rc = fu_face_landmarks(f->sp, gray, &out->det, &out->lm_box, out->lm);
+    rc = fu_shape_predict(f->sp, gray, out->lm_box, out->lm);
     fu_gray_free(gray);
     if (rc != FU_OK) return fu_fail(rc, "%s: landmarks: %s", label, fu_last_error());
     return FU_OK;

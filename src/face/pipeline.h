@@ -41,7 +41,7 @@ typedef struct fu_face_finder fu_face_finder;
 typedef struct {
     fu_face_det det;     /* the chosen detection (or the whole image without detection) */
     int detected;        /* 0 when the whole image was taken as the face */
-    fu_box lm_box;       /* the box of the shape predictor's final pass (fu_face_landmarks) */
+    fu_box lm_box;       /* the box given to the shape predictor */
     float lm[136];       /* 68 landmarks, x y, source pixels */
 } fu_face_found;
 

@@ -310,7 +310,7 @@ static int find_landmarks(const framer *f, const fu_tensor *img, float *lm) {
     int k = fu_face_pick(dets, n, (int)img->shape[3], (int)img->shape[2]);
     fu_gray_image *gray = fu_gray_from_rgb(img);
     if (!gray) return fu_last_code();
-    int rc = fu_face_landmarks(f->sp, gray, &dets[k], NULL, lm);
+    int rc = fu_shape_predict(f->sp, gray, fu_face_box_for_landmarks(&dets[k]), lm);
     fu_gray_free(gray);
     return rc;
 }
