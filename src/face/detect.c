@@ -188,7 +188,7 @@ fu_face_det fu_face_whole_image(int width, int height) {
  * lies (a turned head moves them, and dlib's box, to one side). Linear least squares on
  * f = ((kp_k - c) / s for the keypoints 0-3, x y each, then 1), c and s as above: dlib's box
  * has centre c + s (KP_BOX[0] . f, KP_BOX[1] . f) and side s (KP_BOX[2] . f). Fitted on the
- * 2,352 LFW images of folds 4-10 that both detectors find (dlib's HOG box on the RGB image,
+ * 2,352 LFW images first named by folds 4-6 that both detectors find (dlib's HOG box on the RGB image,
  * the detection nearest the centre: tests/reference/dlib_chips.cpp). Measured on the 2,300
  * images of folds 1-3: mean IoU with dlib's box 0.83 (0.75 without keypoints), and the
  * landmarks from this box are more than 20% of the inter-ocular distance away from those
