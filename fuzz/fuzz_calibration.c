@@ -9,7 +9,7 @@
 #include <string.h>
 #include "eval/calibration.h"
 #include "faceup.h"
-#include "fuzz_file.h"
+#include "input_file.h"
 
 static const char *const models[2] = {"dlib-resnet", "faceres"};
 

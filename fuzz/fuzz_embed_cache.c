@@ -7,7 +7,7 @@
 #include <string.h>
 #include "eval/embed_cache.h"
 #include "faceup.h"
-#include "fuzz_file.h"
+#include "input_file.h"
 
 #define TAG "dlib-resnet/dlib150"
 

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include "faceup.h"
-#include "fuzz_file.h"
+#include "input_file.h"
 #include "train/faces.h"
 
 static volatile float sink;  /* keeps the pixel reads */
