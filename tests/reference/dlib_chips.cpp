@@ -1,9 +1,11 @@
 // Test-only reference: dlib's own face chips, the input dlib's ResNet face recogniser was
 // evaluated on (dlib's pipeline: HOG frontal_face_detector on the RGB image, the 68-point
-// shape predictor, get_face_chip_details(shape, 150, 0.25), extract_image_chips). For
-// comparing faceup's chips and the LFW accuracy of faceup's network on dlib's chips
-// (tools/lfw-dlib-chips.sh). Built against Debian's libdlib-dev.
+// shape predictor, get_face_chip_details(shape, 150, 0.25), extract_image_chips). Used to
+// compare faceup's chips, landmarks and detector boxes with dlib's on LFW, and to run faceup's
+// network on dlib's chips (bench/RESULTS.md, "LFW: dlib's own chips against faceup's"); its boxes
+// and landmarks are what the keypoint box of face/detect.c was fitted to. Build and run:
 //
+//   g++ -O2 -std=c++14 -o dlib_chips tests/reference/dlib_chips.cpp $(pkg-config --cflags --libs dlib-1)
 //   dlib_chips PREDICTOR.dat CHIPS.bin IMAGE... > chips.txt
 //
 // Per image, one line of chips.txt:
