@@ -209,3 +209,22 @@ TEST(face_box_calibration) {
     cJSON_Delete(ref);
     fu_face_detector_free(det);
 }
+
+/* Keypoints the keypoint fit never saw (all four 10 box sizes away) would extrapolate to a
+ * box of negative or huge side: the box-only calibration is used instead, as for a detection
+ * without keypoints. */
+TEST(face_box_ignores_implausible_keypoints) {
+    fu_face_det d = {100, 50, 200, 150, 0.9f, {0}};
+    for (int i = 0; i < 12; i++) d.kp[i] = NAN;
+    fu_box alone = fu_face_box_for_landmarks(&d);
+    for (int sign = -1; sign <= 1; sign += 2) {
+        for (int i = 0; i < 8; i++) d.kp[i] = (i % 2 ? 100.0f : 150.0f) + sign * 1000.0f;
+        fu_box b = fu_face_box_for_landmarks(&d);
+        CHECK(b.left == alone.left && b.top == alone.top && b.right == alone.right && b.bottom == alone.bottom);
+    }
+    /* plausible keypoints (eyes, nose, mouth of an upright face) move the box off the fallback */
+    const float kp[8] = {130, 85, 170, 85, 150, 105, 150, 125};
+    for (int i = 0; i < 8; i++) d.kp[i] = kp[i];
+    fu_box b = fu_face_box_for_landmarks(&d);
+    CHECK(b.right - b.left > 50 && b.right - b.left < 200 && b.left != alone.left);
+}

@@ -209,10 +209,12 @@ fu_box fu_face_box_for_landmarks(const fu_face_det *d) {
     double s = ((d->x1 - d->x0) + (d->y1 - d->y0)) / 2, cx = (d->x0 + d->x1) / 2, cy = (d->y0 + d->y1) / 2;
     double dx = CAL_DX, dy = CAL_DY, side = CAL_SIDE;
     if (has_keypoints(d) && s > 0) {
-        double f[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+        double f[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1}, kx = 0, ky = 0, ks = 0;
         for (int k = 0; k < 4; k++) f[2 * k] = (d->kp[2 * k] - cx) / s, f[2 * k + 1] = (d->kp[2 * k + 1] - cy) / s;
-        dx = dy = side = 0;
-        for (int i = 0; i < 9; i++) dx += KP_BOX[0][i] * f[i], dy += KP_BOX[1][i] * f[i], side += KP_BOX[2][i] * f[i];
+        for (int i = 0; i < 9; i++) kx += KP_BOX[0][i] * f[i], ky += KP_BOX[1][i] * f[i], ks += KP_BOX[2][i] * f[i];
+        /* keypoints far outside what the fit saw can extrapolate to nonsense: keep the box-only
+         * calibration unless the keypoint box is of a plausible size */
+        if (ks > 0.5 && ks < 2) dx = kx, dy = ky, side = ks;
     }
     double x = cx + dx * s, y = cy + dy * s, half = side * s / 2;
     return (fu_box){(float)(x - half), (float)(y - half), (float)(x + half), (float)(y + half)};
