@@ -4,9 +4,13 @@
 #include <jpeglib.h>
 #include <png.h>
 #include <stdlib.h>
+#include "eval/calibration.h"
+#include "eval/embed_cache.h"
 #include "io/dlib_dat.h"
+#include "io/fileutil.h"
 #include "io/image.h"
 #include "io/safetensors.h"
+#include "train/faces.h"
 
 static void seed_safetensors(void) {
     fu_tensor *a = fu_tensor_newv(2, (int64_t)2, (int64_t)3), *s = fu_tensor_new(0, NULL), *e = fu_tensor_newv(1, (int64_t)0);
@@ -92,7 +96,55 @@ static void seed_dlib(void) {
     free(buf);
 }
 
+/* Two 8x8 faces (one per split and source kind) and an empty set. */
+static void seed_faces(void) {
+    fu_face_label labels[2] = {{.path = "celeba/img/000001.jpg", .source = FU_FACES_CELEBA, .split = FU_SPLIT_TRAIN,
+                                .gender = 1, .race = -1, .age = -1, .identity = -1, .attrs = 5, .attrs_known = (1ull << 40) - 1},
+                               {.path = "lfw/images/A_B/A_B_0001.jpg", .source = FU_FACES_LFW, .split = FU_SPLIT_TEST,
+                                .gender = -1, .race = -1, .age = 30, .identity = 7}};
+    uint8_t pixels[2 * 3 * 8 * 8];
+    for (size_t i = 0; i < sizeof pixels; i++) pixels[i] = (uint8_t)(i * 7);
+    fu_faces set = {.size = 8, .count = 2, .labels = labels, .pixels = pixels};
+    fu_faces_save(&set, "corpus/fuzz_faces/two.faces");
+    set.count = 0;
+    fu_faces_save(&set, "corpus/fuzz_faces/empty.faces");
+}
+
+/* fuzz_embed_cache's input: a byte choosing the vector size (3 -> 128, 1 -> 3), then the file. */
+static void embed_cache_seed(const char *out, int selector, int dim, int records) {
+    const char *tmp = "corpus/fuzz_embed_cache/tmp.bin";
+    fu_ecache *c = fu_ecache_open(tmp, "dlib-resnet/dlib150", dim);
+    float vec[128];
+    for (int r = 0; r < records; r++) {
+        for (int i = 0; i < dim; i++) vec[i] = (float)(r * dim + i) / 8;
+        fu_ecache_put(c, fu_ecache_key_bytes(&r, sizeof r), vec);
+    }
+    fu_ecache_save(c);
+    fu_ecache_free(c);
+    unsigned char *data;
+    size_t n;
+    if (fu_read_file(tmp, 1 << 20, &data, &n) != 0) return;
+    FILE *f = fopen(out, "wb");
+    fputc(selector, f);
+    fwrite(data, 1, n, f);
+    fclose(f);
+    free(data);
+    remove(tmp);
+}
+
+static void seed_calibration(void) {
+    fu_calibration dlib = {"neg-euclidean", -0.6, 0.99, 0.004, 6000}, faceres = {"cosine", 0.5, 0.96, 0.02, 600};
+    fu_calibration_write("corpus/fuzz_calibration/both.json", "dlib-resnet", &dlib);
+    fu_calibration_write("corpus/fuzz_calibration/both.json", "faceres", &faceres);
+    fu_calibration_write("corpus/fuzz_calibration/one.json", "faceres", &faceres);
+}
+
 int main(void) {
+    seed_faces();
+    embed_cache_seed("corpus/fuzz_embed_cache/d128_two", 3, 128, 2);
+    embed_cache_seed("corpus/fuzz_embed_cache/d3_five", 1, 3, 5);
+    embed_cache_seed("corpus/fuzz_embed_cache/d3_empty", 1, 3, 0);
+    seed_calibration();
     seed_safetensors();
     seed_dlib();
     raw_png("corpus/fuzz_image/gray8.png", PNG_COLOR_TYPE_GRAY, 8, PNG_INTERLACE_NONE);

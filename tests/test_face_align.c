@@ -49,26 +49,40 @@ TEST(align_similarity_fit_recovers_transform) {
     CHECK(fu_affine_invert(singular, inv) == FU_E_INPUT);
 }
 
-/* 68 landmarks whose ArcFace / dlib points are the template moved by t into the image. */
+/* dlib's mean face positions (unit square) of the points its 68-point chip aligns on, as in
+ * dlib's get_face_chip_details: nose, eyes, outer lip, upper inner lip. */
+static const struct { int part; double x, y; } dlib_face[] = {
+    {27, 0.490127, 0.203352}, {28, 0.490127, 0.307009}, {29, 0.490127, 0.409805}, {30, 0.490127, 0.515625},
+    {31, 0.36688, 0.587326},  {32, 0.426036, 0.609345}, {33, 0.490127, 0.628106}, {34, 0.554217, 0.609345},
+    {35, 0.613373, 0.587326}, {36, 0.121737, 0.216423}, {37, 0.187122, 0.178758}, {38, 0.265825, 0.179852},
+    {39, 0.334606, 0.231733}, {40, 0.260918, 0.245099}, {41, 0.182743, 0.244077}, {42, 0.645647, 0.231733},
+    {43, 0.714428, 0.179852}, {44, 0.793132, 0.178758}, {45, 0.858516, 0.216423}, {46, 0.79751, 0.244077},
+    {47, 0.719335, 0.245099}, {48, 0.254149, 0.780233}, {49, 0.340985, 0.745405}, {50, 0.428858, 0.727388},
+    {51, 0.490127, 0.742578}, {52, 0.551395, 0.727388}, {53, 0.639268, 0.745405}, {54, 0.726104, 0.780233},
+    {60, 0.290379, 0.784792}, {61, 0.428096, 0.778746}, {62, 0.490127, 0.785343}, {63, 0.552157, 0.778746},
+    {64, 0.689874, 0.784792}};
+
+/* 68 landmarks whose ArcFace / dlib points are the template moved by t into the image; the
+ * points neither uses are left far away (at 1000, 1000), so a mode that read them would fail. */
 static void face_from_template(const double t[6], int size, fu_align_mode mode, float *lm) {
     static const double arc[5][2] = {{38.2946, 51.6963}, {73.5318, 51.5014}, {56.0252, 71.7366},
                                      {41.5493, 92.3655}, {70.7299, 92.2041}};
-    static const double dl[5][2] = {{0.8595674595992, 0.2134981538014}, {0.6460604764104, 0.2289674387677},
-                                    {0.1205750620789, 0.2137274526848}, {0.3340850613712, 0.2290642403242},
-                                    {0.4901123135679, 0.6277975316475}};
     static const int arc_parts[5][6] = {{36, 37, 38, 39, 40, 41}, {42, 43, 44, 45, 46, 47}, {30}, {48}, {54}};
-    static const int dl_parts[5] = {45, 42, 36, 39, 33};
-    for (int i = 0; i < 136; i++) lm[i] = 0;
+    double x, y;
+    for (int i = 0; i < 136; i++) lm[i] = 1000;
+    if (mode == FU_ALIGN_DLIB) {
+        for (size_t k = 0; k < sizeof dlib_face / sizeof dlib_face[0]; k++) {
+            fu_affine_apply(t, (0.25 + dlib_face[k].x) / 1.5 * size, (0.25 + dlib_face[k].y) / 1.5 * size, &x, &y);
+            lm[2 * dlib_face[k].part] = (float)x;
+            lm[2 * dlib_face[k].part + 1] = (float)y;
+        }
+        return;
+    }
     for (int k = 0; k < 5; k++) {
-        double u = mode == FU_ALIGN_ARCFACE ? arc[k][0] * size / 112 : (0.25 + dl[k][0]) / 1.5 * size;
-        double v = mode == FU_ALIGN_ARCFACE ? arc[k][1] * size / 112 : (0.25 + dl[k][1]) / 1.5 * size;
-        double x, y;
-        fu_affine_apply(t, u, v, &x, &y);
-        int n = mode == FU_ALIGN_ARCFACE ? (k < 2 ? 6 : 1) : 1;
-        for (int j = 0; j < n; j++) {
-            int p = mode == FU_ALIGN_ARCFACE ? arc_parts[k][j] : dl_parts[k];
-            lm[2 * p] = (float)x;
-            lm[2 * p + 1] = (float)y;
+        fu_affine_apply(t, arc[k][0] * size / 112, arc[k][1] * size / 112, &x, &y);
+        for (int j = 0; j < (k < 2 ? 6 : 1); j++) {
+            lm[2 * arc_parts[k][j]] = (float)x;
+            lm[2 * arc_parts[k][j] + 1] = (float)y;
         }
     }
 }
@@ -230,7 +244,7 @@ TEST(align_dlib_chip_matches_dlib) {
     double worst = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(ref, "images")) {
-        const cJSON *parts = cJSON_GetObjectItem(e, "parts"), *chip = cJSON_GetObjectItem(e, "chip150");
+        const cJSON *parts = cJSON_GetObjectItem(e, "parts"), *chip = cJSON_GetObjectItem(e, "face_chip150");
         if (!cJSON_IsArray(parts) || !cJSON_IsArray(chip)) continue;
         float lm[136];
         double theta[6], inv[6], want[6];

@@ -126,9 +126,27 @@ static double landmark_error(const fu_shape_predictor *sp, const fu_tensor *img,
     return sum / 68 / iod;
 }
 
-/* Fits dlib's box from blazeface's (centre offset and side, in units of blazeface's size) on
- * the reference LFW faces, prints the fit, and checks that the calibration compiled into
- * fu_face_box_for_landmarks agrees with it and overlaps dlib's boxes well. */
+/* A det's box given to fu_face_box_for_landmarks with or without its keypoints: the IoU with
+ * dlib's box and the landmark error (parts_error) of one predictor run in it. */
+typedef struct { double iou_sum, iou_min, lm_sum, lm_max; } box_score;
+
+static void score_box(box_score *sc, const fu_shape_predictor *sp, const fu_tensor *img, const fu_face_det *d,
+                      const cJSON *box, const cJSON *parts) {
+    fu_box c = fu_face_box_for_landmarks(d);
+    fu_face_det cb = {c.left, c.top, c.right, c.bottom, 0, {0}};
+    fu_face_det db = {(float)item(box, 0), (float)item(box, 1), (float)item(box, 2), (float)item(box, 3), 0, {0}};
+    double iou = fu_face_iou(&cb, &db), err = landmark_error(sp, img, c, parts);
+    sc->iou_sum += iou;
+    sc->iou_min = fmin(sc->iou_min, iou);
+    sc->lm_sum += err;
+    sc->lm_max = fmax(sc->lm_max, err);
+}
+
+/* Fits dlib's box from blazeface's box alone (centre offset and side, in units of blazeface's
+ * size) on the reference LFW faces, prints the fit, and checks that fu_face_box_for_landmarks's
+ * fallback for detections without keypoints agrees with it; with keypoints (the fit on other
+ * LFW images compiled into detect.c) the boxes must overlap dlib's better and give landmarks
+ * nearer dlib's. */
 TEST(face_box_calibration) {
     fu_face_detector *det = load_detector();
     if (!det) SKIP("blazeface model absent (tools/fetch-models.sh)");
@@ -138,10 +156,11 @@ TEST(face_box_calibration) {
     fu_shape_predictor *sp = fu_dlib_load_shape_predictor(fu_model_path(FU_DLIB_LANDMARKS_MODEL, spath, sizeof spath));
     REQUIRE(sp);
     int n = 0;
-    double sdx = 0, sdy = 0, sside = 0, ss = 0, iou_sum = 0, iou_min = 1, lm_sum = 0, lm_max = 0;
+    double sdx = 0, sdy = 0, sside = 0, ss = 0;
+    box_score alone = {0, 1, 0, 0}, with_kp = {0, 1, 0, 0};
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(ref, "images")) {
-        const cJSON *box = cJSON_GetObjectItem(e, "box");
+        const cJSON *box = cJSON_GetObjectItem(e, "box"), *parts = cJSON_GetObjectItem(e, "parts");
         /* LFW only: whole faces in a wider frame, as detector boxes are met in use (UTKFace's
          * tight crops cut dlib's box at the image border) */
         if (!cJSON_IsArray(box) || !strstr(cJSON_GetObjectItem(e, "path")->valuestring, "/lfw/")) continue;
@@ -149,22 +168,16 @@ TEST(face_box_calibration) {
         fu_face_det f[16];
         int k = img ? fu_face_detect(det, img, 0.5f, 0.3f, f, 16) : 0;
         if (k > 0) {
-            const fu_face_det *b = &f[fu_face_pick(f, k, (int)img->shape[3], (int)img->shape[2])];
-            double s = ((b->x1 - b->x0) + (b->y1 - b->y0)) / 2;
+            fu_face_det b = f[fu_face_pick(f, k, (int)img->shape[3], (int)img->shape[2])];
+            double s = ((b.x1 - b.x0) + (b.y1 - b.y0)) / 2;
             double dcx = (item(box, 0) + item(box, 2)) / 2, dcy = (item(box, 1) + item(box, 3)) / 2;
-            sdx += (dcx - (b->x0 + b->x1) / 2) / s;
-            sdy += (dcy - (b->y0 + b->y1) / 2) / s;
+            sdx += (dcx - (b.x0 + b.x1) / 2) / s;
+            sdy += (dcy - (b.y0 + b.y1) / 2) / s;
             sside += (item(box, 2) - item(box, 0)) * s;
             ss += s * s;
-            fu_box c = fu_face_box_for_landmarks(b);
-            fu_face_det cb = {c.left, c.top, c.right, c.bottom, 0, {0}};
-            fu_face_det db = {(float)item(box, 0), (float)item(box, 1), (float)item(box, 2), (float)item(box, 3), 0, {0}};
-            double iou = fu_face_iou(&cb, &db);
-            iou_sum += iou;
-            iou_min = fmin(iou_min, iou);
-            double err = landmark_error(sp, img, c, cJSON_GetObjectItem(e, "parts"));
-            lm_sum += err;
-            lm_max = fmax(lm_max, err);
+            score_box(&with_kp, sp, img, &b, box, parts);
+            for (int i = 0; i < 12; i++) b.kp[i] = NAN;
+            score_box(&alone, sp, img, &b, box, parts);
             n++;
         }
         fu_tensor_free(img);
@@ -177,18 +190,41 @@ TEST(face_box_calibration) {
     }
     REQUIRE(n >= 20);
     double dx = sdx / n, dy = sdy / n, side = sside / ss;
-    printf("  fit on %d faces: dlib centre = blazeface centre + (%.4f, %.4f) * size, side = %.4f * size; "
-           "calibrated box IoU with dlib's: mean %.3f, min %.3f\n", n, dx, dy, side, iou_sum / n, iou_min);
-    printf("  landmarks from the calibrated blazeface box vs from dlib's box: mean %.2f%%, worst face %.2f%% "
-           "of the inter-ocular distance\n", 100 * lm_sum / n, 100 * lm_max);
+    printf("  fit on %d faces: dlib centre = blazeface centre + (%.4f, %.4f) * size, side = %.4f * size\n", n, dx, dy, side);
+    printf("  IoU with dlib's box, mean (min): box alone %.3f (%.3f), with keypoints %.3f (%.3f); landmarks vs "
+           "from dlib's box, mean (worst face) %% of the inter-ocular distance: box alone %.2f%% (%.2f%%), with "
+           "keypoints %.2f%% (%.2f%%)\n", alone.iou_sum / n, alone.iou_min, with_kp.iou_sum / n, with_kp.iou_min,
+           100 * alone.lm_sum / n, 100 * alone.lm_max, 100 * with_kp.lm_sum / n, 100 * with_kp.lm_max);
     fu_face_det unit = {0, 0, 1, 1, 0, {0}};
+    for (int i = 0; i < 12; i++) unit.kp[i] = NAN;
     fu_box c = fu_face_box_for_landmarks(&unit);
     CHECK_NEAR((c.left + c.right) / 2 - 0.5, dx, 0.02);
     CHECK_NEAR((c.top + c.bottom) / 2 - 0.5, dy, 0.02);
     CHECK_NEAR(c.right - c.left, side, 0.03);
-    CHECK(iou_sum / n > 0.65);
-    CHECK(lm_sum / n < 0.06);
+    CHECK(alone.iou_sum / n > 0.65);
+    CHECK(alone.lm_sum / n < 0.06);
+    CHECK(with_kp.iou_sum / n > 0.78);
+    CHECK(with_kp.lm_sum / n < 0.03 && with_kp.lm_sum < 0.8 * alone.lm_sum);
     fu_shape_predictor_free(sp);
     cJSON_Delete(ref);
     fu_face_detector_free(det);
+}
+
+/* Keypoints the keypoint fit never saw (all four 10 box sizes away) would extrapolate to a
+ * box of negative or huge side: the box-only calibration is used instead, as for a detection
+ * without keypoints. */
+TEST(face_box_ignores_implausible_keypoints) {
+    fu_face_det d = {100, 50, 200, 150, 0.9f, {0}};
+    for (int i = 0; i < 12; i++) d.kp[i] = NAN;
+    fu_box alone = fu_face_box_for_landmarks(&d);
+    for (int sign = -1; sign <= 1; sign += 2) {
+        for (int i = 0; i < 8; i++) d.kp[i] = (i % 2 ? 100.0f : 150.0f) + sign * 1000.0f;
+        fu_box b = fu_face_box_for_landmarks(&d);
+        CHECK(b.left == alone.left && b.top == alone.top && b.right == alone.right && b.bottom == alone.bottom);
+    }
+    /* plausible keypoints (eyes, nose, mouth of an upright face) move the box off the fallback */
+    const float kp[8] = {130, 85, 170, 85, 150, 105, 150, 125};
+    for (int i = 0; i < 8; i++) d.kp[i] = kp[i];
+    fu_box b = fu_face_box_for_landmarks(&d);
+    CHECK(b.right - b.left > 50 && b.right - b.left < 200 && b.left != alone.left);
 }

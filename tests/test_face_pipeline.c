@@ -8,6 +8,7 @@
 #include "face/dlib_resnet.h"
 #include "face/models.h"
 #include "face/pipeline.h"
+#include "io/fileutil.h"
 #include "faceup.h"
 #include <math.h>
 #include <stdio.h>
@@ -109,6 +110,27 @@ TEST(calibration_round_trip) {
     fputs("[1, 2", f);
     fclose(f);
     CHECK(fu_calibration_read(path, "dlib-resnet", &r) == FU_E_INPUT && strstr(fu_last_error(), path));
+}
+
+/* Numbers a double cannot hold read as infinity in cJSON; an entry with one is refused (found by
+ * fuzz/fuzz_calibration: such a threshold would decide every pair alike, and writes back as
+ * null). */
+TEST(calibration_refuses_non_finite_numbers) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/calibration-inf.json", fu_test_tmpdir());
+    static const char *const bad[] = {
+        "{\"dlib-resnet\": {\"metric\": \"cosine\", \"threshold\": 1e999}}",
+        "{\"dlib-resnet\": {\"metric\": \"cosine\", \"threshold\": -1e400}}",
+        "{\"dlib-resnet\": {\"metric\": \"cosine\", \"threshold\": 0.5, \"lfw_accuracy\": 1e999}}",
+        "{\"dlib-resnet\": {\"metric\": \"cosine\", \"threshold\": 0.5, \"pairs\": \"600\"}}"};
+    fu_calibration r;
+    for (int i = 0; i < 4; i++) {
+        REQUIRE(fu_write_file_atomic(path, bad[i], strlen(bad[i])) == FU_OK);
+        CHECK(fu_calibration_read(path, "dlib-resnet", &r) == FU_E_INPUT && strstr(fu_last_error(), path));
+    }
+    static const char good[] = "{\"dlib-resnet\": {\"metric\": \"cosine\", \"threshold\": 1e300}}";
+    REQUIRE(fu_write_file_atomic(path, good, strlen(good)) == FU_OK);
+    CHECK(fu_calibration_read(path, "dlib-resnet", &r) == FU_OK && r.threshold == 1e300 && r.pairs == 0);
 }
 
 /* The crop each network sees: dlib's chip is square in the face; human's crops follow the box. */

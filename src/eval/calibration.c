@@ -1,5 +1,6 @@
 #include "calibration.h"
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,9 @@ static cJSON *read_json(const char *path, int missing_ok) {
     return root;
 }
 
+/* cJSON reads a number too large for a double (1e999) as infinity. */
+static int finite_number(const cJSON *item) { return cJSON_IsNumber(item) && isfinite(item->valuedouble); }
+
 int fu_calibration_read(const char *path, const char *model, fu_calibration *out) {
     cJSON *root = read_json(path, 0);
     if (!root) return FU_E_INPUT;
@@ -43,15 +47,17 @@ int fu_calibration_read(const char *path, const char *model, fu_calibration *out
     const cJSON *pairs = cJSON_GetObjectItemCaseSensitive(e, "pairs");
     int rc = FU_OK;
     if (!e) rc = fu_fail(FU_E_INPUT, "%s: no calibration for %s (run faceup eval lfw --model %s --write-calibration)", path, model, model);
-    else if (!cJSON_IsString(metric) || strlen(metric->valuestring) >= sizeof out->metric || !cJSON_IsNumber(t))
-        rc = fu_fail(FU_E_INPUT, "%s: %s needs a string \"metric\" and a number \"threshold\"", path, model);
+    else if (!cJSON_IsString(metric) || strlen(metric->valuestring) >= sizeof out->metric || !finite_number(t))
+        rc = fu_fail(FU_E_INPUT, "%s: %s needs a string \"metric\" and a finite number \"threshold\"", path, model);
+    else if ((acc && !finite_number(acc)) || (sd && !finite_number(sd)) || (pairs && !finite_number(pairs)))
+        rc = fu_fail(FU_E_INPUT, "%s: %s: \"lfw_accuracy\", \"lfw_std\" and \"pairs\" must be finite numbers", path, model);
     if (rc == FU_OK) {
         memset(out, 0, sizeof *out);
         snprintf(out->metric, sizeof out->metric, "%s", metric->valuestring);
         out->threshold = t->valuedouble;
-        out->lfw_accuracy = cJSON_IsNumber(acc) ? acc->valuedouble : 0;
-        out->lfw_std = cJSON_IsNumber(sd) ? sd->valuedouble : 0;
-        out->pairs = cJSON_IsNumber(pairs) ? pairs->valueint : 0;
+        out->lfw_accuracy = acc ? acc->valuedouble : 0;
+        out->lfw_std = sd ? sd->valuedouble : 0;
+        out->pairs = pairs ? pairs->valueint : 0;
     }
     cJSON_Delete(root);
     return rc;

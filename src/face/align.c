@@ -46,30 +46,40 @@ static int ffhq_theta(const float *lm, int size, double th[6]) {
     return FU_OK;
 }
 
-/* dlib's 5-point chip reference (get_face_chip_details), unit square, and the matching
- * 68-point indices. */
-static const double dlib_ref[5][2] = {
-    {0.8595674595992, 0.2134981538014}, {0.6460604764104, 0.2289674387677},
-    {0.1205750620789, 0.2137274526848}, {0.3340850613712, 0.2290642403242},
-    {0.4901123135679, 0.6277975316475}};
-static const int dlib_ref_parts[5] = {45, 42, 36, 39, 33};
+/* dlib's mean face (get_face_chip_details for 68-point shapes), unit square, for the points it
+ * aligns on: the nose (27-35), the eyes (36-47), the outer lip (48-54) and the upper inner lip
+ * (60-64); the jaw, the eyebrows and the lower lip are left out. */
+static const struct { int part; double x, y; } dlib_mean_face[] = {
+    {27, 0.490127, 0.203352}, {28, 0.490127, 0.307009}, {29, 0.490127, 0.409805},
+    {30, 0.490127, 0.515625}, {31, 0.36688, 0.587326}, {32, 0.426036, 0.609345},
+    {33, 0.490127, 0.628106}, {34, 0.554217, 0.609345}, {35, 0.613373, 0.587326},
+    {36, 0.121737, 0.216423}, {37, 0.187122, 0.178758}, {38, 0.265825, 0.179852},
+    {39, 0.334606, 0.231733}, {40, 0.260918, 0.245099}, {41, 0.182743, 0.244077},
+    {42, 0.645647, 0.231733}, {43, 0.714428, 0.179852}, {44, 0.793132, 0.178758},
+    {45, 0.858516, 0.216423}, {46, 0.79751, 0.244077}, {47, 0.719335, 0.245099},
+    {48, 0.254149, 0.780233}, {49, 0.340985, 0.745405}, {50, 0.428858, 0.727388},
+    {51, 0.490127, 0.742578}, {52, 0.551395, 0.727388}, {53, 0.639268, 0.745405},
+    {54, 0.726104, 0.780233}, {60, 0.290379, 0.784792}, {61, 0.428096, 0.778746},
+    {62, 0.490127, 0.785343}, {63, 0.552157, 0.778746}, {64, 0.689874, 0.784792},
+};
+#define DLIB_MEAN_FACE_POINTS ((int)(sizeof dlib_mean_face / sizeof dlib_mean_face[0]))
 #define DLIB_CHIP_PADDING 0.25
 
-/* dlib's chip: T = least-squares similarity from the chip positions of the reference points
+/* dlib's chip: T = least-squares similarity from the chip positions of the mean face points
  * to the image points (scale s, rotation R); chip_details keeps the rectangle of side N s - 1
  * (centred_drect subtracts 1) centred on T(N/2, N/2) and extract_image_chip maps chip pixels
  * 0 and N-1 to its corners, so chip pixel p samples T(N/2, N/2) + k R (p - (N-1)/2) with
  * k = (N s - 1) / (N - 1). */
 static void dlib_theta(const float *lm, int size, double th[6]) {
-    float chip[10], img[10];
-    for (int i = 0; i < 5; i++) {
-        chip[2 * i] = (float)((DLIB_CHIP_PADDING + dlib_ref[i][0]) / (2 * DLIB_CHIP_PADDING + 1) * size);
-        chip[2 * i + 1] = (float)((DLIB_CHIP_PADDING + dlib_ref[i][1]) / (2 * DLIB_CHIP_PADDING + 1) * size);
-        img[2 * i] = lm[2 * dlib_ref_parts[i]];
-        img[2 * i + 1] = lm[2 * dlib_ref_parts[i] + 1];
+    float chip[2 * DLIB_MEAN_FACE_POINTS], img[2 * DLIB_MEAN_FACE_POINTS];
+    for (int i = 0; i < DLIB_MEAN_FACE_POINTS; i++) {
+        chip[2 * i] = (float)((DLIB_CHIP_PADDING + dlib_mean_face[i].x) / (2 * DLIB_CHIP_PADDING + 1) * size);
+        chip[2 * i + 1] = (float)((DLIB_CHIP_PADDING + dlib_mean_face[i].y) / (2 * DLIB_CHIP_PADDING + 1) * size);
+        img[2 * i] = lm[2 * dlib_mean_face[i].part];
+        img[2 * i + 1] = lm[2 * dlib_mean_face[i].part + 1];
     }
     double t[6], cx, cy, N = size;
-    fu_similarity_fit(chip, img, 5, t);
+    fu_similarity_fit(chip, img, DLIB_MEAN_FACE_POINTS, t);
     double s = hypot(t[0], t[3]), k = (N * s - 1) / (N - 1) / s, c0 = (N - 1) / 2;
     fu_affine_apply(t, N / 2, N / 2, &cx, &cy);
     th[0] = k * t[0]; th[1] = k * t[1]; th[2] = cx - (th[0] + th[1]) * c0;

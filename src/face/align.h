@@ -17,16 +17,17 @@
  *             (c - x - y) + (2x)(u + 0.5)/N + (2y)(v + 0.5)/N.
  *             (The recipe's shrink/pad/blur steps for big or out-of-frame quads are not done:
  *             outside the image reads 0.)
- *   DLIB    dlib's get_face_chip_details for 5-point shapes with padding 0.25 (the input of
- *             dlib's ResNet face recogniser at N = 150): the 5 points are the outer and inner
- *             corners of the image-right eye (68-point indices 45, 42), of the image-left eye
- *             (36, 39) and the base of the nose (33); their chip positions are dlib's
- *             reference points r (unit square) mapped to ((0.25 + r) / 1.5) * N; with T the
- *             least-squares similarity from those chip positions to the image points (scale
- *             s, rotation R), theta is the map dlib's extract_image_chip samples: chip pixel p
- *             -> T(N/2, N/2) + k R (p - (N-1)/2), k = (N s - 1)/(N - 1) (dlib's chip rectangle
- *             has side N s - 1 and its corners go to chip pixels 0 and N-1). dlib's pyramid
- *             pre-blur for large downscales is not done here.
+ *   DLIB    dlib's get_face_chip_details for 68-point shapes with padding 0.25 (the input of
+ *             dlib's ResNet face recogniser at N = 150): 33 of the 68 points (nose 27-35, eyes
+ *             36-47, outer lip 48-54, upper inner lip 60-64; not the jaw, eyebrows or lower
+ *             lip) against dlib's mean face positions r (unit square), mapped to chip
+ *             positions ((0.25 + r) / 1.5) * N; with T the least-squares similarity from those
+ *             chip positions to the image points (scale s, rotation R), theta is the map
+ *             dlib's extract_image_chip samples: chip pixel p -> T(N/2, N/2) + k R (p - (N-1)/2),
+ *             k = (N s - 1)/(N - 1) (dlib's chip rectangle has side N s - 1 and its corners go
+ *             to chip pixels 0 and N-1). dlib's pyramid pre-blur for large downscales is not
+ *             done here. (dlib's 5-point variant, on the eye corners and nose base alone, places
+ *             the chip 3.3 px (median) away from this one on LFW and lost 0.4% LFW accuracy.)
  *   ARCFACE the insightface 112x112 template (left eye, right eye, nose tip, left and right
  *             mouth corners at (38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366),
  *             (41.5493, 92.3655), (70.7299, 92.2041)), scaled by N/112; the image points are

@@ -50,7 +50,8 @@ fu_face_det fu_face_whole_image(int width, int height);
 float fu_face_iou(const fu_face_det *a, const fu_face_det *b);
 
 /* The box dlib's shape predictor expects (its HOG detector's convention) for a blazeface
- * box: a fixed affine calibration measured against dlib's own detector (see detect.c). */
+ * detection, calibrated against dlib's own detector (see detect.c): from the box and the
+ * eye, nose and mouth keypoints, or from the box alone when the keypoints are NaN. */
 fu_box fu_face_box_for_landmarks(const fu_face_det *d);
 
 #endif

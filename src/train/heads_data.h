@@ -21,7 +21,7 @@
 #define FU_HD_THUMB8 (3 * 8 * 8)
 #define FU_HD_LANDMARKS 136
 #define FU_HD_DIM (FU_HD_DESC + FU_HD_THUMB16 + FU_HD_THUMB8 + FU_HD_LANDMARKS)
-#define FU_HD_CACHE_TAG "heads-v1/blazeface.0.7+dlib68/dlib150-resnet+ffhq128-bicubic16,8+ffhq-landmarks"
+#define FU_HD_CACHE_TAG "heads-v2/blazeface.0.7-kpbox+dlib68/dlib150chip68-resnet+ffhq128-bicubic16,8+ffhq-landmarks"
 
 typedef struct fu_heads_sample {
     fu_face_label label;

@@ -7,9 +7,9 @@
 // Images are loaded as 8-bit gray by dlib (its (R+G+B)/3 conversion). For each image the
 // largest HOG detection is used; images without a detection are listed with "box": null.
 // Output: {"images": [{"path": ..., "box": [left, top, right, bottom], "parts": [x0, y0, ...],
-//           "chip150": [6 numbers]}]}
-// chip150: dlib's map from image to its 150x150 face chip with padding 0.25 (get_face_chip_details
-// on the 5 points 45, 42, 36, 39, 33 of the 68, then get_mapping_to_chip), row-major 2x3.
+//           "face_chip150": [6 numbers]}]}
+// face_chip150: dlib's map from image to its 150x150 face chip with padding 0.25
+// (get_face_chip_details on the 68-point shape, then get_mapping_to_chip), row-major 2x3.
 #include <dlib/image_io.h>
 #include <dlib/image_processing.h>
 #include <dlib/image_processing/frontal_face_detector.h>
@@ -41,11 +41,8 @@ int main(int argc, char **argv) {
         std::printf("\"box\": [%ld, %ld, %ld, %ld], \"parts\": [", best.left(), best.top(), best.right(), best.bottom());
         for (unsigned long p = 0; p < shape.num_parts(); p++)
             std::printf("%s%ld, %ld", p ? ", " : "", shape.part(p).x(), shape.part(p).y());
-        std::vector<dlib::point> five;
-        for (int p : {45, 42, 36, 39, 33}) five.push_back(shape.part(p));
-        dlib::full_object_detection det5(best, five);
-        dlib::point_transform_affine m = dlib::get_mapping_to_chip(dlib::get_face_chip_details(det5, 150, 0.25));
-        std::printf("], \"chip150\": [%.9g, %.9g, %.9g, %.9g, %.9g, %.9g]}", m.get_m()(0, 0), m.get_m()(0, 1), m.get_b()(0),
+        dlib::point_transform_affine m = dlib::get_mapping_to_chip(dlib::get_face_chip_details(shape, 150, 0.25));
+        std::printf("], \"face_chip150\": [%.9g, %.9g, %.9g, %.9g, %.9g, %.9g]}", m.get_m()(0, 0), m.get_m()(0, 1), m.get_b()(0),
                     m.get_m()(1, 0), m.get_m()(1, 1), m.get_b()(1));
     }
     std::printf("\n]}\n");
