@@ -180,7 +180,9 @@ int cmd_train(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "faces")) return train_faces(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "generator")) return train_generator(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "heads")) return cmd_train_heads(argc - 1, argv + 1);
-    fprintf(stderr, "faceup train: expected 'faces', 'generator' or 'heads' (try 'faceup train generator --help')\n");
+    if (argc >= 1 && !strcmp(argv[0], "finetune-data")) return cmd_train_finetune_data(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "finetune")) return cmd_train_finetune(argc - 1, argv + 1);
+    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'heads', 'finetune-data' or 'finetune' (try 'faceup train generator --help')\n");
     return FU_E_INPUT;
 }
 
