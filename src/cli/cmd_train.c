@@ -249,6 +249,7 @@ static int eval_generator(int argc, char **argv) {
 int cmd_eval(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "generator")) return eval_generator(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "lfw")) return cmd_eval_lfw(argc - 1, argv + 1);
-    fprintf(stderr, "faceup eval: expected 'generator' or 'lfw' (try 'faceup eval lfw --help')\n");
+    if (argc >= 1 && !strcmp(argv[0], "extractor")) return cmd_eval_extractor(argc - 1, argv + 1);
+    fprintf(stderr, "faceup eval: expected 'generator', 'lfw' or 'extractor' (try 'faceup eval lfw --help')\n");
     return FU_E_INPUT;
 }

@@ -31,6 +31,7 @@ int cmd_train_finetune_data(int argc, char **argv) {
         {"--celeba-every", ARG_INT, &cfg.celeba_every, 1, 1e6, "every N-th CelebA train image (default 6)"},
         {"--lookalikes-train", ARG_INT, &cfg.lookalikes_train, 0, 1e6, "train faces given a look-alike (default 400)"},
         {"--lookalikes-test", ARG_INT, &cfg.lookalikes_test, 0, 1e6, "test faces given a look-alike (default 120)"},
+        {"--holdout-every", ARG_INT, &cfg.holdout_every, 1, 1e6, "keep every N-th val and test face (default 1: all)"},
         {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
         {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
         {0},

@@ -472,14 +472,15 @@ int fu_finetune_run(const fu_xdata *d, const fu_finetune_config *cfg, fu_finetun
     else memset(&s, 0, sizeof s);
     rep->first_step = r.step;
     int64_t n_run = cfg->steps - r.step;
+    int64_t window = n_run / 4 < FU_FINETUNE_WINDOW ? (n_run / 4 > 0 ? n_run / 4 : 1) : FU_FINETUNE_WINDOW;
     while (rc == FU_OK && r.step < cfg->steps) {
         fu_finetune_losses l;
         rc = train_step(&r, g, &s, &l);
         if (rc != FU_OK) break;
         r.step++;
         int64_t k = r.step - rep->first_step;
-        if (k <= FU_FINETUNE_WINDOW) accumulate(&rep->first, &l);
-        if (k > n_run - FU_FINETUNE_WINDOW) accumulate(&rep->last, &l);
+        if (k <= window) accumulate(&rep->first, &l);
+        if (k > n_run - window) accumulate(&rep->last, &l);
         if (progress) progress(r.step, cfg->steps, &l, ctx);
         if (r.step % cfg->checkpoint_every == 0 || r.step == cfg->steps) rc = save_checkpoint(&r);
     }

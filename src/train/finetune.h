@@ -68,7 +68,8 @@ typedef struct fu_finetune_losses {
 
 typedef struct fu_finetune_report {
     int64_t steps_run, first_step;
-    fu_finetune_losses first, last;   /* the first and the last FU_FINETUNE_WINDOW steps of this run */
+    fu_finetune_losses first, last;   /* the first and the last FU_FINETUNE_WINDOW steps of this run
+                                       * (a quarter of the run when that is fewer) */
     int n_ids, n_id_faces;
     double seconds;
 } fu_finetune_report;

@@ -23,7 +23,7 @@
 #define CELEBA_VAL_LAST 9250   /* CelebA 009001-009250: val, 009251-009500: test */
 
 fu_xdata_config fu_xdata_defaults(void) {
-    return (fu_xdata_config){.per_race = 400, .celeba_every = 6, .lookalikes_train = 400, .lookalikes_test = 120};
+    return (fu_xdata_config){.per_race = 400, .celeba_every = 6, .lookalikes_train = 400, .lookalikes_test = 120, .holdout_every = 1};
 }
 
 int fu_xsplit(const fu_face_label *label, int64_t utk_ordinal) {
@@ -53,7 +53,7 @@ static void to_u8(const float *src, int64_t n, uint8_t *dst) {
 /* Marks which labels go into the set: the train subsample and all of val and test. split[i]
  * gets the extractor split or FU_XSPLIT_NONE. */
 static void select_faces(const fu_face_label *labels, int64_t n, const fu_xdata_config *cfg, uint8_t *split) {
-    int64_t per_race[FU_RACE_CLASSES] = {0}, seen[FU_RACE_CLASSES] = {0}, utk = 0, celeba = 0;
+    int64_t per_race[FU_RACE_CLASSES] = {0}, seen[FU_RACE_CLASSES] = {0}, utk = 0, celeba = 0, held = 0;
     for (int64_t i = 0; i < n; i++)
         if (labels[i].source == FU_FACES_UTKFACE && labels[i].split == FU_SPLIT_TRAIN && labels[i].race >= 0 && labels[i].race < FU_RACE_CLASSES)
             per_race[labels[i].race]++;
@@ -69,6 +69,7 @@ static void select_faces(const fu_face_label *labels, int64_t n, const fu_xdata_
                 if (seen[r]++ % (every ? every : 1)) s = FU_XSPLIT_NONE;
             }
         } else if (s == FU_XSPLIT_TRAIN && l->source == FU_FACES_CELEBA && celeba++ % cfg->celeba_every) s = FU_XSPLIT_NONE;
+        else if ((s == FU_XSPLIT_VAL || s == FU_XSPLIT_TEST) && held++ % cfg->holdout_every) s = FU_XSPLIT_NONE;
         split[i] = (uint8_t)s;
     }
 }
@@ -154,7 +155,8 @@ static int extract_all(const char *data_dir, const fu_face_label *labels, const 
             f->attrs = labels[i].attrs, f->attrs_known = labels[i].attrs_known;
             d->n++;
         }
-        if (progress && (++done % 16 == 0 || done == n_sel)) progress("faces", done, n_sel, ctx);
+        done++;
+        if (progress && (done % 16 == 0 || done == n_sel)) progress("faces", done, n_sel, ctx);
     }
     if (rc == FU_OK) rc = teachers(&pipe, d);
     fu_face_pipeline_close(&pipe);
@@ -196,24 +198,27 @@ static int lookalikes_of_split(const fu_generator *gen, const fu_search_config *
     return rc;
 }
 
-static int make_lookalikes(const char *generator_path, const fu_xdata_config *c, fu_xdata *d, progress_fn progress, void *ctx) {
-    fu_generator *gen = NULL;
-    int rc = fu_generator_open(generator_path, NULL, &gen);
-    if (rc == FU_OK && gen->resolution != FU_XFFHQ)
-        rc = fu_fail(FU_E_INPUT, "%s: look-alikes need a %dx%d generator (this one makes %d)", generator_path, FU_XFFHQ, FU_XFFHQ, gen->resolution);
+static int open_generator(const char *generator_path, fu_generator **gen) {
+    int rc = fu_generator_open(generator_path, NULL, gen);
+    if (rc == FU_OK && (*gen)->resolution != FU_XFFHQ)
+        rc = fu_fail(FU_E_INPUT, "%s: look-alikes need a %dx%d generator (this one makes %d)", generator_path, FU_XFFHQ, FU_XFFHQ, (*gen)->resolution);
+    return rc;
+}
+
+static int make_lookalikes(fu_generator *gen, const fu_xdata_config *c, fu_xdata *d, progress_fn progress, void *ctx) {
+    int rc = FU_OK;
     fu_search_config cfg = fu_search_defaults();
     if (rc == FU_OK) rc = fu_loss_parse("100*L2", &cfg.loss);
     if (rc == FU_OK) rc = lookalikes_of_split(gen, &cfg, d, FU_XSPLIT_TRAIN, c->lookalikes_train, progress, ctx);
     if (rc == FU_OK) rc = lookalikes_of_split(gen, &cfg, d, FU_XSPLIT_TEST, c->lookalikes_test, progress, ctx);
-    fu_generator_free(gen);
     return rc;
 }
 
 int fu_xdata_build(const char *data_dir, const char *generator_path, const fu_xdata_config *cfg, fu_xdata *out,
                    progress_fn progress, void *ctx) {
     memset(out, 0, sizeof *out);
-    if (cfg->per_race < 1 || cfg->celeba_every < 1 || cfg->lookalikes_train < 0 || cfg->lookalikes_test < 0)
-        return fu_fail(FU_E_INPUT, "fine-tune data: per-race and celeba-every must be positive, look-alike counts >= 0");
+    if (cfg->per_race < 1 || cfg->celeba_every < 1 || cfg->holdout_every < 1 || cfg->lookalikes_train < 0 || cfg->lookalikes_test < 0)
+        return fu_fail(FU_E_INPUT, "fine-tune data: per-race, celeba-every and holdout-every must be positive, look-alike counts >= 0");
     fu_face_label *labels = NULL;
     int64_t n = 0, n_sel = 0;
     int rc = fu_faces_list(data_dir, &labels, &n);
@@ -224,9 +229,14 @@ int fu_xdata_build(const char *data_dir, const char *generator_path, const fu_xd
         for (int64_t i = 0; i < n; i++) n_sel += split[i] != FU_XSPLIT_NONE;
         rc = alloc_pixels(out, n_sel);
     }
+    /* the generator is opened first, so a wrong path fails before the long extraction */
+    fu_generator *gen = NULL;
+    int looks = cfg->lookalikes_train + cfg->lookalikes_test > 0;
+    if (rc == FU_OK && looks) rc = open_generator(generator_path, &gen);
     if (rc == FU_OK) rc = extract_all(data_dir, labels, split, n_sel, out, progress, ctx);
     if (rc == FU_OK && out->n == 0) rc = fu_fail(FU_E_INPUT, "%s: no face found in the selected CelebA/UTKFace images", data_dir);
-    if (rc == FU_OK && cfg->lookalikes_train + cfg->lookalikes_test > 0) rc = make_lookalikes(generator_path, cfg, out, progress, ctx);
+    if (rc == FU_OK && looks) rc = make_lookalikes(gen, cfg, out, progress, ctx);
+    fu_generator_free(gen);
     free(labels);
     free(split);
     if (rc != FU_OK) fu_xdata_free(out);

@@ -58,9 +58,10 @@ typedef struct fu_xdata {
 
 typedef struct fu_xdata_config {
     int per_race, celeba_every, lookalikes_train, lookalikes_test;
+    int holdout_every;   /* keep every N-th val and test face (1: all; more for quick tests) */
 } fu_xdata_config;
 
-/* per_race 400, celeba_every 6, 400 train and 120 test look-alikes. */
+/* per_race 400, celeba_every 6, 400 train and 120 test look-alikes, all val and test faces. */
 fu_xdata_config fu_xdata_defaults(void);
 
 /* Extractor split of a faces.h label; utk_ordinal is the label's index among the UTKFace
