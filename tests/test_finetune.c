@@ -270,3 +270,34 @@ TEST(cli_eval_extractor_json_and_bad_inputs) {
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == 2);
     CHECK(strstr(err, "ckpt") != NULL);
 }
+
+TEST(cli_upscale_uses_extractor_file) {
+    char heads[1024], ext[512], args[4096], thumb[1024], outp[512], bogus[512];
+    static char out[1 << 18], err[8192];
+    if (access(getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup", X_OK) != 0) SKIP("faceup binary not built");
+    if (!models_present()) SKIP("face models absent (tools/fetch-models.sh)");
+    fu_shipped_path(FU_HEADS_DEFAULT, heads, sizeof heads);
+    fu_shipped_path("examples/thumb16.png", thumb, sizeof thumb);
+    if (!file_exists(heads) || !file_exists(thumb)) SKIP("models/faceup-heads.safetensors or examples/thumb16.png absent");
+    /* the starting point saved as an extractor file (comparer slope changed, as a trained one would be) */
+    fu_face_extractor *x = fu_finetune_initial(heads);
+    REQUIRE(x);
+    x->comparer->data[1] = 5.0f;
+    snprintf(ext, sizeof ext, "%s/ext_upscale.safetensors", fu_test_tmpdir());
+    REQUIRE(fu_face_extractor_save(x, ext, FU_F16, NULL, 0, NULL, 0) == FU_OK);
+    fu_face_extractor_free(x);
+    snprintf(outp, sizeof outp, "%s/up_ext.png", fu_test_tmpdir());
+    snprintf(args, sizeof args, "upscale %s -o %s --race white --steps 2 --extractor %s --json --quiet --threads 1", thumb, outp, ext);
+    REQUIRE(run_faceup(args, out, sizeof out, err, sizeof err) <= 1);
+    cJSON *j = cJSON_Parse(out);
+    CHECK(j != NULL && strstr(out, "\"race\"") != NULL);
+    cJSON_Delete(j);
+    /* a file that is not an extractor, and contradicting flags, are refused */
+    snprintf(bogus, sizeof bogus, "%s/ext_bogus.safetensors", fu_test_tmpdir());
+    REQUIRE(fu_write_file_atomic(bogus, "nothing", 7) == FU_OK);
+    snprintf(args, sizeof args, "upscale %s -o %s --race white --steps 2 --extractor %s --quiet", thumb, outp, bogus);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == 2);
+    CHECK(strstr(err, "ext_bogus.safetensors") != NULL);
+    snprintf(args, sizeof args, "upscale %s -o %s --race white --steps 2 --extractor %s --no-extractor --quiet", thumb, outp, ext);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == 2);
+}

@@ -3,7 +3,8 @@
  *   lfw          10-fold verification accuracy (neg-euclidean, dlib's criterion) on LFW through
  *                the whole pipeline (eval/lfw_run.h), before and after; vectors cached per
  *                network weights
- *   race         per-class recall on the UTKFace test split (train/finetune_data.h)
+ *   race         per-class recall on the UTKFace test split (train/finetune_data.h; --split val
+ *                scores the val split instead, for choosing settings without the test split)
  *   attributes   per-attribute and mean accuracy on the CelebA test split
  *   lookalike    comparer decisions on held-out test faces: (real, other view) same,
  *                (real, faceup's look-alike of its thumbnail) different
@@ -26,7 +27,7 @@
 #include "train/finetune.h"
 
 typedef struct {
-    const char *data, *extractor, *heads, *lfw, *cache_dir;
+    const char *data, *extractor, *heads, *lfw, *split;
     int max_pairs, no_lfw, quiet, threads;
 } opts;
 
@@ -104,8 +105,8 @@ static cJSON *scores_json(const fu_extractor_scores *s, const fu_lfw_result *lfw
 static int evaluate(const opts *o, fu_face_extractor *x, const fu_xdata *d, int stock, cJSON **out) {
     fu_extractor_scores s;
     fu_lfw_result lfw = {0};
-    if (!o->quiet) fprintf(stderr, "faceup eval extractor: scoring the %s extractor on the test split\n", stock ? "starting" : "fine-tuned");
-    int rc = fu_extractor_score(x, d, FU_XSPLIT_TEST, &s);
+    if (!o->quiet) fprintf(stderr, "faceup eval extractor: scoring the %s extractor on the %s split\n", stock ? "starting" : "fine-tuned", o->split);
+    int rc = fu_extractor_score(x, d, strcmp(o->split, "val") ? FU_XSPLIT_TEST : FU_XSPLIT_VAL, &s);
     if (rc == FU_OK && !o->no_lfw) rc = lfw_accuracy(o, x->net, stock, stock ? "lfw (before)" : "lfw (after)", &lfw);
     if (rc == FU_OK) *out = scores_json(&s, &lfw, !o->no_lfw, o->max_pairs);
     return rc;
@@ -139,13 +140,14 @@ static void add_verdict(cJSON *root, cJSON *before, cJSON *after, int has_lfw) {
 }
 
 int cmd_eval_extractor(int argc, char **argv) {
-    opts o = {.lfw = "../shared/data/lfw"};
+    opts o = {.lfw = "../shared/data/lfw", .split = "test"};
     arg_spec specs[] = {
         {"--data", ARG_STRING, &o.data, 0, 0, "fine-tune data file (faceup train finetune-data): its test split"},
         {"--extractor", ARG_STRING, &o.extractor, 0, 0, "extractor file (default " FU_EXTRACTOR_DEFAULT ")"},
         {"--heads", ARG_STRING, &o.heads, 0, 0, "heads of the starting point (default " FU_HEADS_DEFAULT ")"},
         {"--lfw", ARG_STRING, &o.lfw, 0, 0, "LFW folder with pairs.txt (default ../shared/data/lfw)"},
         {"--max-pairs", ARG_INT, &o.max_pairs, 0, 6000, "LFW pairs, spread over the 10 folds (default all)"},
+        {"--split", ARG_STRING, &o.split, 0, 0, "test (default; the reported figures) or val (for choosing settings)"},
         {"--no-lfw", ARG_FLAG, &o.no_lfw, 0, 0, "skip LFW"},
         {"--threads", ARG_INT, &o.threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
         {"--quiet", ARG_FLAG, &o.quiet, 0, 0, "no progress on stderr"},
@@ -155,8 +157,8 @@ int cmd_eval_extractor(int argc, char **argv) {
                         "LFW, race, attribute and look-alike scores of the fine-tuned extractor and its starting point, as JSON.";
     int n = args_parse("eval extractor", usage, specs, argc, argv, NULL, 0);
     if (n == -2) return FU_OK;
-    if (n != 0 || !o.data) {
-        if (n == 0) fprintf(stderr, "faceup eval extractor: --data is required\n");
+    if (n != 0 || !o.data || (strcmp(o.split, "test") && strcmp(o.split, "val"))) {
+        if (n == 0) fprintf(stderr, "faceup eval extractor: %s\n", o.data ? "--split is test or val" : "--data is required");
         return FU_E_INPUT;
     }
     fu_set_threads(o.threads);
