@@ -301,3 +301,48 @@ TEST(cli_upscale_uses_extractor_file) {
     snprintf(args, sizeof args, "upscale %s -o %s --race white --steps 2 --extractor %s --no-extractor --quiet", thumb, outp, ext);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == 2);
 }
+
+/* Links UTKFace image `name` as ids/<person>/<k>.jpg. */
+static int link_face(const char *shared, const char *ids, const char *person, int k, const char *name) {
+    char dir[1024], src[1024], dst[1200];
+    snprintf(dir, sizeof dir, "%s/%s", ids, person);
+    mkdir(ids, 0700);
+    mkdir(dir, 0700);
+    snprintf(src, sizeof src, "%s/data/utkface/images/%s", shared, name);
+    snprintf(dst, sizeof dst, "%s/%d.jpg", dir, k);
+    unlink(dst);
+    return symlink(src, dst);
+}
+
+TEST(finetune_arcface_term_with_identity_folders) {
+    const char *why = NULL;
+    int failed = 0;
+    const char *path = tiny_data(&why, &failed);
+    CHECK_MSG(!failed, "%s", why);
+    if (!path) SKIP(why);
+    /* two made-up "identities" of two UTKFace photos each (the mechanics only: UTKFace has no
+     * identity labels) */
+    static const char *const files[4] = {"100_1_2_20170105174847679.jpg.chip.jpg", "10_0_0_20170110220255346.jpg.chip.jpg",
+                                         "1_0_0_20161219140623097.jpg.chip.jpg", "20_1_0_20170103163040136.jpg.chip.jpg"};
+    char ids[512], src[1200];
+    snprintf(ids, sizeof ids, "%s/ids", fu_test_tmpdir());
+    for (int k = 0; k < 4; k++) {
+        snprintf(src, sizeof src, "%s/data/utkface/images/%s", fu_test_shared_dir(), files[k]);
+        if (!file_exists(src)) SKIP("UTKFace sample images absent");
+        REQUIRE(link_face(fu_test_shared_dir(), ids, k < 2 ? "person_a" : "person_b", k, files[k]) == 0);
+    }
+    fu_xdata d;
+    REQUIRE(fu_xdata_load(path, &d) == FU_OK);
+    char out[512];
+    snprintf(out, sizeof out, "%s/ft_ids.safetensors", fu_test_tmpdir());
+    fu_finetune_config c = tiny_config(out, 4);
+    c.ids = ids, c.id_batch = 2;
+    fu_finetune_report rep;
+    REQUIRE(fu_finetune_run(&d, &c, &rep, NULL, NULL) == FU_OK);
+    CHECK(rep.n_ids == 2 && rep.n_id_faces >= 3);
+    CHECK(rep.first.arcface > 0 && isfinite(rep.first.arcface));
+    /* resuming without the identity folder is another run */
+    c.ids = NULL, c.steps = 6, c.resume = 1;
+    CHECK(fu_finetune_run(&d, &c, &rep, NULL, NULL) == FU_E_INPUT);
+    fu_xdata_free(&d);
+}

@@ -90,7 +90,7 @@ int fu_face_extractor_save(const fu_face_extractor *x, const char *path, fu_dtyp
                            int n_extra, const char *const *meta_kv, int n_meta) {
     static const char *const mlp_names[N_HEAD_MLPS] = {"race", "attr", "thumb16", "thumb8"};
     fu_mlp *mlps[N_HEAD_MLPS] = {&x->heads->race, &x->heads->attr, &x->heads->thumb16, &x->heads->thumb8};
-    static char names[MAX_ITEMS][128];
+    char names[MAX_ITEMS][64];
     fu_st_item items[MAX_ITEMS];
     int n = 0;
     for (int i = 0; i < fu_dlib_resnet_n_params(x->net); i++, n++) {

@@ -289,15 +289,14 @@ static int train_step(run *r, fu_graph *g, step_data *s, fu_finetune_losses *l) 
 static int make_optimizers(run *r) {
     fu_dlib_resnet *net = r->x->net;
     int n_net = fu_dlib_resnet_n_params(net);
-    fu_tensor *p[256];
+    fu_tensor *p[128];   /* the backbone's 117 weights, then the heads' 8 and the ArcFace matrix */
     int rc = fu_dlib_resnet_requires_grad(net, 1);
     for (int i = 0; i < n_net; i++) p[i] = fu_dlib_resnet_param(net, i);
     fu_optim_config oc = fu_optim_adam_defaults();
     if (rc == FU_OK && !(r->opt[OPT_BACKBONE] = fu_optim_new(&oc, p, n_net))) rc = fu_last_code();
-    int n = 0;
     fu_mlp_params(&r->x->heads->race, p);
     fu_mlp_params(&r->x->heads->attr, p + 4);
-    n = 8;
+    int n = 8;
     if (r->id_weight) p[n++] = r->id_weight;
     for (int i = 0; i < n && rc == FU_OK; i++) rc = fu_tensor_requires_grad(p[i], 1);
     if (rc == FU_OK && !(r->opt[OPT_HEADS] = fu_optim_new(&oc, p, n))) rc = fu_last_code();

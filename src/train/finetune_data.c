@@ -1,6 +1,7 @@
 /* Cached chips, crops, teacher descriptors and look-alikes of the fine-tune (see
  * finetune_data.h). */
 #include "finetune_data.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,7 +277,7 @@ static int unpack_head(const uint8_t *p, fu_xface *f, const char *path, int64_t 
     if (f->source >= FU_FACES_LFW || f->split >= FU_XSPLIT_NONE || f->has_lookalike > 1 || f->race >= FU_RACE_CLASSES)
         return fu_fail(FU_E_INPUT, "%s: record %lld has an invalid source, split or label", path, (long long)i);
     for (int k = 0; k < 128; k++)
-        if (!(f->teacher[k] == f->teacher[k]) || f->teacher[k] > 1e6f || f->teacher[k] < -1e6f)
+        if (!isfinite(f->teacher[k]))
             return fu_fail(FU_E_INPUT, "%s: record %lld has a non-finite descriptor", path, (long long)i);
     return FU_OK;
 }
