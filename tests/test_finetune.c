@@ -242,8 +242,16 @@ TEST(cli_eval_extractor_json_and_bad_inputs) {
     snprintf(lfw, sizeof lfw, "%s/data/lfw", fu_test_shared_dir());
     snprintf(args, sizeof args, "train finetune --data %s --out %s --steps 3 --batch 2 --pairs 1 --threads 1 --quiet", path, ext);
     REQUIRE(run_faceup(args, out, sizeof out, err, sizeof err) == 0);
+    /* the embedding cache goes to the test folder, not the user's */
+    char cache_dir[600], *saved = getenv("FACEUP_CACHE") ? strdup(getenv("FACEUP_CACHE")) : NULL;
+    snprintf(cache_dir, sizeof cache_dir, "%s/cache", fu_test_tmpdir());
+    setenv("FACEUP_CACHE", cache_dir, 1);
     snprintf(args, sizeof args, "eval extractor --data %s --extractor %s --lfw %s --max-pairs 20 --threads 1", path, ext, lfw);
-    REQUIRE(run_faceup(args, out, sizeof out, err, sizeof err) == 0);
+    int status = run_faceup(args, out, sizeof out, err, sizeof err);
+    if (saved) setenv("FACEUP_CACHE", saved, 1);
+    else unsetenv("FACEUP_CACHE");
+    free(saved);
+    REQUIRE(status == 0);
     cJSON *j = cJSON_Parse(out);
     REQUIRE(j);
     cJSON *before = cJSON_GetObjectItem(j, "before"), *after = cJSON_GetObjectItem(j, "after");
@@ -252,7 +260,7 @@ TEST(cli_eval_extractor_json_and_bad_inputs) {
     CHECK(acc > 0.6 && acc <= 1);
     CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(after, "attributes"), "per_attribute"), "Smiling") != NULL);
     CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(before, "lookalike"), "faces")->valueint == 2);
-    CHECK(strstr(err, "lfw") != NULL);   /* progress went to stderr */
+    CHECK(strstr(err, "lfw (after)") != NULL);   /* progress went to stderr (a fresh cache: embedded) */
     cJSON_Delete(j);
     /* bad inputs: exit 2 with a one-line message naming the problem */
     snprintf(bogus, sizeof bogus, "%s/not_data.bin", fu_test_tmpdir());
