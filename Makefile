@@ -25,7 +25,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan valgrind bench bench-upscale eval-lfw clean
+.PHONY: all test asan valgrind bench bench-upscale bench-faces eval-lfw clean
 .SECONDARY: $(BENCH_OBJ)
 all: $(BUILD)/faceup $(BUILD)/faceup_tests
 
@@ -78,6 +78,10 @@ bench: $(BUILD)/bench_ops $(BUILD)/bench_stylegan
 
 bench-upscale: $(BUILD)/faceup
 	bench/upscale.sh
+
+# Face networks (dlib-resnet, gear, faceres) against TF.js (wasm, cpu) in node: bench/faces/run.sh.
+bench-faces:
+	bench/faces/run.sh
 
 # Full LFW verification (6,000 pairs, 7,701 images) for both descriptors; embeddings are cached
 # (~/.cache/faceup/embeddings), so a second run only re-scores. LFW=... overrides the data folder.

@@ -355,6 +355,28 @@ TEST(generator_vae_init_latent_is_the_posterior_sample) {
     for (int i = 0; i < 8; i++) worst = fmax(worst, fabs(z->data[i] - (mu->data[i] + expf(0.5f * logvar->data[i]) * eps->data[i])));
     CHECK_MSG(worst < 1e-5, "start differs from the posterior sample by %g", worst);
     CHECK(fabs(z->data[0] - eps->data[0]) > 1e-6);   /* it is not the raw draw */
+    /* With a prior the search moves the whitened latent: init gives L^-1 (sample - mean), and
+     * build() decodes mean + L w, i.e. the same image as decoding the posterior sample. */
+    double mean[8], cov[64];
+    for (int i = 0; i < 8; i++) {
+        mean[i] = 0.1 * i;
+        for (int j = 0; j < 8; j++) cov[i * 8 + j] = (i == j ? 2.0 : 0.0) + 0.3 / (1 + abs(i - j));
+    }
+    REQUIRE(fu_vae_set_prior(m, mean, cov) == FU_OK && fu_vae_save(m, path) == FU_OK);
+    fu_generator *pg = NULL;
+    REQUIRE(fu_generator_open(path, NULL, &pg) == FU_OK);
+    fu_tensor *w = fu_tensor_clone(eps);
+    REQUIRE(w && pg->init_latent(pg, thumb, w) == FU_OK);
+    fu_graph_reset(g);
+    fu_tensor *via_prior = pg->build(pg, g, w, NULL, NULL);
+    fu_tensor *direct = fu_vae_decode(g, m, fu_reshape(g, z, 2, (int64_t[]){1, 8}));
+    REQUIRE(via_prior && direct);
+    worst = 0;
+    for (int64_t i = 0; i < direct->numel; i++) worst = fmax(worst, fabs(via_prior->data[i] - 0.5 * (direct->data[i] + 1)));
+    CHECK_MSG(worst < 1e-4, "prior path image differs by %g", worst);
+    CHECK(fabs(w->data[3] - z->data[3]) > 1e-4);   /* the searched latent is the whitened one */
+    fu_tensor_free(w);
+    fu_generator_free(pg);
     fu_graph_free(g);
     fu_tensor_free(thumb); fu_tensor_free(z); fu_tensor_free(eps);
     fu_generator_free(gen);

@@ -113,6 +113,54 @@ TEST(vae_save_load_roundtrip_and_bad_files) {
     fu_vae_free(m);
 }
 
+/* The prior maps w to z = mean + L w and back exactly; it survives save/load; a file with a
+ * hostile prior (upper triangle set, zero diagonal, one half missing) is refused. */
+TEST(vae_prior_roundtrip_whiten_and_bad_priors) {
+    fu_vae *m = fu_vae_new(&tiny, 8);
+    REQUIRE(m);
+    double mean[4] = {1, -2, 0.5, 3}, cov[16] = {4, 1, 0, 0, 1, 2, 0.5, 0, 0, 0.5, 1, 0.2, 0, 0, 0.2, 3};
+    REQUIRE(fu_vae_set_prior(m, mean, cov) == FU_OK);
+    const float *l = m->prior_tril->data;
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            double s = 0;
+            for (int k = 0; k < 4; k++) s += (double)l[i * 4 + k] * l[j * 4 + k];
+            CHECK_NEAR(s, cov[i * 4 + j], 1e-5);
+        }
+    fu_graph *g = fu_graph_new();
+    fu_tensor *w = fu_graph_tensor(g, 2, (int64_t[]){1, 4});
+    float w0[4] = {0.3f, -1.2f, 0.7f, 2.0f}, back[4];
+    memcpy(w->data, w0, sizeof w0);
+    fu_tensor *z = fu_vae_prior_latent(g, m, w);
+    REQUIRE(z);
+    CHECK_NEAR(z->data[0], 1 + 2 * 0.3, 1e-5);   /* L[0][0] = sqrt(4) */
+    fu_vae_prior_whiten(m, z->data, back);
+    for (int i = 0; i < 4; i++) CHECK_NEAR(back[i], w0[i], 1e-5);
+    fu_graph_free(g);
+    char path[512];
+    snprintf(path, sizeof path, "%s/vae_prior.safetensors", fu_test_tmpdir());
+    REQUIRE(fu_vae_save(m, path) == FU_OK);
+    fu_vae *l2 = NULL;
+    REQUIRE(fu_vae_load(path, &l2) == FU_OK);
+    CHECK(l2->prior_mean && tensor_equals(l2->prior_tril, m->prior_tril->data, 16) && tensor_equals(l2->prior_mean, m->prior_mean->data, 4));
+    fu_vae_free(l2);
+    /* Hostile priors. */
+    fu_st_item items[FU_VAE_MAX_PARAMS + 2];
+    for (int i = 0; i < m->n_params; i++) items[i] = (fu_st_item){m->params[i]->name, m->params[i], FU_F32};
+    items[m->n_params] = (fu_st_item){"prior.mean", m->prior_mean, FU_F32};
+    items[m->n_params + 1] = (fu_st_item){"prior.scale_tril", m->prior_tril, FU_F32};
+    m->prior_tril->data[1] = 0.5f;   /* above the diagonal */
+    REQUIRE(fu_st_save(path, items, m->n_params + 2, NULL, 0) == FU_OK);
+    CHECK(fu_vae_load(path, &l2) == FU_E_INPUT && l2 == NULL && strstr(fu_last_error(), "lower-triangular"));
+    m->prior_tril->data[1] = 0;
+    m->prior_tril->data[5] = 0;      /* zero on the diagonal */
+    REQUIRE(fu_st_save(path, items, m->n_params + 2, NULL, 0) == FU_OK);
+    CHECK(fu_vae_load(path, &l2) == FU_E_INPUT && strstr(fu_last_error(), "diagonal"));
+    REQUIRE(fu_st_save(path, items, m->n_params + 1, NULL, 0) == FU_OK);   /* mean without scale */
+    CHECK(fu_vae_load(path, &l2) == FU_E_INPUT && strstr(fu_last_error(), "prior.scale_tril"));
+    fu_vae_free(m);
+}
+
 /* ---- face set ---- */
 
 /* A synthetic face set: n images of S x S, image i a smooth colour blob whose position and
@@ -368,6 +416,10 @@ TEST(train_generator_init_starts_from_a_model) {
     snprintf(next, sizeof next, "%s/gen_next.safetensors", fu_test_tmpdir());
     fu_gen_train_config a = tiny_run(base, 5);
     REQUIRE(fu_train_generator(&a, set, NULL, NULL) == FU_OK);
+    fu_vae *with_prior = load_or_null(base);   /* give the base a prior: --init must drop it */
+    int64_t fitted = 0;
+    REQUIRE(with_prior && fu_vae_fit_prior(with_prior, set, FU_SPLIT_TRAIN, &fitted) == FU_OK && fu_vae_save(with_prior, base) == FU_OK);
+    fu_vae_free(with_prior);
     fu_gen_train_config b = tiny_run(next, 2);
     b.init = base;
     b.seed = 777;    /* a different fresh model would come from this seed */
@@ -376,6 +428,7 @@ TEST(train_generator_init_starts_from_a_model) {
     fu_vae *ma = load_or_null(base), *mb = load_or_null(next);
     REQUIRE(ma && mb && ma->n_params == mb->n_params);
     CHECK(max_weight_diff(ma, mb) < 1e-12);
+    CHECK(ma->prior_mean && !mb->prior_mean);
     b.init = "/nonexistent/model.safetensors";
     CHECK(fu_train_generator(&b, set, NULL, NULL) == FU_E_INPUT && strstr(fu_last_error(), "/nonexistent/model.safetensors"));
     fu_vae_free(ma);
@@ -412,6 +465,44 @@ TEST(train_generator_learns_and_reconstructs) {
 }
 
 /* ---- plot ---- */
+
+/* The fitted prior's mean is the mean of the encoder's mu over the train split and its mirror
+ * images, and its covariance is PSD with at least the mean posterior variance on the diagonal. */
+TEST(vae_fit_prior_matches_encoder_moments) {
+    fu_faces *set = synthetic_faces(8, 20);
+    fu_vae *m = fu_vae_new(&tiny, 4);
+    REQUIRE(set && m);
+    int64_t n = 0;
+    REQUIRE(fu_vae_fit_prior(m, set, FU_SPLIT_TRAIN, &n) == FU_OK);
+    CHECK(n == 16);
+    double mean[4] = {0}, var[4] = {0};
+    fu_graph *g = fu_graph_new();
+    for (int64_t i = 0, used = 0; i < set->count; i++) {
+        if (set->labels[i].split != FU_SPLIT_TRAIN) continue;
+        for (int flip = 0; flip < 2; flip++) {
+            fu_graph_reset(g);
+            fu_tensor *x = fu_graph_tensor(g, 4, (int64_t[]){1, 3, 8, 8}), *lv = NULL;
+            fu_faces_get(set, i, flip, x->data);
+            fu_tensor *mu = fu_vae_encode(g, m, x, &lv);
+            for (int k = 0; k < 4; k++) {
+                mean[k] += mu->data[k] / 32.0;
+                var[k] += exp(lv->data[k]) / 32.0;
+            }
+        }
+        used++;
+    }
+    fu_graph_free(g);
+    for (int k = 0; k < 4; k++) {
+        CHECK_NEAR(m->prior_mean->data[k], mean[k], 1e-4);
+        float lkk = m->prior_tril->data[k * 4 + k];
+        double diag = 0;
+        for (int j = 0; j <= k; j++) diag += (double)m->prior_tril->data[k * 4 + j] * m->prior_tril->data[k * 4 + j];
+        CHECK(lkk > 0 && diag >= var[k] * (1 - 1e-4));
+    }
+    CHECK(fu_vae_fit_prior(m, set, FU_SPLIT_TEST, &n) == FU_E_INPUT);   /* no test images */
+    fu_vae_free(m);
+    fu_faces_free(set);
+}
 
 TEST(plot_draws_frame_and_polyline) {
     fu_tensor *img = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)64, (int64_t)96);

@@ -36,14 +36,15 @@ static fu_tensor *sg2_sample(fu_graph *g, const fu_stylegan2 *m, uint64_t seed, 
     return fu_sg2_forward(g, m, fu_sg2_repeat_latent(g, m, w), noise, NULL);
 }
 
-/* One VAE image for seed: z ~ N(0, t^2 I) from the seed (t: temperature), decoded. */
+/* One VAE image for seed: w ~ N(0, t^2 I) from the seed (t: temperature), through the model's
+ * prior (z = mean + L w; z = w without one, gen/vae.h), decoded. */
 static fu_tensor *vae_sample(fu_graph *g, const fu_vae *m, uint64_t seed, float t) {
     fu_rng r;
     fu_rng_seed(&r, seed);
     fu_tensor *z = fu_graph_tensor(g, 2, (int64_t[]){1, m->cfg.latent});
     if (!z) return NULL;
     fu_rng_fill_normal(&r, z->data, z->numel, 0, t);
-    return fu_vae_decode(g, m, z);
+    return fu_vae_decode(g, m, fu_vae_prior_latent(g, m, z));
 }
 
 /* One StyleGAN v1 image for seed through the search's generator interface: z ~ N(0, I) per

@@ -11,6 +11,8 @@
 #include "progress.h"
 #include "core/error.h"
 #include "core/ops.h"
+#include "eval/gen_quality.h"
+#include "face/models.h"
 #include "faceup.h"
 #include "gen/vae.h"
 #include "io/image.h"
@@ -176,13 +178,62 @@ static int train_generator(int argc, char **argv) {
     return exit_code(rc);
 }
 
+/* The first 64 samples (seeds seed .. seed + 63) as an 8x8 grid. */
+static int write_sample_grid(const fu_vae *m, const fu_gen_quality_config *qc, const char *path) {
+    enum { SIDE = 8 };
+    int64_t S = m->cfg.size, img = 3 * S * S;
+    float *px = malloc(sizeof(float) * (size_t)(SIDE * SIDE * img));
+    fu_tensor *sheet = px ? fu_tensor_newv(4, (int64_t)1, (int64_t)3, SIDE * S, SIDE * S) : NULL;
+    int rc = sheet ? fu_vae_samples(m, qc->seed, qc->temperature, SIDE * SIDE, px) : fu_fail(FU_E_INTERNAL, "out of memory");
+    for (int64_t k = 0; rc == FU_OK && k < SIDE * SIDE; k++)
+        for (int64_t c = 0; c < 3; c++)
+            for (int64_t y = 0; y < S; y++)
+                memcpy(sheet->data + (c * SIDE * S + (k / SIDE) * S + y) * SIDE * S + (k % SIDE) * S,
+                       px + k * img + (c * S + y) * S, sizeof(float) * (size_t)S);
+    if (rc == FU_OK) rc = fu_image_save_png(path, sheet);
+    fu_tensor_free(sheet);
+    free(px);
+    return rc;
+}
+
+/* faceup train prior: fits the VAE's latent prior on the train split and writes the model with it. */
+static int train_prior(int argc, char **argv) {
+    const char *gen = NULL, *data = NULL, *out = NULL;
+    int threads = 0, quiet = 0;
+    arg_spec specs[] = {
+        {"--generator", ARG_STRING, &gen, 0, 0, "faceup VAE (.safetensors)"},
+        {"--data", ARG_STRING, &data, 0, 0, "packed face set (faceup train faces) or a data folder"},
+        {"--out", ARG_STRING, &out, 0, 0, "the model with its fitted prior (may be the input file)"},
+        {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
+        {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
+        {0},
+    };
+    int n = args_parse("train prior", "--generator FILE --data FILE|DIR --out FILE", specs, argc, argv, NULL, 0);
+    if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
+    if (!gen || !data || !out) { fprintf(stderr, "faceup train prior: --generator, --data and --out are required\n"); return FU_E_INPUT; }
+    fu_set_threads(threads);
+    fu_vae *m = NULL;
+    fu_faces *set = NULL;
+    int64_t dropped, count = 0;
+    int rc = fu_vae_load(gen, &m);
+    if (rc == FU_OK) rc = open_faces(data, FU_FACES_FRAME_FFHQ, quiet, &set, &dropped);
+    if (rc == FU_OK) rc = fu_vae_fit_prior(m, set, FU_SPLIT_TRAIN, &count);
+    if (rc == FU_OK) rc = fu_vae_save(m, out);
+    if (rc == FU_OK) printf("{\"images\": %lld, \"latent\": %d, \"out\": \"%s\"}\n", (long long)count, m->cfg.latent, out);
+    else fprintf(stderr, "faceup train prior: %s\n", fu_last_error());
+    fu_vae_free(m);
+    fu_faces_free(set);
+    return exit_code(rc);
+}
+
 int cmd_train(int argc, char **argv) {
+    if (argc >= 1 && !strcmp(argv[0], "prior")) return train_prior(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "faces")) return train_faces(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "generator")) return train_generator(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "heads")) return cmd_train_heads(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "finetune-data")) return cmd_train_finetune_data(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "finetune")) return cmd_train_finetune(argc - 1, argv + 1);
-    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'heads', 'finetune-data' or 'finetune' (try 'faceup train generator --help')\n");
+    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'prior', 'heads', 'finetune-data' or 'finetune' (try 'faceup train generator --help')\n");
     return FU_E_INPUT;
 }
 
@@ -199,15 +250,55 @@ static int add_psnr(cJSON *parent, const char *key, const fu_vae *m, const fu_fa
     return FU_OK;
 }
 
+static cJSON *race_object(const double shares[FU_RACE_CLASSES]) {
+    cJSON *o = cJSON_CreateObject();
+    for (int c = 0; c < FU_RACE_CLASSES; c++) cJSON_AddNumberToObject(o, fu_race_name(c), round(shares[c] * 10000) / 10000);
+    return o;
+}
+
+static void on_quality(void *ctx, const char *stage, int64_t done, int64_t total) {
+    if (done == 0 && !*(int *)ctx) fprintf(stderr, "eval generator: %s (%lld of %lld judges)\n", stage, (long long)done, (long long)total);
+}
+
+/* The sample-quality measures (eval/gen_quality.h) as JSON under root["samples"]. */
+static int add_sample_quality(cJSON *root, const fu_vae *m, const fu_faces *set, const fu_gen_quality_config *cfg, int quiet) {
+    fu_gen_quality q;
+    int rc = fu_gen_quality_run(m, set, cfg, &q, on_quality, &quiet);
+    if (rc != FU_OK) return rc;
+    cJSON *o = cJSON_AddObjectToObject(root, "samples");
+    cJSON_AddNumberToObject(o, "samples", (double)q.n_samples);
+    cJSON_AddNumberToObject(o, "heldout_faces", (double)q.n_heldout);
+    cJSON_AddNumberToObject(o, "train_faces", (double)q.n_train);
+    cJSON_AddNumberToObject(o, "temperature", cfg->temperature);
+    cJSON_AddNumberToObject(o, "seed", (double)cfg->seed);
+    cJSON_AddNumberToObject(o, "identity_fd", round(q.fd_identity * 1e5) / 1e5);
+    cJSON_AddNumberToObject(o, "identity_fd_train_vs_heldout", round(q.fd_train_vs_heldout * 1e5) / 1e5);
+    cJSON_AddStringToObject(o, "identity_fd_formula",
+                            "|m1-m2|^2 + tr(C1) + tr(C2) - 2 tr((C1^1/2 C2 C1^1/2)^1/2) over dlib-resnet descriptors (raw, 128-d) "
+                            "of the fixed FFHQ->dlib-chip warp; samples vs held-out (val+test) faces");
+    cJSON_AddNumberToObject(o, "blazeface_rate", round(q.face_rate_samples * 10000) / 10000);
+    cJSON_AddNumberToObject(o, "blazeface_rate_heldout", round(q.face_rate_heldout * 10000) / 10000);
+    cJSON_AddItemToObject(o, "race_samples_gear", race_object(q.race_samples));
+    cJSON_AddItemToObject(o, "race_train_gear", race_object(q.race_train));
+    return FU_OK;
+}
+
 static int eval_generator(int argc, char **argv) {
-    const char *gen = NULL, *data = NULL, *split_name = "val";
-    int limit = 0, threads = 0;
+    const char *gen = NULL, *data = NULL, *split_name = "val", *heads = NULL, *grid = NULL;
+    int limit = 0, threads = 0, samples = 2000, seed = 0, quiet = 0;
+    float temperature = 1;
     arg_spec specs[] = {
         {"--generator", ARG_STRING, &gen, 0, 0, "faceup VAE (.safetensors)"},
         {"--data", ARG_STRING, &data, 0, 0, "packed face set (faceup train faces) or a data folder"},
         {"--split", ARG_STRING, &split_name, 0, 0, "train, val (default), test (LFW) or all"},
-        {"--limit", ARG_INT, &limit, 0, 2000000000, "at most N images per source and overall (default 0: all)"},
+        {"--limit", ARG_INT, &limit, 0, 2000000000, "reconstruction: at most N images per source and overall (default 0: all)"},
+        {"--samples", ARG_INT, &samples, 0, 100000, "sample quality on N samples and N real faces per set (default 2000; 0: skip)"},
+        {"--seed", ARG_INT, &seed, 0, 2000000000, "first sample seed (default 0)"},
+        {"--temperature", ARG_FLOAT, &temperature, 0.01, 10, "sample latent std (default 1)"},
+        {"--heads", ARG_STRING, &heads, 0, 0, "heads file whose FFHQ frame places the dlib chip (default: the shipped one)"},
+        {"--grid", ARG_STRING, &grid, 0, 0, "also write the first 64 samples as an 8x8 PNG grid"},
         {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
+        {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
         {0},
     };
     int n = args_parse("eval generator", "--generator FILE --data FILE|DIR [flags]", specs, argc, argv, NULL, 0);
@@ -227,6 +318,11 @@ static int eval_generator(int argc, char **argv) {
     for (int s = 0; rc == FU_OK && s < FU_FACES_N_SOURCES; s++)
         rc = add_psnr(recon, fu_faces_source_name(s), m, set, split, s, limit);
     if (rc == FU_OK) rc = add_psnr(recon, "all", m, set, split, -1, limit);
+    char heads_path[2048];
+    fu_gen_quality_config qc = {samples, (uint64_t)seed, temperature,
+                                heads ? heads : fu_shipped_path(FU_HEADS_DEFAULT, heads_path, sizeof heads_path)};
+    if (rc == FU_OK && samples > 0) rc = add_sample_quality(root, m, set, &qc, quiet);
+    if (rc == FU_OK && grid) rc = write_sample_grid(m, &qc, grid);
     if (rc == FU_OK) {
         cJSON_AddStringToObject(root, "generator", gen);
         cJSON_AddStringToObject(root, "split", fu_faces_split_name(split));

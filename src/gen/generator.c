@@ -171,18 +171,22 @@ static int vae_noise_shape(const fu_generator *gen, int i, int64_t shape[4]) {
     return fu_fail(FU_E_INPUT, "vae: no noise map %d (the decoder takes none)", i);
 }
 
-/* z [N, 1, D] -> decoder -> [-1, 1] image -> [0, 1]. The single latent row is its own
- * latent_in (GEOCROSS has no pairs of rows to compare). */
+/* The searched z [N, 1, D] is the whitened latent w of the model's prior (gen/vae.h; the
+ * decoder's own latent itself when the file has no prior) -> mean + L w -> decoder -> [-1, 1]
+ * image -> [0, 1]. So PULSE's sphere for N(0, I) draws is the prior's typical set, as with its
+ * Gaussian fit for StyleGAN v1. The single latent row is its own latent_in (GEOCROSS has no
+ * pairs of rows to compare). */
 static fu_tensor *vae_build(const fu_generator *gen, fu_graph *g, fu_tensor *z, fu_tensor *const *noise, fu_tensor **latent_in) {
     (void)noise;
     const fu_vae *m = gen->impl;
     if (latent_in) *latent_in = z;
     fu_tensor *flat = fu_reshape(g, z, 2, (int64_t[]){z ? z->shape[0] : 0, m->cfg.latent});
-    return to_unit_range(g, fu_vae_decode(g, m, flat));
+    return to_unit_range(g, fu_vae_decode(g, m, fu_vae_prior_latent(g, m, flat)));
 }
 
 /* The encoder's posterior sample for the bicubic-upscaled thumbnail: z = mu + exp(logvar / 2) *
- * eps, with eps the seed's N(0, I) draw, so seeds differ as posterior samples do. */
+ * eps, with eps the seed's N(0, I) draw, so seeds differ as posterior samples do; then whitened
+ * by the prior (the search moves w). */
 static int vae_init_latent(const fu_generator *gen, const fu_tensor *thumb, fu_tensor *z) {
     const fu_vae *m = gen->impl;
     fu_graph *g = fu_graph_new();
@@ -194,6 +198,13 @@ static int vae_init_latent(const fu_generator *gen, const fu_tensor *thumb, fu_t
     int rc = mu && logvar ? FU_OK : (fu_last_code() ? fu_last_code() : FU_E_INTERNAL);
     for (int64_t i = 0; rc == FU_OK && i < z->numel; i++)
         z->data[i] = mu->data[i] + expf(0.5f * logvar->data[i]) * z->data[i];
+    float *posterior = rc == FU_OK ? malloc(sizeof(float) * (size_t)z->numel) : NULL;
+    if (rc == FU_OK && !posterior) rc = fu_fail(FU_E_INTERNAL, "vae: out of memory");
+    if (posterior) {
+        memcpy(posterior, z->data, sizeof(float) * (size_t)z->numel);
+        fu_vae_prior_whiten(m, posterior, z->data);
+        free(posterior);
+    }
     fu_graph_free(g);
     return rc;
 }

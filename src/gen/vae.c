@@ -1,5 +1,6 @@
 #include "vae.h"
 #include "core/error.h"
+#include "core/linalg.h"
 #include "core/ops.h"
 #include "core/rng.h"
 #include "faceup.h"
@@ -118,7 +119,89 @@ fu_vae *fu_vae_new(const fu_vae_config *cfg, uint64_t seed) {
 void fu_vae_free(fu_vae *m) {
     if (!m) return;
     for (int i = 0; i < m->n_params; i++) fu_tensor_free(m->params[i]);
+    fu_tensor_free(m->prior_mean);
+    fu_tensor_free(m->prior_tril);
     free(m);
+}
+
+/* Takes ownership of mean [D] and tril [D,D] after checking them: finite, lower-triangular, a
+ * positive diagonal. */
+static int install_prior(fu_vae *m, fu_tensor *mean, fu_tensor *tril, const char *label) {
+    int64_t d = m->cfg.latent;
+    int rc = FU_OK;
+    for (int64_t i = 0; rc == FU_OK && i < d; i++) {
+        if (!isfinite(mean->data[i]) || !(tril->data[i * d + i] > 0))
+            rc = fu_fail(FU_E_INPUT, "%s: prior is not finite or its scale has a non-positive diagonal (row %lld)", label, (long long)i);
+        for (int64_t j = 0; rc == FU_OK && j < d; j++)
+            if (!isfinite(tril->data[i * d + j]) || (j > i && tril->data[i * d + j] != 0))
+                rc = fu_fail(FU_E_INPUT, "%s: prior.scale_tril is not a finite lower-triangular matrix", label);
+    }
+    if (rc != FU_OK) {
+        fu_tensor_free(mean);
+        fu_tensor_free(tril);
+        return rc;
+    }
+    fu_tensor_free(m->prior_mean);
+    fu_tensor_free(m->prior_tril);
+    m->prior_mean = mean;
+    m->prior_tril = tril;
+    return FU_OK;
+}
+
+int fu_vae_set_prior(fu_vae *m, const double *mean, const double *cov) {
+    int d = m->cfg.latent;
+    double *l = malloc(sizeof *l * (size_t)d * (size_t)d);
+    fu_tensor *mt = fu_tensor_newv(1, (int64_t)d), *lt = fu_tensor_newv(2, (int64_t)d, (int64_t)d);
+    if (!l || !mt || !lt) {
+        free(l);
+        fu_tensor_free(mt);
+        fu_tensor_free(lt);
+        return fu_fail(FU_E_INTERNAL, "vae: out of memory setting the prior");
+    }
+    double ridge = 0;
+    for (int i = 0; i < d; i++) ridge += cov[i * d + i];
+    ridge *= 1e-6 / d;
+    int rc = FU_E_INPUT;
+    for (int attempt = 0; attempt < 2 && rc != FU_OK; attempt++) {
+        memcpy(l, cov, sizeof *l * (size_t)d * (size_t)d);
+        if (attempt) for (int i = 0; i < d; i++) l[i * d + i] += ridge;
+        rc = fu_cholesky(l, d);
+    }
+    if (rc == FU_OK) {
+        for (int i = 0; i < d; i++) mt->data[i] = (float)mean[i];
+        for (int i = 0; i < d * d; i++) lt->data[i] = (float)l[i];
+        rc = install_prior(m, mt, lt, "vae");
+    } else {
+        fu_tensor_free(mt);
+        fu_tensor_free(lt);
+    }
+    free(l);
+    return rc;
+}
+
+void fu_vae_clear_prior(fu_vae *m) {
+    fu_tensor_free(m->prior_mean);
+    fu_tensor_free(m->prior_tril);
+    m->prior_mean = m->prior_tril = NULL;
+}
+
+fu_tensor *fu_vae_prior_latent(fu_graph *g, const fu_vae *m, fu_tensor *w) {
+    if (!m->prior_mean) return w;
+    return fu_linear(g, w, m->prior_tril, m->prior_mean);   /* w L^T + mean, row by row */
+}
+
+void fu_vae_prior_whiten(const fu_vae *m, const float *z, float *w) {
+    int64_t d = m->cfg.latent;
+    if (!m->prior_mean) {
+        memcpy(w, z, sizeof *w * (size_t)d);
+        return;
+    }
+    const float *l = m->prior_tril->data;
+    for (int64_t i = 0; i < d; i++) {   /* forward substitution: L w = z - mean */
+        double s = (double)z[i] - m->prior_mean->data[i];
+        for (int64_t k = 0; k < i; k++) s -= (double)l[i * d + k] * w[k];
+        w[i] = (float)(s / l[i * d + i]);
+    }
 }
 
 int64_t fu_vae_param_count(const fu_vae *m) {
@@ -151,6 +234,24 @@ static int config_from_file(const fu_safetensors *st, const char *path, fu_vae_c
     return FU_OK;
 }
 
+/* Reads prior.mean [D] and prior.scale_tril [D,D] (both required once either is present). */
+static int read_prior(const fu_safetensors *st, fu_vae *m) {
+    int64_t d = m->cfg.latent;
+    const fu_st_entry *me = fu_st_find(st, "prior.mean"), *le = fu_st_find(st, "prior.scale_tril");
+    if (!me || !le || me->ndim != 1 || me->shape[0] != d || le->ndim != 2 || le->shape[0] != d || le->shape[1] != d)
+        return fu_fail(FU_E_INPUT, "%s: prior.mean [%lld] and prior.scale_tril [%lld,%lld] must both be present with those shapes",
+                       st->label, (long long)d, (long long)d, (long long)d);
+    fu_tensor *mean = fu_tensor_newv(1, d), *tril = fu_tensor_newv(2, d, d);
+    if (!mean || !tril) {
+        fu_tensor_free(mean);
+        fu_tensor_free(tril);
+        return fu_fail(FU_E_INTERNAL, "%s: out of memory reading the prior", st->label);
+    }
+    fu_convert_to_f32(me->dtype, st->data + me->begin, mean->data, (size_t)d);
+    fu_convert_to_f32(le->dtype, st->data + le->begin, tril->data, (size_t)(d * d));
+    return install_prior(m, mean, tril, st->label);
+}
+
 int fu_vae_from_safetensors(const fu_safetensors *st, int allow_extra, fu_vae **out) {
     *out = NULL;
     const char *path = st->label;
@@ -168,8 +269,11 @@ int fu_vae_from_safetensors(const fu_safetensors *st, int allow_extra, fu_vae **
         }
         fu_convert_to_f32(e->dtype, st->data + e->begin, p->data, (size_t)p->numel);
     }
-    if (rc == FU_OK && !allow_extra && st->n_entries != m->n_params)
-        rc = fu_fail(FU_E_INPUT, "%s: %d tensors, a VAE of this config has %d", path, st->n_entries, m->n_params);
+    int has_prior = fu_st_find(st, "prior.mean") || fu_st_find(st, "prior.scale_tril");
+    if (rc == FU_OK && has_prior) rc = read_prior(st, m);
+    int expected = m ? m->n_params + 2 * has_prior : 0;
+    if (rc == FU_OK && !allow_extra && st->n_entries != expected)
+        rc = fu_fail(FU_E_INPUT, "%s: %d tensors, a VAE of this config has %d", path, st->n_entries, expected);
     if (rc != FU_OK) { fu_vae_free(m); return rc; }
     *out = m;
     return FU_OK;
@@ -185,17 +289,23 @@ int fu_vae_load(const char *path, fu_vae **out) {
 }
 
 int fu_vae_save(const fu_vae *m, const char *path) {
-    fu_st_item items[FU_VAE_MAX_PARAMS];
-    for (int i = 0; i < m->n_params; i++) items[i] = (fu_st_item){m->params[i]->name, m->params[i], FU_F32};
+    fu_st_item items[FU_VAE_MAX_PARAMS + 2];
+    int n = 0;
+    for (int i = 0; i < m->n_params; i++) items[n++] = (fu_st_item){m->params[i]->name, m->params[i], FU_F32};
+    if (m->prior_mean) {
+        items[n++] = (fu_st_item){"prior.mean", m->prior_mean, FU_F32};
+        items[n++] = (fu_st_item){"prior.scale_tril", m->prior_tril, FU_F32};
+    }
     char size[16], ch[16], lat[16];
     snprintf(size, sizeof size, "%d", m->cfg.size);
     snprintf(ch, sizeof ch, "%d", m->cfg.channels);
     snprintf(lat, sizeof lat, "%d", m->cfg.latent);
     fu_st_meta meta[] = {
         {"faceup.model", "vae"}, {"faceup.vae.size", size}, {"faceup.vae.channels", ch}, {"faceup.vae.latent", lat},
-        {"faceup.vae.range", "images in [-1,1], z ~ N(0,I)"},
+        {"faceup.vae.range", m->prior_mean ? "images in [-1,1], z = prior.mean + prior.scale_tril w, w ~ N(0,I)"
+                                           : "images in [-1,1], z ~ N(0,I)"},
     };
-    return fu_st_save(path, items, m->n_params, meta, (int)(sizeof meta / sizeof meta[0]));
+    return fu_st_save(path, items, n, meta, (int)(sizeof meta / sizeof meta[0]));
 }
 
 fu_tensor *fu_vae_encode(fu_graph *g, const fu_vae *m, fu_tensor *x, fu_tensor **logvar) {

@@ -26,7 +26,8 @@
  * dec.fc.weight, c from enc.conv0.weight, n from the number of enc.conv* tensors), and the
  * metadata records it too ("faceup.model": "vae", "faceup.vae.size" ...) for humans.
  * Tensor names: enc.conv{i}.weight/bias, enc.mu.weight/bias, enc.logvar.weight/bias,
- * dec.fc.weight/bias, dec.conv{i}.weight/bias, dec.rgb.weight/bias (PyTorch layouts). */
+ * dec.fc.weight/bias, dec.conv{i}.weight/bias, dec.rgb.weight/bias (PyTorch layouts), and
+ * optionally prior.mean, prior.scale_tril (see fu_vae below). */
 #ifndef FU_GEN_VAE_H
 #define FU_GEN_VAE_H
 #include <stdint.h>
@@ -52,6 +53,14 @@ typedef struct fu_vae {
     fu_tensor *mu_w, *mu_b, *logvar_w, *logvar_b, *fc_w, *fc_b;
     fu_tensor *dec_w[FU_VAE_MAX_STAGES], *dec_b[FU_VAE_MAX_STAGES];
     fu_tensor *rgb_w, *rgb_b;
+    /* Optional latent prior (NULL: z ~ N(0, I)), "prior.mean" [D] and "prior.scale_tril" [D,D]
+     * in the file: a Gaussian N(mean, L L^T) fitted to the encoder's aggregate posterior over
+     * the training faces ("ex-post density estimation", Ghosh et al. 2020). A VAE whose KL term
+     * is weak leaves the posteriors far from N(0, I), so decoding N(0, I) draws gives no faces;
+     * decoding draws of the fitted Gaussian does. Samplers and the search use the whitened
+     * latent w ~ N(0, I) and z = mean + L w (fu_vae_prior_latent), as PULSE searches StyleGAN v1
+     * through its Gaussian fit of the mapping network. Not trained: not in params. */
+    fu_tensor *prior_mean, *prior_tril;
 } fu_vae;
 
 /* The shipped configuration: 64, 32, 256. */
@@ -71,6 +80,16 @@ struct fu_safetensors;
 int fu_vae_from_safetensors(const struct fu_safetensors *st, int allow_extra, fu_vae **out);
 /* Saves weights (float32) and config metadata atomically. */
 int fu_vae_save(const fu_vae *m, const char *path);
+
+/* Sets the prior from a mean [D] and a covariance [D,D] (row-major, symmetric PSD); a tiny
+ * ridge (1e-6 of the mean variance) is added when the covariance is singular. FU_OK or an error. */
+int fu_vae_set_prior(fu_vae *m, const double *mean, const double *cov);
+/* Removes the prior (training changes the encoder, so a fitted prior goes stale). */
+void fu_vae_clear_prior(fu_vae *m);
+/* Graph op: w [N,D] (whitened) -> z = mean + L w [N,D]; w itself when the model has no prior. */
+fu_tensor *fu_vae_prior_latent(fu_graph *g, const fu_vae *m, fu_tensor *w);
+/* The inverse for one latent: w = L^-1 (z - mean) (a copy when there is no prior). */
+void fu_vae_prior_whiten(const fu_vae *m, const float *z, float *w);
 
 /* Encoder: x [N,3,S,S] in [-1,1] -> mu [N,D]; *logvar (if not NULL) gets logvar [N,D]. */
 fu_tensor *fu_vae_encode(fu_graph *g, const fu_vae *m, fu_tensor *x, fu_tensor **logvar);

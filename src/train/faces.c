@@ -315,6 +315,101 @@ static int find_landmarks(const framer *f, const fu_tensor *img, float *lm) {
     return rc;
 }
 
+/* Index into [0, n) mirrored at the borders, any distance away (period 2n, edge pixels repeated
+ * like numpy's 'reflect' with the edge included, i.e. 'symmetric'). */
+static int64_t mirror_index(int64_t i, int64_t n) {
+    int64_t period = 2 * n;
+    i %= period;
+    if (i < 0) i += period;
+    return i < n ? i : period - 1 - i;
+}
+
+/* Per-channel median of an image plane (a copy is sorted). */
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Margin (pixels) by which the warp's output square reaches outside img, 0 when it stays inside. */
+static int64_t warp_overhang(const double theta[6], int64_t side, int64_t h, int64_t w) {
+    double worst = 0;
+    for (int c = 0; c < 4; c++) {
+        double u = (c & 1) ? (double)(side - 1) : 0, v = (c & 2) ? (double)(side - 1) : 0;
+        double x = theta[0] * u + theta[1] * v + theta[2], y = theta[3] * u + theta[4] * v + theta[5];
+        double over[4] = {-x, x - (double)(w - 1), -y, y - (double)(h - 1)};
+        for (int k = 0; k < 4; k++) worst = over[k] > worst ? over[k] : worst;
+    }
+    return (int64_t)ceil(worst) + 2;
+}
+
+/* Box blur of one plane in place, radius r along rows then columns (edges mirrored); tmp holds
+ * max(h, w) floats. Three passes approximate a Gaussian of sigma sqrt(r (r + 1)). */
+static void box_blur_plane(float *p, int64_t h, int64_t w, int64_t r, float *tmp) {
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t n = pass == 0 ? w : h, lines = pass == 0 ? h : w;
+        int64_t step = pass == 0 ? 1 : w, line_step = pass == 0 ? w : 1;
+        for (int64_t l = 0; l < lines; l++) {
+            float *q = p + l * line_step;
+            double sum = 0;
+            for (int64_t k = -r; k <= r; k++) sum += q[mirror_index(k, n) * step];
+            for (int64_t i = 0; i < n; i++) {
+                tmp[i] = (float)(sum / (double)(2 * r + 1));
+                sum += q[mirror_index(i + r + 1, n) * step] - q[mirror_index(i - r, n) * step];
+            }
+            for (int64_t i = 0; i < n; i++) q[i * step] = tmp[i];
+        }
+    }
+}
+
+/* FFHQ's recipe for squares that reach past the photo (tight crops such as UTKFace's): pad by
+ * reflection, blur the padding (Gaussian of sigma = 2% of the square's side, as FFHQ; three box
+ * passes here) with a ramp from sharp to blurred over the photo's outer pad/3 pixels, and fade the
+ * padding towards the photo's median colour with the distance d from the photo (weight d / pad),
+ * so the frame shows a soft continuation instead of black or a sharp mirror image.
+ * New image [1,C,H+2p,W+2p]. */
+static fu_tensor *pad_reflect_fade(const fu_tensor *img, int64_t pad, double square_side) {
+    int64_t c = img->shape[1], h = img->shape[2], w = img->shape[3];
+    int64_t oh = h + 2 * pad, ow = w + 2 * pad;
+    int64_t r = (int64_t)ceil(0.02 * square_side);
+    fu_tensor *out = fu_tensor_new(4, (int64_t[]){1, c, oh, ow});
+    float *sorted = out ? malloc((size_t)(h * w) * sizeof *sorted) : NULL;
+    float *blur = sorted ? malloc((size_t)(oh * ow + (oh > ow ? oh : ow)) * sizeof *blur) : NULL;
+    if (!blur) {
+        fu_tensor_free(out);
+        free(sorted);
+        fu_fail(FU_E_INTERNAL, "faces: out of memory padding a %lldx%lld image", (long long)w, (long long)h);
+        return NULL;
+    }
+    for (int64_t ch = 0; ch < c; ch++) {
+        const float *src = img->data + ch * h * w;
+        memcpy(sorted, src, (size_t)(h * w) * sizeof *sorted);
+        qsort(sorted, (size_t)(h * w), sizeof *sorted, cmp_float);
+        float median = sorted[h * w / 2];
+        float *dst = out->data + ch * oh * ow;
+        for (int64_t y = 0; y < oh; y++)
+            for (int64_t x = 0; x < ow; x++) dst[y * ow + x] = src[mirror_index(y - pad, h) * w + mirror_index(x - pad, w)];
+        memcpy(blur, dst, (size_t)(oh * ow) * sizeof *blur);
+        for (int k = 0; k < 3; k++) box_blur_plane(blur, oh, ow, r, blur + oh * ow);
+        for (int64_t y = 0; y < oh; y++) {
+            int64_t sy = y - pad, dy = sy < 0 ? -sy : (sy >= h ? sy - h + 1 : 0);
+            int64_t ey = sy < h - 1 - sy ? sy : h - 1 - sy;   /* inside: distance to the nearest edge */
+            for (int64_t x = 0; x < ow; x++) {
+                int64_t sx = x - pad, dx = sx < 0 ? -sx : (sx >= w ? sx - w + 1 : 0);
+                int64_t ex = sx < w - 1 - sx ? sx : w - 1 - sx;
+                int64_t d = dx > dy ? dx : dy, e = ex < ey ? ex : ey;
+                float to_blur = d > 0 ? 1.0f : 1.0f - 3.0f * (float)e / (float)pad;
+                float v = dst[y * ow + x];
+                if (to_blur > 0) v += (blur[y * ow + x] - v) * to_blur;
+                float fade = (float)d / (float)pad;
+                dst[y * ow + x] = v + (median - v) * (fade < 1 ? fade : 1);
+            }
+        }
+    }
+    free(sorted);
+    free(blur);
+    return out;
+}
+
 static int frame_ffhq(const framer *f, fu_tensor *img, fu_tensor *out) {
     float lm[136];
     double theta[6];
@@ -322,11 +417,22 @@ static int frame_ffhq(const framer *f, fu_tensor *img, fu_tensor *out) {
     int64_t side = out->shape[2] * FFHQ_OVERSAMPLE;
     if (rc == FU_OK) rc = fu_align_theta(FU_ALIGN_FFHQ, lm, (int)side, theta);
     if (rc != FU_OK) return rc == FU_E_INPUT ? FU_E_NO_SOLUTION : rc;   /* degenerate landmarks: no usable face */
+    int64_t h = img->shape[2], w = img->shape[3];
+    int64_t pad = warp_overhang(theta, side, h, w);
+    if (pad > 2 * (h > w ? h : w)) return FU_E_NO_SOLUTION;   /* the face is a small part of a huge square: landmarks are off */
+    double square_side = (double)side * hypot(theta[0], theta[3]);   /* in photo pixels */
+    fu_tensor *padded = pad > 2 ? pad_reflect_fade(img, pad, square_side) : NULL;
+    if (pad > 2 && !padded) return fu_last_code();
+    if (padded) {
+        theta[2] += (double)pad;
+        theta[5] += (double)pad;
+    }
     fu_graph *g = fu_graph_new();
-    fu_tensor *big = g ? fu_align_warp(g, img, theta, (int)side) : NULL;
+    fu_tensor *big = g ? fu_align_warp(g, padded ? padded : img, theta, (int)side) : NULL;
     fu_tensor *small = big ? fu_resize_area(g, big, out->shape[2], out->shape[3]) : NULL;
     rc = small ? fu_tensor_copy_data(out, small) : fu_last_code();
     fu_graph_free(g);
+    fu_tensor_free(padded);
     return rc;
 }
 

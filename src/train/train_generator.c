@@ -189,6 +189,7 @@ static int run_open(run *r, const fu_gen_train_config *cfg) {
         if (cfg->init) {
             int rc = fu_vae_load(cfg->init, &r->vae);
             if (rc != FU_OK) return rc;
+            fu_vae_clear_prior(r->vae);   /* stale once the encoder trains: refit with `faceup train prior` */
             r->cfg.model = r->vae->cfg;
         } else if (!(r->vae = fu_vae_new(&cfg->model, cfg->seed))) {
             return fu_last_code();
@@ -383,4 +384,57 @@ int fu_vae_recon_psnr(const fu_vae *m, const fu_faces *set, int split, int sourc
     *psnr = n ? sum / (double)n : NAN;
     *n_out = n;
     return FU_OK;
+}
+
+/* Adds one batch of posteriors (mu, logvar [B,D]) to the running sums. */
+static void accumulate_posterior(const fu_tensor *mu, const fu_tensor *logvar, double *sum, double *outer, double *var_sum) {
+    int64_t B = mu->shape[0], D = mu->shape[1];
+    for (int64_t k = 0; k < B; k++) {
+        const float *u = mu->data + k * D, *lv = logvar->data + k * D;
+        for (int64_t i = 0; i < D; i++) {
+            sum[i] += u[i];
+            var_sum[i] += exp((double)lv[i]);
+            for (int64_t j = 0; j <= i; j++) outer[i * D + j] += (double)u[i] * u[j];
+        }
+    }
+}
+
+int fu_vae_fit_prior(fu_vae *m, const fu_faces *set, int split, int64_t *n_out) {
+    if (m->cfg.size != set->size) return fu_fail(FU_E_INPUT, "prior: model size %d but the face set's images are %d", m->cfg.size, set->size);
+    int64_t S = set->size, img = 3 * S * S, D = m->cfg.latent, n = 0;
+    int64_t *pick = malloc((size_t)(set->count ? set->count : 1) * sizeof *pick);
+    double *sum = calloc((size_t)D, sizeof *sum), *var_sum = calloc((size_t)D, sizeof *var_sum);
+    double *outer = calloc((size_t)(D * D), sizeof *outer);
+    fu_graph *g = fu_graph_new();
+    int rc = pick && sum && var_sum && outer && g ? FU_OK : fu_fail(FU_E_INTERNAL, "prior: out of memory");
+    for (int64_t i = 0; rc == FU_OK && i < set->count; i++)
+        if (split == FU_SPLIT_ALL || set->labels[i].split == split) pick[n++] = i;
+    if (rc == FU_OK && n < 2) rc = fu_fail(FU_E_INPUT, "prior: %lld images in the split, need at least 2", (long long)n);
+    for (int64_t b0 = 0; rc == FU_OK && b0 < 2 * n; b0 += EVAL_BATCH) {   /* each image, then mirrored */
+        int64_t B = 2 * n - b0 < EVAL_BATCH ? 2 * n - b0 : EVAL_BATCH;
+        fu_graph_reset(g);
+        fu_tensor *x = fu_graph_tensor(g, 4, (int64_t[]){B, 3, S, S}), *logvar = NULL;
+        if (!x) { rc = fu_last_code(); break; }
+        for (int64_t k = 0; k < B; k++) fu_faces_get(set, pick[(b0 + k) % n], (b0 + k) >= n, x->data + k * img);
+        fu_tensor *mu = fu_vae_encode(g, m, x, &logvar);
+        if (!mu || !logvar) { rc = fu_last_code(); break; }
+        accumulate_posterior(mu, logvar, sum, outer, var_sum);
+    }
+    if (rc == FU_OK) {
+        double count = 2.0 * (double)n;
+        for (int64_t i = 0; i < D; i++) sum[i] /= count;
+        for (int64_t i = 0; i < D; i++)
+            for (int64_t j = 0; j <= i; j++) {
+                double c = outer[i * D + j] / count - sum[i] * sum[j] + (i == j ? var_sum[i] / count : 0);
+                outer[i * D + j] = outer[j * D + i] = c;
+            }
+        rc = fu_vae_set_prior(m, sum, outer);
+    }
+    fu_graph_free(g);
+    free(pick);
+    free(sum);
+    free(var_sum);
+    free(outer);
+    if (rc == FU_OK) *n_out = n;
+    return rc;
 }

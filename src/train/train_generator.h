@@ -20,7 +20,8 @@
  * fixed thread count). The checkpoint's own settings (model, seed, batch, beta, edge weight,
  * warm-up) win over the caller's on resume; steps, lr and the intervals are the caller's.
  * init starts a new run (fresh Adam, step 0) from an existing model's weights, e.g. to carry a
- * model over to a re-framed face set; its config replaces cfg.model. */
+ * model over to a re-framed face set; its config replaces cfg.model, and its latent prior, if
+ * any, is dropped (it describes the old encoder; fit a new one with fu_vae_fit_prior). */
 #ifndef FU_TRAIN_GENERATOR_H
 #define FU_TRAIN_GENERATOR_H
 #include <stdint.h>
@@ -57,5 +58,11 @@ int fu_train_generator(const fu_gen_train_config *cfg, const fu_faces *set,
  * sources when source < 0); at most limit images (0 = all). n_out gets the count. */
 int fu_vae_recon_psnr(const fu_vae *m, const fu_faces *set, int split, int source, int64_t limit,
                       double *psnr, int64_t *n_out);
+
+/* Fits the model's latent prior (gen/vae.h) to the encoder's aggregate posterior over the
+ * images of `split` and their mirror images (training flips them too): with mu_i, var_i the
+ * posterior of image i, mean = E[mu], cov = Cov(mu) + diag(E[var]) (the moments of the mixture
+ * of the per-image Gaussians). Sets it with fu_vae_set_prior. n_out gets the image count. */
+int fu_vae_fit_prior(fu_vae *m, const fu_faces *set, int split, int64_t *n_out);
 
 #endif
