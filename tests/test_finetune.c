@@ -258,6 +258,7 @@ TEST(cli_eval_extractor_json_and_bad_inputs) {
     REQUIRE(before && after && cJSON_GetObjectItem(j, "verdict"));
     double acc = cJSON_GetObjectItem(cJSON_GetObjectItem(after, "lfw"), "accuracy")->valuedouble;
     CHECK(acc > 0.6 && acc <= 1);
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(after, "lfw"), "pairs")->valueint == 20);
     CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(after, "attributes"), "per_attribute"), "Smiling") != NULL);
     CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(before, "lookalike"), "faces")->valueint == 2);
     CHECK(strstr(err, "lfw (after)") != NULL);   /* progress went to stderr (a fresh cache: embedded) */

@@ -35,12 +35,14 @@ static int exit_code(int rc) { return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL
 
 static void on_progress(void *ctx, int done, int total) { progress_update(ctx, done, total, NULL); }
 
-/* LFW accuracy of net's descriptors; cache_name picks the cache file under the default folder. */
-static int lfw_accuracy(const opts *o, fu_dlib_resnet *dlib, int stock, const char *label, fu_lfw_result *res) {
+/* LFW accuracy of dlib's descriptors (face-api's own network when stock), cached in
+ * lfw-dlib-resnet.bin (stock) or lfw-extractor.bin under the default cache folder. */
+static int lfw_accuracy(const opts *o, fu_dlib_resnet *dlib, int stock, const char *label, fu_lfw_result *res, int *n_pairs) {
     fu_lfw_pairs pairs;
     int rc = fu_lfw_load_pairs(o->lfw, &pairs);
     if (rc != FU_OK) return rc;
     fu_lfw_subset(&pairs, o->max_pairs);
+    *n_pairs = pairs.n;
     char cache[4096];
     rc = fu_ecache_default_path(stock ? "lfw-dlib-resnet" : "lfw-extractor", cache, sizeof cache);
     fu_face_finder *finder = rc == FU_OK ? fu_face_finder_load(1) : NULL;
@@ -105,10 +107,11 @@ static cJSON *scores_json(const fu_extractor_scores *s, const fu_lfw_result *lfw
 static int evaluate(const opts *o, fu_face_extractor *x, const fu_xdata *d, int stock, cJSON **out) {
     fu_extractor_scores s;
     fu_lfw_result lfw = {0};
+    int n_pairs = 0;
     if (!o->quiet) fprintf(stderr, "faceup eval extractor: scoring the %s extractor on the %s split\n", stock ? "starting" : "fine-tuned", o->split);
     int rc = fu_extractor_score(x, d, strcmp(o->split, "val") ? FU_XSPLIT_TEST : FU_XSPLIT_VAL, &s);
-    if (rc == FU_OK && !o->no_lfw) rc = lfw_accuracy(o, x->net, stock, stock ? "lfw (before)" : "lfw (after)", &lfw);
-    if (rc == FU_OK) *out = scores_json(&s, &lfw, !o->no_lfw, o->max_pairs);
+    if (rc == FU_OK && !o->no_lfw) rc = lfw_accuracy(o, x->net, stock, stock ? "lfw (before)" : "lfw (after)", &lfw, &n_pairs);
+    if (rc == FU_OK) *out = scores_json(&s, &lfw, !o->no_lfw, n_pairs);
     return rc;
 }
 

@@ -25,9 +25,9 @@
 
 fu_finetune_config fu_finetune_defaults(void) {
     return (fu_finetune_config){
-        .steps = 1500, .batch = 8, .pairs = 4, .id_batch = 8, .lr = 1e-5f, .head_lr = 1e-4f,
+        .steps = 600, .batch = 8, .pairs = 4, .id_batch = 8, .lr = 1e-6f, .head_lr = 1e-4f,
         .w_retain = 10, .w_race = 1, .w_attr = 1, .w_pair = 1, .w_arcface = 1,
-        .arcface_s = 30, .arcface_m = 0.3f, .seed = 1, .checkpoint_every = 250,
+        .arcface_s = 30, .arcface_m = 0.3f, .seed = 1, .checkpoint_every = 100,
     };
 }
 

@@ -56,8 +56,9 @@ typedef struct fu_finetune_config {
     int resume;
 } fu_finetune_config;
 
-/* 1500 steps, batch 8, 4 pairs, id batch 8, lr 1e-5, head lr 1e-4, weights retain 10,
- * race 1, attr 1, pair 1, arcface 1, ArcFace s 30 m 0.3, seed 1, checkpoint every 250. */
+/* The measured run's settings (bench/RESULTS.md): 600 steps, batch 8, 4 pairs, id batch 8,
+ * lr 1e-6 (chosen on a val-scored pilot), head lr 1e-4, weights retain 10, race 1, attr 1,
+ * pair 1, arcface 1, ArcFace s 30 m 0.3, seed 1, checkpoint every 100. */
 fu_finetune_config fu_finetune_defaults(void);
 
 /* Mean losses (unweighted) over a window of steps. */
