@@ -334,7 +334,7 @@ TEST(finetune_arcface_term_with_identity_folders) {
     static const char *const files[4] = {"100_1_2_20170105174847679.jpg.chip.jpg", "10_0_0_20170110220255346.jpg.chip.jpg",
                                          "1_0_0_20161219140623097.jpg.chip.jpg", "20_1_0_20170103163040136.jpg.chip.jpg"};
     char ids[512], src[1200];
-    snprintf(ids, sizeof ids, "%s/ids", fu_test_tmpdir());
+    snprintf(ids, sizeof ids, "%s/finetune_ids", fu_test_tmpdir());
     for (int k = 0; k < 4; k++) {
         snprintf(src, sizeof src, "%s/data/utkface/images/%s", fu_test_shared_dir(), files[k]);
         if (!file_exists(src)) SKIP("UTKFace sample images absent");
