@@ -175,6 +175,8 @@ TEST(cli_eval_generator_sample_quality) {
     CHECK_MSG(rate_blobs <= 0.25, "blazeface finds faces in %.2f of the blobs", rate_blobs);
     CHECK_MSG(fd > 0 && fd_floor >= 0 && fd_floor < 0.5 * fd, "FD samples-vs-blobs %g, train-vs-held-out blobs %g", fd, fd_floor);
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(q, "heldout_faces")) == 12);
+    double recon = cJSON_GetNumberValue(cJSON_GetObjectItem(q, "recon_identity_cosine"));
+    CHECK_MSG(recon > -1 && recon <= 1, "reconstruction identity cosine %g", recon);
     double total = 0;
     cJSON *race = cJSON_GetObjectItem(q, "race_samples_gear"), *it;
     cJSON_ArrayForEach(it, race) total += cJSON_GetNumberValue(it);

@@ -231,7 +231,9 @@ int cmd_train(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "faces")) return train_faces(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "generator")) return train_generator(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "heads")) return cmd_train_heads(argc - 1, argv + 1);
-    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'prior' or 'heads' (try 'faceup train generator --help')\n");
+    if (argc >= 1 && !strcmp(argv[0], "finetune-data")) return cmd_train_finetune_data(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "finetune")) return cmd_train_finetune(argc - 1, argv + 1);
+    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'prior', 'heads', 'finetune-data' or 'finetune' (try 'faceup train generator --help')\n");
     return FU_E_INPUT;
 }
 
@@ -274,6 +276,7 @@ static int add_sample_quality(cJSON *root, const fu_vae *m, const fu_faces *set,
     cJSON_AddStringToObject(o, "identity_fd_formula",
                             "|m1-m2|^2 + tr(C1) + tr(C2) - 2 tr((C1^1/2 C2 C1^1/2)^1/2) over dlib-resnet descriptors (raw, 128-d) "
                             "of the fixed FFHQ->dlib-chip warp; samples vs held-out (val+test) faces");
+    cJSON_AddNumberToObject(o, "recon_identity_cosine", round(q.recon_identity_cosine * 10000) / 10000);
     cJSON_AddNumberToObject(o, "blazeface_rate", round(q.face_rate_samples * 10000) / 10000);
     cJSON_AddNumberToObject(o, "blazeface_rate_heldout", round(q.face_rate_heldout * 10000) / 10000);
     cJSON_AddItemToObject(o, "race_samples_gear", race_object(q.race_samples));
@@ -344,6 +347,7 @@ int cmd_eval(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "generator")) return eval_generator(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "lfw")) return cmd_eval_lfw(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "upscale")) return cmd_eval_upscale(argc - 1, argv + 1);
-    fprintf(stderr, "faceup eval: expected 'generator', 'lfw' or 'upscale' (try 'faceup eval upscale --help')\n");
+    if (argc >= 1 && !strcmp(argv[0], "extractor")) return cmd_eval_extractor(argc - 1, argv + 1);
+    fprintf(stderr, "faceup eval: expected 'generator', 'lfw', 'upscale' or 'extractor' (try 'faceup eval upscale --help')\n");
     return FU_E_INPUT;
 }

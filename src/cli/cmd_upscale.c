@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
@@ -39,8 +40,8 @@
 #define PATH_CAP 4096
 
 typedef struct options {
-    const char *out, *generator, *gaussfit, *loss, *loss2, *schedule, *noise, *sheet, *identity, *attr, *race, *heads;
-    int seeds, first_seed, steps, trainable_noise, save_intermediate, json, overwrite, threads, quiet, random_init;
+    const char *out, *generator, *gaussfit, *loss, *loss2, *schedule, *noise, *sheet, *identity, *attr, *race, *heads, *extractor;
+    int seeds, first_seed, steps, trainable_noise, save_intermediate, json, overwrite, threads, quiet, random_init, no_extractor;
     float lr, eps;
 } options;
 
@@ -511,7 +512,9 @@ int cmd_upscale(int argc, char **argv) {
         {"--trainable-noise-layers", ARG_INT, &o.trainable_noise, 0, 32, "noise maps optimised with --noise trainable (default 5)"},
         {"--identity", ARG_STRING, &o.identity, 0, 0, "reference photo: adds 5*IDENTITY_SCORE"},
         {"--race", ARG_STRING, &o.race, 0, 0, "keep | white | black | asian | indian | other: adds 1*RACE_IS_k (keep: the thumbnail's)"},
-        {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads (default " FU_HEADS_DEFAULT ")"},
+        {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads without an extractor (default " FU_HEADS_DEFAULT ")"},
+        {"--extractor", ARG_STRING, &o.extractor, 0, 0, "augmented extractor: fine-tuned backbone, heads, comparer (default " FU_EXTRACTOR_DEFAULT " when present)"},
+        {"--no-extractor", ARG_FLAG, &o.no_extractor, 0, 0, "face-api's backbone and --heads even when the extractor file is present"},
         {"--attr", ARG_STRING, &o.attr, 0, 0, "NAME=0|1[,NAME=0|1...] (CelebA names): adds 1*ATTR_k_IS_v each"},
         {"--save-intermediate", ARG_FLAG, &o.save_intermediate, 0, 0, "save the best image so far at every step"},
         {"--sheet", ARG_STRING, &o.sheet, 0, 0, "comparison sheet PNG: nearest | bicubic | results, a row per thumbnail"},
@@ -547,7 +550,15 @@ int cmd_upscale(int argc, char **argv) {
     if (rc == FU_OK) rc = load_thumbnails(jobs, n_jobs, gen);
     char heads_path[4096];
     if (!o.heads) o.heads = fu_shipped_path(FU_HEADS_DEFAULT, heads_path, sizeof heads_path);
-    if (rc == FU_OK) rc = upscale_face_open(&uf, o.heads, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL, gen->resolution);
+    char extractor_path[4096];
+    if (!o.extractor && !o.no_extractor) {
+        fu_shipped_path(FU_EXTRACTOR_DEFAULT, extractor_path, sizeof extractor_path);
+        if (access(extractor_path, F_OK) == 0) o.extractor = extractor_path;   /* the shipped one, when there is one */
+    }
+    if (o.no_extractor && o.extractor) rc = fu_fail(FU_E_INPUT, "--extractor and --no-extractor exclude each other");
+    if (rc == FU_OK)
+        rc = upscale_face_open(&uf, o.heads, o.no_extractor ? NULL : o.extractor, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL,
+                               gen->resolution);
     if (rc == FU_OK && uf.active) cfg.guides = &uf.guides;
     if (rc == FU_OK) rc = fu_search_check_guides(&cfg.loss, cfg.guides);
     if (rc == FU_OK && cfg.has_loss2) rc = fu_search_check_guides(&cfg.loss2, cfg.guides);

@@ -15,11 +15,13 @@ static int has_kind(const fu_loss_spec *s, int identity) {
     return 0;
 }
 
-/* Descriptor of the face in the reference photo. */
-static int reference_descriptor(const char *photo, float desc[FU_DLIB_RESNET_DIM]) {
+/* Descriptor of the face in the reference photo, by the guides' backbone. */
+static int reference_descriptor(const char *photo, fu_dlib_resnet *net, float desc[FU_DLIB_RESNET_DIM]) {
     fu_face_pipeline p;
     int rc = fu_face_pipeline_open(&p);
-    if (rc == FU_OK) rc = fu_face_pipeline_embed_file(&p, photo, desc);
+    fu_face_pipeline with_net = p;
+    with_net.net = net;
+    if (rc == FU_OK) rc = fu_face_pipeline_embed_file(&with_net, photo, desc);
     fu_face_pipeline_close(&p);
     if (rc == FU_E_INPUT && !strstr(fu_last_error(), photo)) {
         char why[512];
@@ -29,21 +31,32 @@ static int reference_descriptor(const char *photo, float desc[FU_DLIB_RESNET_DIM
     return rc;
 }
 
-int upscale_face_open(upscale_face *uf, const char *heads_path, const char *identity, const fu_loss_spec *spec,
-                      const fu_loss_spec *spec2, int resolution) {
+/* The networks: the extractor file, or face-api's backbone and the heads file. */
+static int load_networks(upscale_face *uf, const char *heads_path, const char *extractor_path, int resolution) {
+    char buf[1024];
+    if (extractor_path) {
+        if (!(uf->extractor = fu_face_extractor_load(extractor_path))) return fu_last_code();
+        int rc = fu_face_guides_init(&uf->fg, uf->extractor->net, uf->extractor->heads, resolution);
+        if (rc == FU_OK) fu_face_guides_set_comparer(&uf->fg, uf->extractor->comparer->data[0], uf->extractor->comparer->data[1]);
+        return rc;
+    }
+    if (!(uf->heads = fu_heads_load(heads_path))) return fu_last_code();
+    if (!(uf->net = fu_dlib_resnet_load(fu_model_path(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf)))) return fu_last_code();
+    return fu_face_guides_init(&uf->fg, uf->net, uf->heads, resolution);
+}
+
+int upscale_face_open(upscale_face *uf, const char *heads_path, const char *extractor_path, const char *identity,
+                      const fu_loss_spec *spec, const fu_loss_spec *spec2, int resolution) {
     memset(uf, 0, sizeof *uf);
     int wants_identity = has_kind(spec, 1) || has_kind(spec2, 1);
     uf->active = has_kind(spec, 0) || has_kind(spec2, 0);
     if (!uf->active) return FU_OK;
     if (wants_identity && !identity)
         return fu_fail(FU_E_INPUT, "IDENTITY_SCORE and L2_IDENTITY compare with a reference face: pass --identity PHOTO");
-    char buf[1024];
-    if (!(uf->heads = fu_heads_load(heads_path))) return fu_last_code();
-    if (!(uf->net = fu_dlib_resnet_load(fu_model_path(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf)))) return fu_last_code();
-    int rc = fu_face_guides_init(&uf->fg, uf->net, uf->heads, resolution);
+    int rc = load_networks(uf, heads_path, extractor_path, resolution);
     if (rc == FU_OK && identity) {
         float ref[FU_DLIB_RESNET_DIM];
-        rc = reference_descriptor(identity, ref);
+        rc = reference_descriptor(identity, uf->fg.net, ref);
         if (rc == FU_OK) fu_face_guides_set_reference(&uf->fg, ref);
     }
     uf->guides = fu_face_guides_bind(&uf->fg);
@@ -51,6 +64,7 @@ int upscale_face_open(upscale_face *uf, const char *heads_path, const char *iden
 }
 
 void upscale_face_close(upscale_face *uf) {
+    fu_face_extractor_free(uf->extractor);
     fu_heads_free(uf->heads);
     fu_dlib_resnet_free(uf->net);
     memset(uf, 0, sizeof *uf);
@@ -66,7 +80,7 @@ static cJSON *race_json(int k, const float *probs) {
 
 int upscale_face_keep_race(const upscale_face *uf, const fu_tensor *thumb, fu_loss_spec *spec, cJSON *job) {
     float probs[FU_RACE_CLASSES];
-    int k = fu_heads_thumb_race(uf->heads, thumb, probs), i = fu_loss_find(spec, FU_TERM_RACE);
+    int k = fu_heads_thumb_race(uf->fg.heads, thumb, probs), i = fu_loss_find(spec, FU_TERM_RACE);
     if (k < 0) return fu_last_code() ? fu_last_code() : FU_E_INPUT;
     if (i >= 0) spec->terms[i].index = k;
     cJSON_AddItemToObject(job, "thumbnail_race", race_json(k, probs));

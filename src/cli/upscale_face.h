@@ -4,23 +4,27 @@
 #ifndef FU_CLI_UPSCALE_FACE_H
 #define FU_CLI_UPSCALE_FACE_H
 #include <cjson/cJSON.h>
+#include "face/face_extractor.h"
 #include "face/heads.h"
 #include "search/face_guides.h"
 
 typedef struct upscale_face {
     int active;                  /* some face term is in a loss */
-    fu_heads *heads;
-    fu_dlib_resnet *net;
+    fu_face_extractor *extractor; /* the augmented extractor, when one is used */
+    fu_heads *heads;             /* NULL when the extractor's heads are used */
+    fu_dlib_resnet *net;         /* NULL when the extractor's backbone is used */
     fu_face_guides fg;
     fu_search_guides guides;
 } upscale_face;
 
-/* Loads the heads file and the identity network when spec or spec2 (may be NULL) holds a face
- * term, and the reference descriptor from the photo `identity` (may be NULL; needed by
- * IDENTITY_SCORE / L2_IDENTITY). FU_OK, or FU_E_INPUT with a one-line message (missing file, no
- * face in the photo, ...). */
-int upscale_face_open(upscale_face *uf, const char *heads_path, const char *identity, const fu_loss_spec *spec,
-                      const fu_loss_spec *spec2, int resolution);
+/* Loads the networks when spec or spec2 (may be NULL) holds a face term: the augmented
+ * extractor file (backbone, race and attribute heads, comparer) when extractor_path is not
+ * NULL, else face-api's dlib ResNet with the heads file; then the reference descriptor of the
+ * photo `identity` (may be NULL; needed by IDENTITY_SCORE / L2_IDENTITY) with the same
+ * backbone. FU_OK, or FU_E_INPUT with a one-line message (missing file, no face in the
+ * photo, ...). */
+int upscale_face_open(upscale_face *uf, const char *heads_path, const char *extractor_path, const char *identity,
+                      const fu_loss_spec *spec, const fu_loss_spec *spec2, int resolution);
 void upscale_face_close(upscale_face *uf);
 
 /* --race keep: sets the index of spec's RACE term to the thumbnail classifier's prediction for

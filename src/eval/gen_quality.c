@@ -36,6 +36,39 @@ int fu_vae_samples(const fu_vae *m, uint64_t seed, float temperature, int64_t n,
     return rc;
 }
 
+/* Reconstructions decode(mu(x)) of n [0,1] images, in place. */
+static int reconstruct(const fu_vae *m, float *images, int64_t n) {
+    int64_t S = m->cfg.size, img = 3 * S * S;
+    fu_graph *g = fu_graph_new();
+    int rc = g ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
+    for (int64_t b0 = 0; rc == FU_OK && b0 < n; b0 += BATCH) {
+        int64_t B = n - b0 < BATCH ? n - b0 : BATCH;
+        fu_graph_reset(g);
+        fu_tensor *x = fu_graph_tensor(g, 4, (int64_t[]){B, 3, S, S});
+        if (!x) { rc = fu_last_code(); break; }
+        for (int64_t j = 0; j < B * img; j++) x->data[j] = 2.0f * images[b0 * img + j] - 1.0f;
+        fu_tensor *y = fu_vae_decode(g, m, fu_vae_encode(g, m, x, NULL));
+        if (!y) { rc = fu_last_code(); break; }
+        for (int64_t j = 0; j < B * img; j++) images[b0 * img + j] = 0.5f * (y->data[j] + 1.0f);
+    }
+    fu_graph_free(g);
+    return rc;
+}
+
+static double mean_cosine(const float *a, const float *b, int64_t n) {
+    double sum = 0;
+    for (int64_t k = 0; k < n; k++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (int i = 0; i < DESC; i++) {
+            ab += (double)a[k * DESC + i] * b[k * DESC + i];
+            aa += (double)a[k * DESC + i] * a[k * DESC + i];
+            bb += (double)b[k * DESC + i] * b[k * DESC + i];
+        }
+        sum += ab / sqrt(aa * bb + 1e-30);
+    }
+    return n ? sum / (double)n : NAN;
+}
+
 /* n faces of the split(s) (split_mask bit s = split s), evenly spread, as [0,1] pixels. */
 static int64_t real_faces(const fu_faces *set, unsigned split_mask, int64_t n, float *out) {
     int64_t have = 0, img = 3 * (int64_t)set->size * set->size;
@@ -220,6 +253,12 @@ int fu_gen_quality_run(const fu_vae *m, const fu_faces *set, const fu_gen_qualit
     if (rc == FU_OK) rc = measure(&j, S, train, out->n_train, d_train, NULL, out->race_train, progress, ctx, "train faces");
     if (rc == FU_OK) rc = frechet(d_samples, n, d_heldout, out->n_heldout, &out->fd_identity);
     if (rc == FU_OK) rc = frechet(d_train, out->n_train, d_heldout, out->n_heldout, &out->fd_train_vs_heldout);
+    /* Reconstructions of the held-out faces (in place; their descriptors into the samples'
+     * buffer, no longer needed once the FDs are computed). */
+    if (progress) progress(ctx, "reconstructions", 0, 1);
+    if (rc == FU_OK) rc = reconstruct(m, heldout, out->n_heldout);
+    if (rc == FU_OK) rc = descriptors(&j.fg, S, heldout, out->n_heldout, d_samples);
+    if (rc == FU_OK) out->recon_identity_cosine = mean_cosine(d_heldout, d_samples, out->n_heldout);
     judges_close(&j);
     free(buf);
     return rc;

@@ -9,6 +9,8 @@
  *                 (core/linalg.h; C = covariance with denominator N - 1). Its floor for a
  *                 perfect generator is the FD between N train faces and the same held-out
  *                 faces, reported beside it (finite N and the split's own differences).
+ *   recon identity  mean cosine similarity between the descriptors of each held-out face and of
+ *                 its reconstruction decode(mu(face)) (the identity the generator keeps).
  *   face rate     share of images in which blazeface finds a face with score >= 0.7, for the
  *                 samples and, as the anchor, for the held-out real faces (64x64 FFHQ crops).
  *   race shares   gear's race class (argmax of its 5 race outputs) on the whole image resized
@@ -33,6 +35,7 @@ typedef struct fu_gen_quality_config {
 typedef struct fu_gen_quality {
     int64_t n_samples, n_heldout, n_train;
     double fd_identity, fd_train_vs_heldout;
+    double recon_identity_cosine;
     double face_rate_samples, face_rate_heldout;
     double race_samples[FU_RACE_CLASSES], race_train[FU_RACE_CLASSES];
 } fu_gen_quality;

@@ -117,9 +117,8 @@ static int compute_missing(fu_lfw_embeddings *e, const int *todo, int n_todo, fu
 }
 
 static int embed_images(fu_lfw_embeddings *e, fu_face_finder *finder, fu_face_net *net, const fu_lfw_embed_opts *opts) {
-    char tag[64];
-    snprintf(tag, sizeof tag, "%s/%s", fu_face_net_name(fu_face_net_kind_of(net)),
-             fu_face_net_kind_of(net) == FU_NET_DLIB_RESNET ? "dlib150-chip68-kpbox" : "human-box");
+    char tag[128];
+    fu_face_net_cache_tag(net, tag, sizeof tag);
     fu_ecache *cache = opts->cache_path ? fu_ecache_open(opts->cache_path, tag, e->dim) : NULL;
     fu_ecache_key *keys = fu_malloc((size_t)e->n_images * sizeof *keys);
     int *todo = fu_malloc((size_t)e->n_images * sizeof *todo);

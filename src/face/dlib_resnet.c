@@ -171,6 +171,55 @@ static void collect_params(fu_dlib_resnet *net) {
     net->params[k] = net->fc;
 }
 
+/* dlib's mean colour, on the [0,1] scale. */
+static int set_mean(fu_dlib_resnet *net) {
+    static const float mean[3] = {122.782f, 117.001f, 104.298f};  /* dlib's, 0..255 */
+    net->mean_rgb = fu_tensor_newv(3, (int64_t)3, (int64_t)1, (int64_t)1);
+    if (!net->mean_rgb) return FU_E_INTERNAL;
+    for (int c = 0; c < 3; c++) net->mean_rgb->data[c] = mean[c] / 255.0f;
+    return FU_OK;
+}
+
+/* A zeroed conv layer named as load_conv names it. */
+static int alloc_conv(conv_layer *l, const char *prefix, int k, int cin, int cout) {
+    char name[96];
+    l->filters = fu_tensor_newv(4, (int64_t)cout, (int64_t)cin, (int64_t)k, (int64_t)k);
+    l->bias = fu_tensor_newv(1, (int64_t)cout);
+    l->scale_w = fu_tensor_newv(3, (int64_t)cout, (int64_t)1, (int64_t)1);
+    l->scale_b = fu_tensor_newv(3, (int64_t)cout, (int64_t)1, (int64_t)1);
+    if (!l->filters || !l->bias || !l->scale_w || !l->scale_b) return FU_E_INTERNAL;
+    static const char *const suffix[4] = {"conv/filters", "conv/bias", "scale/weights", "scale/biases"};
+    fu_tensor *t[4] = {l->filters, l->bias, l->scale_w, l->scale_b};
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "%s/%s", prefix, suffix[i]);
+        fu_tensor_set_name(t[i], name);
+    }
+    return FU_OK;
+}
+
+fu_dlib_resnet *fu_dlib_resnet_alloc(void) {
+    fu_dlib_resnet *net = fu_calloc(1, sizeof *net);
+    int rc = net ? alloc_conv(&net->convs[0], "conv32_down", STEM_KERNEL, 3, STEM_CHANNELS) : FU_E_INTERNAL;
+    int cin = STEM_CHANNELS;
+    for (int b = 0; b < N_BLOCKS && rc == FU_OK; b++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "%s/conv1", blocks[b].name);
+        rc = alloc_conv(&net->convs[1 + 2 * b], prefix, 3, cin, blocks[b].channels);
+        snprintf(prefix, sizeof prefix, "%s/conv2", blocks[b].name);
+        if (rc == FU_OK) rc = alloc_conv(&net->convs[2 + 2 * b], prefix, 3, blocks[b].channels, blocks[b].channels);
+        cin = blocks[b].channels;
+    }
+    if (rc == FU_OK && !(net->fc = fu_tensor_newv(2, (int64_t)cin, (int64_t)FU_DLIB_RESNET_DIM))) rc = FU_E_INTERNAL;
+    if (rc == FU_OK) fu_tensor_set_name(net->fc, "fc");
+    if (rc == FU_OK) rc = set_mean(net);
+    if (rc != FU_OK) {
+        fu_dlib_resnet_free(net);
+        return fu_fail_null(FU_E_INTERNAL, "dlib_resnet: out of memory");
+    }
+    collect_params(net);
+    return net;
+}
+
 fu_dlib_resnet *fu_dlib_resnet_load(const char *manifest_path) {
     fu_tfjs_model *m = read_manifest(manifest_path);
     if (!m) return NULL;
@@ -179,12 +228,7 @@ fu_dlib_resnet *fu_dlib_resnet_load(const char *manifest_path) {
     int rc = net && used ? load_all(net, m, used) : FU_E_INTERNAL;
     free(used);
     fu_tfjs_free(m);
-    if (!rc) {
-        static const float mean[3] = {122.782f, 117.001f, 104.298f};  /* dlib's, 0..255 */
-        net->mean_rgb = fu_tensor_newv(3, (int64_t)3, (int64_t)1, (int64_t)1);
-        if (!net->mean_rgb) rc = FU_E_INTERNAL;
-        for (int c = 0; !rc && c < 3; c++) net->mean_rgb->data[c] = mean[c] / 255.0f;
-    }
+    if (!rc) rc = set_mean(net);
     if (rc) {
         fu_dlib_resnet_free(net);
         return NULL;

@@ -40,6 +40,9 @@ typedef struct fu_dlib_resnet fu_dlib_resnet;
  * has the wrong shape. */
 fu_dlib_resnet *fu_dlib_resnet_load(const char *manifest_path);
 void fu_dlib_resnet_free(fu_dlib_resnet *net);
+/* The same network with zero weights (named as the manifest names them), for weights read from
+ * elsewhere (face/face_extractor.h's file). NULL with a message when out of memory. */
+fu_dlib_resnet *fu_dlib_resnet_alloc(void);
 
 /* Weights as leaf tensors (convolution filters in OIHW, per-channel vectors as [C,1,1], fc as
  * [256,128]), named as in the manifest: for fine-tuning, mark them trainable and give them to

@@ -156,6 +156,8 @@ const char *fu_face_net_name(fu_face_net_kind kind) { return net_names[kind]; }
 struct fu_face_net {
     fu_face_net_kind kind;
     fu_dlib_resnet *dlib;
+    int borrowed;              /* dlib is the caller's (fu_face_net_wrap_dlib) */
+    uint64_t weights_hash;     /* of a wrapped network's weights; 0 for the stock files */
     fu_tfjs_net *tfjs;
     int size, out_dim;
     int n_out;
@@ -215,9 +217,38 @@ fu_face_net *fu_face_net_load(fu_face_net_kind kind) {
     return NULL;
 }
 
+/* FNV-1a 64 over the bytes of every weight, in parameter order. */
+static uint64_t hash_weights(fu_dlib_resnet *dlib) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (int i = 0; i < fu_dlib_resnet_n_params(dlib); i++) {
+        const fu_tensor *t = fu_dlib_resnet_param(dlib, i);
+        const unsigned char *b = (const unsigned char *)t->data;
+        for (size_t k = 0; k < (size_t)t->numel * sizeof(float); k++) h = (h ^ b[k]) * 0x100000001b3ULL;
+    }
+    return h ? h : 1;
+}
+
+fu_face_net *fu_face_net_wrap_dlib(fu_dlib_resnet *dlib) {
+    fu_face_net *net = calloc(1, sizeof *net);
+    if (!net) return fu_fail_null(FU_E_INTERNAL, "out of memory");
+    net->kind = FU_NET_DLIB_RESNET;
+    describe_outputs(net);
+    net->dlib = dlib;
+    net->borrowed = 1;
+    net->weights_hash = hash_weights(dlib);
+    return net;
+}
+
+const char *fu_face_net_cache_tag(const fu_face_net *net, char *buf, size_t n) {
+    const char *crop = net->kind == FU_NET_DLIB_RESNET ? "dlib150-chip68-kpbox" : "human-box";
+    if (net->weights_hash) snprintf(buf, n, "%s/%s/weights-%016llx", net_names[net->kind], crop, (unsigned long long)net->weights_hash);
+    else snprintf(buf, n, "%s/%s", net_names[net->kind], crop);
+    return buf;
+}
+
 void fu_face_net_free(fu_face_net *net) {
     if (!net) return;
-    fu_dlib_resnet_free(net->dlib);
+    if (!net->borrowed) fu_dlib_resnet_free(net->dlib);
     fu_tfjs_net_free(net->tfjs);
     free(net);
 }

@@ -32,6 +32,7 @@
 #define FU_FACE_PIPELINE_H
 #include "core/tensor.h"
 #include "face/detect.h"
+#include "face/dlib_resnet.h"
 #include "face/landmarks.h"
 
 /* ---------- finding the face ---------- */
@@ -67,6 +68,13 @@ typedef struct fu_face_net fu_face_net;
 /* Loads the network from the model cache (face/models.h). NULL with a message on error. */
 fu_face_net *fu_face_net_load(fu_face_net_kind kind);
 void fu_face_net_free(fu_face_net *net);
+/* A dlib-resnet network object around weights the caller keeps (e.g. a fine-tuned backbone,
+ * face/face_extractor.h); freeing it leaves dlib alone. NULL when out of memory. */
+fu_face_net *fu_face_net_wrap_dlib(fu_dlib_resnet *dlib);
+/* The tag of this network's cached vectors (eval/embed_cache.h): "<name>/<crop>" for the
+ * stock model files (their version is fixed by face/models.h), plus "/weights-<FNV-1a 64 of
+ * the weights>" for a wrapped network, so vectors of other weights never mix. */
+const char *fu_face_net_cache_tag(const fu_face_net *net, char *buf, size_t n);
 fu_face_net_kind fu_face_net_kind_of(const fu_face_net *net);
 /* Floats per face in fu_face_net_run's output (see the header comment). */
 int fu_face_net_out_dim(const fu_face_net *net);

@@ -38,6 +38,11 @@ void fu_face_guides_set_reference(fu_face_guides *fg, const float reference[FU_D
     fg->has_reference = 1;
 }
 
+void fu_face_guides_set_comparer(fu_face_guides *fg, float threshold, float slope) {
+    fg->threshold = threshold;
+    fg->slope = slope;
+}
+
 /* ------------------------------------------------------------------ graph pieces */
 
 fu_tensor *fu_face_guides_chip(const fu_face_guides *fg, fu_graph *g, fu_tensor *image) {

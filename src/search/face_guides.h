@@ -54,6 +54,9 @@ typedef struct fu_face_guides {
  * FU_E_INPUT. */
 int fu_face_guides_init(fu_face_guides *fg, fu_dlib_resnet *net, const fu_heads *heads, int resolution);
 void fu_face_guides_set_reference(fu_face_guides *fg, const float reference[FU_DLIB_RESNET_DIM]);
+/* IDENTITY_SCORE's threshold t (radians) and slope k, e.g. the augmented extractor's learnt
+ * comparer (face/face_extractor.h), instead of the calibration constants below. */
+void fu_face_guides_set_comparer(fu_face_guides *fg, float threshold, float slope);
 /* The search guides: identity (when a reference is set), race and attr. */
 fu_search_guides fu_face_guides_bind(fu_face_guides *fg);
 

@@ -8,6 +8,10 @@
  *          set for reconstruction PSNR;
  *   test:  all of LFW. LFW is the identity-evaluation set (pairs.txt folds), so no LFW identity
  *          is ever trained on; the generator never sees it.
+ * The augmented extractor's fine-tune (train/finetune_data.h, fu_xsplit) halves this val split
+ * into its own val (CelebA 009001-009250, the UTKFace val files of even val ordinal) and a
+ * TEST split (CelebA 009251-009500, the odd ones) that nothing is trained on or chosen with;
+ * its train faces are a subsample of the train split above, which is unchanged.
  *
  * File layout (little-endian):
  *   "FUFACES1" | u32 size | u32 record bytes (128) | u64 count |

@@ -1,0 +1,125 @@
+/* The augmented extractor's file (see face_extractor.h). */
+#include "face_extractor.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "faceup.h"
+#include "io/safetensors.h"
+
+#define PREFIX "backbone."
+#define N_HEAD_MLPS 4
+#define MAX_ITEMS 256
+
+fu_face_extractor *fu_face_extractor_new(fu_dlib_resnet *net, fu_heads *heads, float threshold, float slope) {
+    fu_face_extractor *x = fu_calloc(1, sizeof *x);
+    fu_tensor *c = x ? fu_tensor_newv(1, (int64_t)2) : NULL;
+    if (!c) {
+        free(x);
+        fu_dlib_resnet_free(net);
+        fu_heads_free(heads);
+        return fu_fail_null(FU_E_INTERNAL, "extractor: out of memory");
+    }
+    c->data[0] = threshold, c->data[1] = slope;
+    fu_tensor_set_name(c, "comparer");
+    *x = (fu_face_extractor){net, heads, c};
+    return x;
+}
+
+void fu_face_extractor_free(fu_face_extractor *x) {
+    if (!x) return;
+    fu_dlib_resnet_free(x->net);
+    fu_heads_free(x->heads);
+    fu_tensor_free(x->comparer);
+    free(x);
+}
+
+/* ------------------------------------------------------------------ load */
+
+static int copy_backbone(const fu_safetensors *st, fu_dlib_resnet *net) {
+    for (int i = 0; i < fu_dlib_resnet_n_params(net); i++) {
+        fu_tensor *p = fu_dlib_resnet_param(net, i);
+        char name[128];
+        snprintf(name, sizeof name, PREFIX "%s", p->name);
+        const fu_st_entry *e = fu_st_find(st, name);
+        int same = e && e->ndim == p->ndim;
+        for (int d = 0; same && d < p->ndim; d++) same = e->shape[d] == p->shape[d];
+        if (!same) return fu_fail(FU_E_INPUT, "%s: tensor '%s' missing or of the wrong shape (not a faceup extractor?)", st->label, name);
+        fu_tensor *t = fu_st_tensor(st, name);
+        if (!t) return fu_last_code();
+        int finite = 1;
+        for (int64_t k = 0; k < t->numel; k++) finite &= isfinite(t->data[k]) != 0;
+        memcpy(p->data, t->data, (size_t)t->numel * sizeof(float));
+        fu_tensor_free(t);
+        if (!finite) return fu_fail(FU_E_INPUT, "%s: tensor '%s' holds non-finite values", st->label, name);
+    }
+    return FU_OK;
+}
+
+static int read_comparer(const fu_safetensors *st, fu_tensor **out) {
+    const fu_st_entry *e = fu_st_find(st, "comparer");
+    if (!e || e->ndim != 1 || e->shape[0] != 2) return fu_fail(FU_E_INPUT, "%s: tensor 'comparer' [2] missing", st->label);
+    if (!(*out = fu_st_tensor(st, "comparer"))) return fu_last_code();
+    if (!isfinite((*out)->data[0]) || !isfinite((*out)->data[1]) || !((*out)->data[1] > 0))
+        return fu_fail(FU_E_INPUT, "%s: comparer threshold/slope must be finite with a positive slope", st->label);
+    fu_tensor_set_name(*out, "comparer");
+    return FU_OK;
+}
+
+fu_face_extractor *fu_face_extractor_load(const char *path) {
+    fu_heads *heads = fu_heads_load(path);
+    if (!heads) return NULL;
+    fu_safetensors *st = fu_st_open(path);
+    fu_dlib_resnet *net = st ? fu_dlib_resnet_alloc() : NULL;
+    fu_tensor *comparer = NULL;
+    int rc = net ? copy_backbone(st, net) : fu_last_code();
+    if (rc == FU_OK) rc = read_comparer(st, &comparer);
+    fu_st_free(st);
+    fu_face_extractor *x = NULL;
+    if (rc == FU_OK && (x = fu_face_extractor_new(net, heads, comparer->data[0], comparer->data[1]))) net = NULL, heads = NULL;
+    fu_tensor_free(comparer);
+    fu_dlib_resnet_free(net);
+    fu_heads_free(heads);
+    return x;
+}
+
+/* ------------------------------------------------------------------ save */
+
+int fu_face_extractor_save(const fu_face_extractor *x, const char *path, fu_dtype backbone_dtype, const fu_st_item *extra,
+                           int n_extra, const char *const *meta_kv, int n_meta) {
+    static const char *const mlp_names[N_HEAD_MLPS] = {"race", "attr", "thumb16", "thumb8"};
+    fu_mlp *mlps[N_HEAD_MLPS] = {&x->heads->race, &x->heads->attr, &x->heads->thumb16, &x->heads->thumb8};
+    char names[MAX_ITEMS][64];
+    fu_st_item items[MAX_ITEMS];
+    int n = 0;
+    for (int i = 0; i < fu_dlib_resnet_n_params(x->net); i++, n++) {
+        fu_tensor *p = fu_dlib_resnet_param(x->net, i);
+        snprintf(names[n], sizeof names[n], PREFIX "%s", p->name);
+        items[n] = (fu_st_item){names[n], p, backbone_dtype};
+    }
+    for (int m = 0; m < N_HEAD_MLPS; m++) {
+        fu_tensor *p[4];
+        fu_mlp_params(mlps[m], p);
+        for (int j = 0; j < 4; j++, n++) {
+            snprintf(names[n], sizeof names[n], "%s.%d.%s", mlp_names[m], j / 2, j % 2 ? "bias" : "weight");
+            items[n] = (fu_st_item){names[n], p[j], FU_F32};
+        }
+    }
+    fu_tensor *frame = fu_tensor_newv(2, (int64_t)68, (int64_t)2);
+    if (!frame) return fu_last_code();
+    memcpy(frame->data, x->heads->ffhq_landmarks, sizeof x->heads->ffhq_landmarks);
+    items[n++] = (fu_st_item){"frame.ffhq_landmarks", frame, FU_F32};
+    items[n++] = (fu_st_item){"comparer", x->comparer, FU_F32};
+    if (n_extra < 0 || n + n_extra > MAX_ITEMS) {
+        fu_tensor_free(frame);
+        return fu_fail(FU_E_INTERNAL, "extractor: too many tensors to save");
+    }
+    for (int k = 0; k < n_extra; k++) items[n++] = extra[k];
+    fu_st_meta meta[8];
+    if (n_meta > 8) n_meta = 8;
+    for (int k = 0; k < n_meta; k++) meta[k] = (fu_st_meta){meta_kv[2 * k], meta_kv[2 * k + 1]};
+    int rc = fu_st_save(path, items, n, meta, n_meta);
+    fu_tensor_free(frame);
+    return rc;
+}
