@@ -130,10 +130,9 @@ static int frechet(const float *a, int64_t na, const float *b, int64_t nb, doubl
     return rc;
 }
 
-/* A [1,3,S,S] view of image k for the detectors (copied: they take tensors). */
-static int load_image(fu_tensor *t, const float *images, int64_t k) {
+/* Image k into t [1,3,S,S] for the detectors (copied: they take tensors). */
+static void load_image(fu_tensor *t, const float *images, int64_t k) {
     memcpy(t->data, images + k * t->numel, sizeof(float) * (size_t)t->numel);
-    return FU_OK;
 }
 
 static int face_rate(fu_face_detector *det, int S, const float *images, int64_t n, double *rate) {
