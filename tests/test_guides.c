@@ -430,6 +430,26 @@ TEST(cli_upscale_face_flags_bad_input) {
     }
 }
 
+/* The sheet of one thumbnail and one seed is nearest | bicubic | result | reference: the last
+ * cell holds the reference photo's face, so it is not the flat grey of the thumbnail's cells. */
+static void check_sheet_reference_cell(const char *path, int R, int cell) {
+    fu_tensor *img = fu_image_load(path);
+    REQUIRE(img);
+    CHECK_MSG(img->shape[2] == R && img->shape[3] == (cell + 1) * R, "sheet %lldx%lld", (long long)img->shape[2], (long long)img->shape[3]);
+    double sum = 0, sq = 0;
+    int n = 0;
+    for (int c = 0; c < 3 && img->shape[3] == (cell + 1) * R; c++)
+        for (int y = R / 4; y < R; y++)   /* below the label */
+            for (int x = cell * R; x < (cell + 1) * R; x++, n++) {
+                double v = img->data[((int64_t)c * R + y) * img->shape[3] + x];
+                sum += v;
+                sq += v * v;
+            }
+    double var = n ? sq / n - (sum / n) * (sum / n) : 0;
+    CHECK_MSG(var > 1e-3, "reference cell variance %g", var);
+    fu_tensor_free(img);
+}
+
 /* --identity with a real face, --race keep and --attr: the JSON reports the thumbnail's race,
  * and for each result its identity similarity, race and attributes. */
 TEST(cli_upscale_face_flags_json) {
@@ -439,9 +459,10 @@ TEST(cli_upscale_face_flags_json) {
     int have = open_nets(&n);
     close_nets(&n);
     if (!have) SKIP("needs " FU_HEADS_DEFAULT " and the dlib ResNet in the model cache");
-    char gen_path[512], ref[512], thumb[512], o[512], args[4096], out[65536], err[4096];
+    char gen_path[512], ref[512], thumb[512], o[512], sheet[512], args[4096], out[65536], err[4096];
     snprintf(gen_path, sizeof gen_path, "%s/golden/stylegan2/weights.pt", shared);
     snprintf(ref, sizeof ref, "%s/data/utkface/images/%s", shared, REFERENCE_FACE);
+    snprintf(sheet, sizeof sheet, "%s/face_json_sheet.png", fu_test_tmpdir());
     if (!file_exists(ref)) SKIP("reference face image absent");
     snprintf(thumb, sizeof thumb, "%s/face_json_thumb.png", fu_test_tmpdir());
     snprintf(o, sizeof o, "%s/face_json_out.png", fu_test_tmpdir());
@@ -450,7 +471,7 @@ TEST(cli_upscale_face_flags_json) {
     REQUIRE(t16 && fu_image_save_png(thumb, t16) == FU_OK);
     fu_tensor_free(t16);
     snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 2 --eps 1 --json --quiet --threads 1 --overwrite "
-             "--identity %s --race keep --attr Smiling=1", thumb, o, gen_path, ref);
+             "--identity %s --race keep --attr Smiling=1 --sheet %s", thumb, o, gen_path, ref, sheet);
     int rc = run_faceup(args, out, sizeof out, err, sizeof err);
     /* eps 1 meets L2, but the attribute rule (terms <= 0.1) may reject: exit 0 or 1 */
     CHECK_MSG(rc == FU_OK || rc == FU_E_NO_SOLUTION, "exit %d: %s", rc, err);
@@ -477,6 +498,7 @@ TEST(cli_upscale_face_flags_json) {
     double smiling = cJSON_GetObjectItem(cJSON_GetObjectItem(face, "attributes"), "Smiling")->valuedouble;
     CHECK(smiling >= 0 && smiling <= 1);
     cJSON_Delete(j);
+    check_sheet_reference_cell(sheet, 64, 3);
 }
 
 /* ------------------------------------------------------------------ faceup train heads */

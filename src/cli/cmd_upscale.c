@@ -9,7 +9,8 @@
  *   base_seed<k>[_no_solution].png each seed's image, when --seeds > 1
  *   base_seed<k>_w<wave>_step<j>.png  with --save-intermediate: the best image so far, every step
  * A thumbnail whose base.png or base_no_solution.png exists is skipped unless --overwrite.
- * --sheet PNG: one row per thumbnail: nearest-neighbour upscale | bicubic upscale | seeds.
+ * --sheet PNG: one row per thumbnail: nearest-neighbour upscale | bicubic upscale | seeds |
+ * the --identity reference face.
  * Under mpirun (the MPI build, train/dist.h) the ranks share the thumbnails: rank r upscales
  * thumbnails r, r + N, r + 2N, ... of the sorted list; rank 0 prints the JSON of all of them
  * (each result names its "rank"); --sheet needs a single process. */
@@ -347,32 +348,35 @@ static cJSON *run_json(const options *o, const fu_generator *gen, const char *ge
 
 /* ---------------------------------------------------------------- sheet */
 
-/* Labels in the top-left corner of each cell: the method, or the seed and its downscale L2. */
-static void label_row(fu_tensor *row, const fu_search_result *r, int n_cells, int R) {
+/* Labels in the top-left corner of each cell: the method, the seed and its downscale L2, and
+ * "reference" over the last cell when the row has one. */
+static void label_row(fu_tensor *row, const fu_search_result *r, int n_seeds, int has_reference, int R) {
     int scale = R >= 256 ? R / 128 : 1, pad = 2 * scale, line = 7 * scale;
     fu_draw_text(row, pad, pad, scale, "nearest");
     fu_draw_text(row, R + pad, pad, scale, "bicubic");
-    for (int k = 0; k + 2 < n_cells; k++) {
+    for (int k = 0; k < n_seeds; k++) {
         char top[32], bottom[32];
         snprintf(top, sizeof top, "seed %llu%s", (unsigned long long)r[k].seed, r[k].status == FU_OK ? "" : " fail");
         snprintf(bottom, sizeof bottom, "L2 %.5f", (double)final_wave(&r[k])->l2);
         fu_draw_text(row, (k + 2) * R + pad, pad, scale, top);
         fu_draw_text(row, (k + 2) * R + pad, pad + line, scale, bottom);
     }
+    if (has_reference) fu_draw_text(row, (n_seeds + 2) * R + pad, pad, scale, "reference");
 }
 
-/* Row of the sheet: thumbnail nearest | thumbnail bicubic | each seed's image, [1,3,R,(2+n)R],
- * labelled. */
-static fu_tensor *sheet_row(const job *j, const fu_search_result *r, int n, int R) {
+/* Row of the sheet: thumbnail nearest | thumbnail bicubic | each seed's image | the reference
+ * face (--identity, may be NULL), [1,3,R,(2+n+1)R], labelled. */
+static fu_tensor *sheet_row(const job *j, const fu_search_result *r, int n, fu_tensor *reference, int R) {
     fu_graph *g = fu_graph_new();
-    fu_tensor *cells[2 + 64];
-    int f = R / (int)j->thumb->shape[2], n_cells = 2 + (n < 64 ? n : 64);
+    fu_tensor *cells[2 + 64 + 1];
+    int f = R / (int)j->thumb->shape[2], n_seeds = n < 64 ? n : 64, n_cells = 2 + n_seeds;
     cells[0] = fu_upsample_nearest(g, j->thumb, f);
     cells[1] = fu_clamp(g, fu_resize_bicubic(g, j->thumb, R, R), 0, 1);
-    for (int k = 0; k + 2 < n_cells; k++) cells[k + 2] = r[k].image;
+    for (int k = 0; k < n_seeds; k++) cells[k + 2] = r[k].image;
+    if (reference) cells[n_cells++] = reference;
     fu_tensor *row = fu_concat(g, cells, n_cells, 3), *copy = row ? fu_tensor_clone(row) : NULL;
     fu_graph_free(g);
-    if (copy) label_row(copy, r, n_cells, R);
+    if (copy) label_row(copy, r, n_seeds, reference != NULL, R);
     return copy;
 }
 
@@ -416,7 +420,7 @@ static int upscale_one(const options *o, const fu_generator *gen, fu_search_conf
     if (rc == FU_OK) {
         int best = best_seed(r, o->seeds);
         rc = save_results(j, r, o->seeds, best);
-        if (rc == FU_OK && o->sheet && !(*sheet_row_out = sheet_row(j, r, o->seeds, gen->resolution))) rc = FU_E_INTERNAL;
+        if (rc == FU_OK && o->sheet && !(*sheet_row_out = sheet_row(j, r, o->seeds, uf->reference, gen->resolution))) rc = FU_E_INTERNAL;
         cJSON *jj = job_json(j, cfg, r, o->seeds, best);
         cJSON_AddItemToArray(results, jj);
         if (rc == FU_OK) rc = add_face_json(uf, r, o->seeds, jj);
@@ -517,7 +521,7 @@ int cmd_upscale(int argc, char **argv) {
         {"--no-extractor", ARG_FLAG, &o.no_extractor, 0, 0, "face-api's backbone and --heads even when the extractor file is present"},
         {"--attr", ARG_STRING, &o.attr, 0, 0, "NAME=0|1[,NAME=0|1...] (CelebA names): adds 1*ATTR_k_IS_v each"},
         {"--save-intermediate", ARG_FLAG, &o.save_intermediate, 0, 0, "save the best image so far at every step"},
-        {"--sheet", ARG_STRING, &o.sheet, 0, 0, "comparison sheet PNG: nearest | bicubic | results, a row per thumbnail"},
+        {"--sheet", ARG_STRING, &o.sheet, 0, 0, "comparison sheet PNG: nearest | bicubic | results | reference, a row per thumbnail"},
         {"--json", ARG_FLAG, &o.json, 0, 0, "print results as JSON on stdout"},
         {"--overwrite", ARG_FLAG, &o.overwrite, 0, 0, "redo thumbnails whose output exists"},
         {"--threads", ARG_INT, &o.threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},

@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 #include "core/error.h"
+#include "face/align.h"
 #include "face/face_pipeline.h"
 #include "face/models.h"
 #include "faceup.h"
+#include "io/image.h"
 
 static int has_kind(const fu_loss_spec *s, int identity) {
     for (int i = 0; s && i < s->n_terms; i++) {
@@ -15,13 +17,26 @@ static int has_kind(const fu_loss_spec *s, int identity) {
     return 0;
 }
 
-/* Descriptor of the face in the reference photo, by the guides' backbone. */
-static int reference_descriptor(const char *photo, fu_dlib_resnet *net, float desc[FU_DLIB_RESNET_DIM]) {
+/* The reference photo's face: its descriptor by the guides' backbone, and the face cut out
+ * like the generator's faces (FFHQ framing at the generator's resolution) for the sheet. */
+static int reference_face(const char *photo, fu_dlib_resnet *net, int resolution, float desc[FU_DLIB_RESNET_DIM], fu_tensor **framed) {
     fu_face_pipeline p;
     int rc = fu_face_pipeline_open(&p);
     fu_face_pipeline with_net = p;
     with_net.net = net;
-    if (rc == FU_OK) rc = fu_face_pipeline_embed_file(&with_net, photo, desc);
+    fu_tensor *img = rc == FU_OK ? fu_image_load(photo) : NULL;
+    if (rc == FU_OK && !img) rc = fu_last_code() ? fu_last_code() : FU_E_INPUT;
+    float lm[136];
+    if (rc == FU_OK) rc = fu_face_pipeline_landmarks(&with_net, img, photo, lm);
+    if (rc == FU_OK) rc = fu_face_pipeline_descriptor(&with_net, img, lm, desc);
+    if (rc == FU_OK) {
+        fu_graph *g = fu_graph_new();
+        fu_tensor *cut = g ? fu_align_face(g, img, lm, FU_ALIGN_FFHQ, resolution, NULL) : NULL;
+        *framed = cut ? fu_tensor_clone(cut) : NULL;
+        if (!*framed) rc = fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
+        fu_graph_free(g);
+    }
+    fu_tensor_free(img);
     fu_face_pipeline_close(&p);
     if (rc == FU_E_INPUT && !strstr(fu_last_error(), photo)) {
         char why[512];
@@ -56,7 +71,7 @@ int upscale_face_open(upscale_face *uf, const char *heads_path, const char *extr
     int rc = load_networks(uf, heads_path, extractor_path, resolution);
     if (rc == FU_OK && identity) {
         float ref[FU_DLIB_RESNET_DIM];
-        rc = reference_descriptor(identity, uf->fg.net, ref);
+        rc = reference_face(identity, uf->fg.net, resolution, ref, &uf->reference);
         if (rc == FU_OK) fu_face_guides_set_reference(&uf->fg, ref);
     }
     uf->guides = fu_face_guides_bind(&uf->fg);
@@ -67,6 +82,7 @@ void upscale_face_close(upscale_face *uf) {
     fu_face_extractor_free(uf->extractor);
     fu_heads_free(uf->heads);
     fu_dlib_resnet_free(uf->net);
+    fu_tensor_free(uf->reference);
     memset(uf, 0, sizeof *uf);
 }
 

@@ -15,6 +15,7 @@ typedef struct upscale_face {
     fu_dlib_resnet *net;         /* NULL when the extractor's backbone is used */
     fu_face_guides fg;
     fu_search_guides guides;
+    fu_tensor *reference;        /* --identity's face framed like the generator's, [1,3,R,R], or NULL */
 } upscale_face;
 
 /* Loads the networks when spec or spec2 (may be NULL) holds a face term: the augmented
