@@ -31,7 +31,7 @@ for round in $(seq "${BENCH_ROUNDS:-2}"); do
         for g in $GENS; do
             name=${g%%=*} path=${g#*=}
             echo "round $round: $name, $t thread(s)" >&2
-            FACEUP_THREADS=$t OMP_NUM_THREADS=$t "$BIN" upscale "$OUT/$name.png" --generator "$path" --steps 100 --seeds 1 \
+            FACEUP_THREADS=$t OMP_NUM_THREADS=$t "$BIN" upscale "$OUT/$name.png" --generator "$path" --steps 100 --seeds 1 --no-face-check \
                 --json --quiet --overwrite -o "$OUT/${name}_up.png" >"$OUT/fu.json" || [ $? -eq 1 ]
             fu=$("$PY" -c 'import json,sys; w=json.load(open(sys.argv[1]))["results"][0]["seeds"][0]["waves"][0]; print(w["seconds"], w["loss"])' "$OUT/fu.json")
             th=$(OMP_NUM_THREADS=$t "$PY" bench/torch_upscale.py time "$path" "$OUT/$name.png" 100 "$t")

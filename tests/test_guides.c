@@ -422,7 +422,7 @@ TEST(cli_upscale_face_flags_bad_input) {
         char flag[1024];
         snprintf(flag, sizeof flag, "%s", cases[i].flag);
         if (strstr(flag, "BLANK")) snprintf(flag, sizeof flag, "--identity %s", blank);
-        snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 2 --quiet --threads 1 %s", thumb, o, gen_path, flag);
+        snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 2 --quiet --threads 1 --no-face-check %s", thumb, o, gen_path, flag);
         int rc = run_faceup(args, out, sizeof out, err, sizeof err);
         CHECK_MSG(rc == FU_E_INPUT, "case %zu: exit %d (%s)", i, rc, err);
         CHECK_MSG(strstr(err, cases[i].want) && count_newlines(err) == 1, "case %zu: stderr '%s' lacks '%s'", i, err, cases[i].want);
@@ -470,7 +470,7 @@ TEST(cli_upscale_face_flags_json) {
     fu_tensor_fill(t16, 0.5f);
     REQUIRE(t16 && fu_image_save_png(thumb, t16) == FU_OK);
     fu_tensor_free(t16);
-    snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 2 --eps 1 --json --quiet --threads 1 --overwrite "
+    snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 2 --eps 1 --json --quiet --threads 1 --overwrite --no-face-check "
              "--identity %s --race keep --attr Smiling=1 --sheet %s", thumb, o, gen_path, ref, sheet);
     int rc = run_faceup(args, out, sizeof out, err, sizeof err);
     /* eps 1 meets L2, but the attribute rule (terms <= 0.1) may reject: exit 0 or 1 */

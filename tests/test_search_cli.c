@@ -1,10 +1,13 @@
 /* faceup upscale end to end on the golden StyleGAN2 (64x64): outputs, skipping, no-solution
- * naming and exit status, JSON, sheet; and bad input giving exit 2 with no output file. */
+ * naming and exit status, JSON, sheet; and bad input giving exit 2 with no output file. The
+ * random-weight generator's thumbnails are not faces, so most runs pass --no-face-check. */
 #include "test.h"
 #include "util.h"
 #include "core/ops.h"
 #include "gen/generator.h"
 #include "eval/text.h"
+#include "face/detect.h"
+#include "face/models.h"
 #include "io/image.h"
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -67,7 +70,7 @@ TEST(cli_upscale_directory_outputs_skip_and_no_solution) {
     fu_generator_free(gen);
 
     /* eps 1: every seed is accepted, so outputs carry plain names. */
-    snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 4 --seeds 2 --eps 1 --sheet %s --json --threads 1",
+    snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 4 --seeds 2 --eps 1 --sheet %s --json --threads 1 --no-face-check",
              dir, odir, gen_path, sheet);
     REQUIRE(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
     const char *names[] = {"a.png", "a_seed0.png", "a_seed1.png", "b.png", "b_seed0.png", "b_seed1.png"};
@@ -97,7 +100,7 @@ TEST(cli_upscale_directory_outputs_skip_and_no_solution) {
 
     /* eps 1e-9 cannot be met in 4 steps: exit 1, the best attempt named so, JSON no_solution. */
     snprintf(path, sizeof path, "%s/a.png", dir);
-    snprintf(args, sizeof args, "upscale %s -o %s/one.png --generator %s --steps 4 --eps 1e-9 --json --quiet --threads 1 --save-intermediate",
+    snprintf(args, sizeof args, "upscale %s -o %s/one.png --generator %s --steps 4 --eps 1e-9 --json --quiet --threads 1 --save-intermediate --no-face-check",
              path, fu_test_tmpdir(), gen_path);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_NO_SOLUTION);
     CHECK(strstr(out, "\"no_solution\"") != NULL);
@@ -149,7 +152,7 @@ TEST(cli_upscale_bad_input_exit_2_without_output) {
         const char *first = i == 0 ? wrong : i == 1 ? junk : thumb;
         if (i == 2 || i == 3) snprintf(flags, sizeof flags, cases[i].flags, i == 2 ? gen_path : first);
         else snprintf(flags, sizeof flags, cases[i].flags, first, gen_path, thumb);
-        snprintf(args, sizeof args, "upscale %s -o %s --quiet", flags, o);
+        snprintf(args, sizeof args, "upscale %s -o %s --quiet --no-face-check", flags, o);
         int rc = run_faceup(args, out, sizeof out, err, sizeof err);
         CHECK_MSG(rc == FU_E_INPUT, "case %zu: exit %d (%s)", i, rc, err);
         CHECK_MSG(strstr(err, cases[i].want) && count_newlines(err) == 1, "case %zu: stderr '%s' lacks '%s'", i, err, cases[i].want);
@@ -207,7 +210,7 @@ TEST(cli_upscale_json_names_the_resolved_default_generator) {
     for (int64_t i = 0; i < t->numel; i++) t->data[i] = 0.3f + 0.4f * (float)(i % 16) / 15.0f;
     REQUIRE(fu_image_save_png(thumb, t) == FU_OK);
     fu_tensor_free(t);
-    snprintf(cmd, sizeof cmd, "cd %s && %s upscale %s -o %s --steps 1 --eps 1 --json --quiet --threads 1 --overwrite > json_gen.out",
+    snprintf(cmd, sizeof cmd, "cd %s && %s upscale %s -o %s --steps 1 --eps 1 --json --quiet --threads 1 --overwrite --no-face-check > json_gen.out",
              fu_test_tmpdir(), abs_bin, thumb, o);
     int st = system(cmd);
     REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == FU_OK);
@@ -243,7 +246,7 @@ TEST(cli_upscale_mpi_ranks_share_the_thumbnails) {
         fu_tensor_free(t);
     }
     snprintf(cmd, sizeof cmd, "mpirun -np 2 --oversubscribe --allow-run-as-root -x FACEUP_THREADS=1 %s upscale %s -o %s --steps 2 --eps 1 "
-             "--json --quiet --overwrite > %s/mpi.json 2>/dev/null", bin, dir, odir, fu_test_tmpdir());
+             "--json --quiet --overwrite --no-face-check > %s/mpi.json 2>/dev/null", bin, dir, odir, fu_test_tmpdir());
     int st = system(cmd);
     REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == FU_OK);
     snprintf(path, sizeof path, "%s/mpi.json", fu_test_tmpdir());
@@ -266,4 +269,36 @@ TEST(cli_upscale_mpi_ranks_share_the_thumbnails) {
         CHECK(file_exists(path));
     }
     cJSON_Delete(j);
+}
+
+/* A thumbnail that does not look like a face (flat grey) is refused with exit 2 and nothing
+ * written; --no-face-check upscales it anyway; the bundled face thumbnail passes the check. */
+TEST(cli_upscale_refuses_thumbnails_that_are_not_faces) {
+    const char *shared = fu_test_shared_dir();
+    char det[1024], gen_path[512], flat[512], o[512];
+    if (!bin_or_skip()) SKIP("faceup binary not built");
+    if (!shared) SKIP("../shared absent");
+    if (!file_exists(fu_model_path(FU_BLAZEFACE_MODEL, det, sizeof det))) SKIP("blazeface absent from the model cache (tools/fetch-models.sh)");
+    snprintf(gen_path, sizeof gen_path, "%s/golden/stylegan2/weights.pt", shared);
+    snprintf(flat, sizeof flat, "%s/flat16.png", fu_test_tmpdir());
+    snprintf(o, sizeof o, "%s/flat_out.png", fu_test_tmpdir());
+    fu_tensor *t = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)16, (int64_t)16);
+    REQUIRE(t);
+    fu_tensor_fill(t, 0.5f);
+    REQUIRE(fu_image_save_png(flat, t) == FU_OK);
+    fu_tensor_free(t);
+
+    snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 1 --eps 1 --quiet --threads 1", flat, o, gen_path);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    CHECK_MSG(strstr(err, "does not look like a face") && strstr(err, "--no-face-check") && count_newlines(err) == 1, "stderr: %s", err);
+    CHECK(!file_exists(o) && count_prefixed(fu_test_tmpdir(), "flat_out") == 0);
+
+    snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 1 --eps 1 --quiet --threads 1 --no-face-check", flat, o, gen_path);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK && file_exists(o));
+
+    char face[1024];
+    fu_shipped_path("examples/thumb16.png", face, sizeof face);
+    snprintf(args, sizeof args, "upscale %s -o %s/face_out.png --generator %s --steps 1 --eps 1 --quiet --threads 1",
+             face, fu_test_tmpdir(), gen_path);
+    CHECK_MSG(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK, "the bundled face was refused: %s", err);
 }
