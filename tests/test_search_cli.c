@@ -6,7 +6,9 @@
 #include "core/ops.h"
 #include "gen/generator.h"
 #include "eval/text.h"
-#include "face/detect.h"
+#include "search/search.h"
+#include "train/faces.h"
+#include <math.h>
 #include "face/models.h"
 #include "io/image.h"
 #include <cjson/cJSON.h>
@@ -271,14 +273,13 @@ TEST(cli_upscale_mpi_ranks_share_the_thumbnails) {
     cJSON_Delete(j);
 }
 
-/* A thumbnail that does not look like a face (flat grey) is refused with exit 2 and nothing
- * written; --no-face-check upscales it anyway; the bundled face thumbnail passes the check. */
+/* A flat thumbnail is refused with exit 2 and nothing written; --no-face-check upscales it
+ * anyway; the bundled face thumbnail passes the check. */
 TEST(cli_upscale_refuses_thumbnails_that_are_not_faces) {
     const char *shared = fu_test_shared_dir();
-    char det[1024], gen_path[512], flat[512], o[512];
+    char gen_path[512], flat[512], o[512];
     if (!bin_or_skip()) SKIP("faceup binary not built");
     if (!shared) SKIP("../shared absent");
-    if (!file_exists(fu_model_path(FU_BLAZEFACE_MODEL, det, sizeof det))) SKIP("blazeface absent from the model cache (tools/fetch-models.sh)");
     snprintf(gen_path, sizeof gen_path, "%s/golden/stylegan2/weights.pt", shared);
     snprintf(flat, sizeof flat, "%s/flat16.png", fu_test_tmpdir());
     snprintf(o, sizeof o, "%s/flat_out.png", fu_test_tmpdir());
@@ -290,7 +291,7 @@ TEST(cli_upscale_refuses_thumbnails_that_are_not_faces) {
 
     snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 1 --eps 1 --quiet --threads 1", flat, o, gen_path);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK_MSG(strstr(err, "does not look like a face") && strstr(err, "--no-face-check") && count_newlines(err) == 1, "stderr: %s", err);
+    CHECK_MSG(strstr(err, "flat16.png: the thumbnail is flat (one colour), not a face") && count_newlines(err) == 1, "stderr: %s", err);
     CHECK(!file_exists(o) && count_prefixed(fu_test_tmpdir(), "flat_out") == 0);
 
     snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 1 --eps 1 --quiet --threads 1 --no-face-check", flat, o, gen_path);
@@ -301,4 +302,73 @@ TEST(cli_upscale_refuses_thumbnails_that_are_not_faces) {
     snprintf(args, sizeof args, "upscale %s -o %s/face_out.png --generator %s --steps 1 --eps 1 --quiet --threads 1",
              face, fu_test_tmpdir(), gen_path);
     CHECK_MSG(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK, "the bundled face was refused: %s", err);
+}
+
+/* PULSE's bicubic thumbnails (16x16 and 8x8) of held-out faces framed like the generator's
+ * training faces: every step-th image of the packed set's val split, n at most of each size. */
+static int heldout_thumbnails(const char *shared, int n, int step, fu_tensor **t16, fu_tensor **t8) {
+    char data[1024];
+    snprintf(data, sizeof data, "%s/data", shared);
+    fu_face_label *labels = NULL;
+    int64_t count = 0;
+    fu_faces_framer *framer = fu_faces_framer_open(FU_FACES_FRAME_FFHQ);
+    if (!framer || fu_faces_list(data, &labels, &count) != FU_OK) { fu_faces_framer_free(framer); return 0; }
+    int k = 0, seen = 0;
+    fu_tensor *face = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)64, (int64_t)64);
+    for (int64_t i = 0; i < count && k < n && face; i++) {
+        if (labels[i].split != FU_SPLIT_VAL || seen++ % step) continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", data, labels[i].path);
+        fu_tensor *img = fu_image_load(path);
+        if (img && fu_faces_frame(framer, img, labels[i].source, face, NULL) == FU_OK) {
+            fu_graph *g = fu_graph_new();
+            t16[k] = fu_tensor_clone(fu_bicubic_downsample(g, face, 4));
+            t8[k] = fu_tensor_clone(fu_bicubic_downsample(g, face, 8));
+            k += t16[k] && t8[k];
+            fu_graph_free(g);
+        }
+        fu_tensor_free(img);
+    }
+    fu_tensor_free(face);
+    free(labels);
+    fu_faces_framer_free(framer);
+    return k;
+}
+
+/* The content check passes held-out face thumbnails at 16x16 and 8x8 and refuses flat and noise
+ * images; a smooth gradient, which no detector here can tell from a face at this size, passes.
+ * FACEUP_FACE_EVAL=1 measures 200 faces and prints the largest roughness. */
+TEST(search_check_content_passes_faces_refuses_flat_and_noise) {
+    fu_rng r;
+    fu_rng_seed(&r, 3);
+    fu_tensor *t = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)16, (int64_t)16);
+    REQUIRE(t);
+    fu_tensor_fill(t, 0.7f);
+    CHECK(fu_search_check_content(t, "flat") == FU_E_INPUT && strstr(fu_last_error(), "flat: the thumbnail is flat"));
+    for (int k = 0; k < 20; k++) {
+        for (int64_t i = 0; i < t->numel; i++) t->data[i] = k % 2 ? fu_rng_uniform(&r) : 0.4f + 0.2f * fu_rng_uniform(&r);
+        CHECK_MSG(fu_search_check_content(t, "noise") == FU_E_INPUT && strstr(fu_last_error(), "looks like noise"), "noise %d passed", k);
+    }
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)(i % 16) / 15.0f;
+    CHECK(fu_search_check_content(t, "gradient") == FU_OK);
+    fu_tensor_free(t);
+
+    const char *shared = fu_test_shared_dir();
+    if (!shared) SKIP("../shared absent (the real-face half)");
+    enum { MAX = 200 };
+    int want = getenv("FACEUP_FACE_EVAL") ? MAX : 12;
+    fu_tensor *t16[MAX] = {0}, *t8[MAX] = {0};
+    int n = heldout_thumbnails(shared, want, want > 12 ? 4 : 7, t16, t8);
+    if (n == 0) SKIP("the face models are absent (tools/fetch-models.sh)");
+    CHECK(n == want);
+    float worst16 = 0, worst8 = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK(fu_search_check_content(t16[i], "face16") == FU_OK && fu_search_check_content(t8[i], "face8") == FU_OK);
+        worst16 = fmaxf(worst16, fu_thumbnail_roughness(t16[i]));
+        worst8 = fmaxf(worst8, fu_thumbnail_roughness(t8[i]));
+        fu_tensor_free(t16[i]);
+        fu_tensor_free(t8[i]);
+    }
+    printf("  %d held-out faces: largest roughness %.3f at 16x16, %.3f at 8x8 (limit %.2f)\n", n, (double)worst16, (double)worst8,
+           (double)FU_THUMB_MAX_ROUGHNESS);
 }

@@ -27,7 +27,6 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "eval/text.h"
-#include "face/detect.h"
 #include "face/models.h"
 #include "faceup.h"
 #include "gen/generator.h"
@@ -149,36 +148,16 @@ static int plan_outputs(job *jobs, int n, int many, const char *out) {
     return FU_OK;
 }
 
-static int load_thumbnails(job *jobs, int n, const fu_generator *gen) {
+/* Loads and checks every thumbnail before anything is written. */
+static int load_thumbnails(job *jobs, int n, const fu_generator *gen, int check_content) {
     for (int i = 0; i < n; i++) {
         int factor;
         if (!(jobs[i].thumb = fu_image_load(jobs[i].input))) return fu_last_code() ? fu_last_code() : FU_E_INPUT;
         int rc = fu_search_check_thumbnail(gen, jobs[i].thumb, jobs[i].input, &factor);
+        if (rc == FU_OK && check_content) rc = fu_search_check_content(jobs[i].thumb, jobs[i].input);
         if (rc != FU_OK) return rc;
     }
     return FU_OK;
-}
-
-/* Refuses thumbnails that do not look like faces (face/detect.h's thumbnail check), before
- * anything is written; thumbnails under its minimum side cannot be judged and pass. */
-static int check_faces(const job *jobs, int n) {
-    char path[4096];
-    int need = 0;
-    for (int i = 0; i < n; i++) need |= jobs[i].thumb->shape[2] >= FU_THUMB_FACE_MIN_SIDE;
-    if (!need) return FU_OK;
-    fu_face_detector *det = fu_face_detector_load(fu_model_path(FU_BLAZEFACE_MODEL, path, sizeof path));
-    if (!det) return fu_fail(FU_E_INPUT, "the face check needs blazeface (%s); tools/fetch-models.sh fetches it, --no-face-check skips the check", fu_last_error());
-    int rc = FU_OK;
-    for (int i = 0; i < n && rc == FU_OK; i++) {
-        float score;
-        if (jobs[i].thumb->shape[2] < FU_THUMB_FACE_MIN_SIDE) continue;
-        if (fu_face_thumbnail_score(det, jobs[i].thumb, &score) != 0) rc = fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
-        else if (score < FU_THUMB_FACE_MIN_SCORE)
-            rc = fu_fail(FU_E_INPUT, "%s: does not look like a face (blazeface score %.2f < %.2f); --no-face-check upscales it anyway",
-                         jobs[i].input, (double)score, (double)FU_THUMB_FACE_MIN_SCORE);
-    }
-    fu_face_detector_free(det);
-    return rc;
 }
 
 static void free_jobs(job *jobs, int n) {
@@ -545,7 +524,7 @@ int cmd_upscale(int argc, char **argv) {
         {"--attr", ARG_STRING, &o.attr, 0, 0, "NAME=0|1[,NAME=0|1...] (CelebA names): adds 1*ATTR_k_IS_v each"},
         {"--save-intermediate", ARG_FLAG, &o.save_intermediate, 0, 0, "save the best image so far at every step"},
         {"--sheet", ARG_STRING, &o.sheet, 0, 0, "comparison sheet PNG: nearest | bicubic | results | reference, a row per thumbnail"},
-        {"--no-face-check", ARG_FLAG, &o.no_face_check, 0, 0, "skip the check that each thumbnail of 16 px or more looks like a face (blazeface)"},
+        {"--no-face-check", ARG_FLAG, &o.no_face_check, 0, 0, "upscale thumbnails that are flat or look like noise (refused by default)"},
         {"--json", ARG_FLAG, &o.json, 0, 0, "print results as JSON on stdout"},
         {"--overwrite", ARG_FLAG, &o.overwrite, 0, 0, "redo thumbnails whose output exists"},
         {"--threads", ARG_INT, &o.threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
@@ -575,8 +554,7 @@ int cmd_upscale(int argc, char **argv) {
     if (rc == FU_OK) rc = plan_outputs(jobs, n_jobs, many, o.out);
     char gen_path[PATH_CAP];
     if (rc == FU_OK) rc = open_generator(&o, &gen, gen_path);
-    if (rc == FU_OK) rc = load_thumbnails(jobs, n_jobs, gen);
-    if (rc == FU_OK && !o.no_face_check) rc = check_faces(jobs, n_jobs);
+    if (rc == FU_OK) rc = load_thumbnails(jobs, n_jobs, gen, !o.no_face_check);
     char heads_path[4096];
     if (!o.heads) o.heads = fu_shipped_path(FU_HEADS_DEFAULT, heads_path, sizeof heads_path);
     char extractor_path[4096];

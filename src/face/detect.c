@@ -219,14 +219,3 @@ fu_box fu_face_box_for_landmarks(const fu_face_det *d) {
     double x = cx + dx * s, y = cy + dy * s, half = side * s / 2;
     return (fu_box){(float)(x - half), (float)(y - half), (float)(x + half), (float)(y + half)};
 }
-
-int fu_face_thumbnail_score(fu_face_detector *d, fu_tensor *thumb, float *score) {
-    fu_graph *g = fu_graph_new();
-    fu_tensor *big = g ? fu_clamp(g, fu_resize_bicubic(g, thumb, 128, 128), 0, 1) : NULL;
-    fu_face_det best;
-    int n = big ? fu_face_detect(d, big, 0.01f, 0.3f, &best, 1) : -1;
-    fu_graph_free(g);
-    if (n < 0) return -1;
-    *score = n > 0 ? best.score : 0.0f;
-    return 0;
-}

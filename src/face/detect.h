@@ -46,15 +46,6 @@ int fu_face_pick(const fu_face_det *dets, int n, int width, int height);
 /* Face-crop mode: the whole image as the face box (no keypoints). */
 fu_face_det fu_face_whole_image(int width, int height);
 
-/* Whether a thumbnail looks like a face, for `faceup upscale`'s input check: blazeface's best
- * score on the thumbnail [1,3,s,s] bicubic-upscaled to 128 x 128 (one detection call). On
- * held-out 16x16 FFHQ-framed thumbnails of real faces, 98% score >= FU_THUMB_FACE_MIN_SCORE;
- * flat, noise, gradient and stripe images never do. At 8x8 real faces mostly score below it,
- * so the check only applies from FU_THUMB_FACE_MIN_SIDE up. -1 with a message on error. */
-#define FU_THUMB_FACE_MIN_SCORE 0.25f
-#define FU_THUMB_FACE_MIN_SIDE 16
-int fu_face_thumbnail_score(fu_face_detector *d, fu_tensor *thumb, float *score);
-
 /* Intersection over union of two boxes (0 for empty ones). */
 float fu_face_iou(const fu_face_det *a, const fu_face_det *b);
 

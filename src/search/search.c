@@ -71,6 +71,42 @@ static const fu_search_guide *guide_for(const fu_search_guides *guides, fu_loss_
 
 static int is_face_term(fu_loss_term_kind kind) { return kind >= FU_TERM_IDENTITY_SCORE; }
 
+/* Pixel variance and the mean squared difference of horizontal and vertical neighbours. */
+static void pixel_moments(const fu_tensor *t, double *var, double *neighbour_sq) {
+    int64_t C = t->shape[1], H = t->shape[2], W = t->shape[3], pairs = 0;
+    double sum = 0, sq = 0, diff = 0;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t y = 0; y < H; y++)
+            for (int64_t x = 0; x < W; x++) {
+                const float *p = t->data + (c * H + y) * W + x;
+                sum += p[0];
+                sq += (double)p[0] * p[0];
+                if (x + 1 < W) { diff += (double)(p[0] - p[1]) * (p[0] - p[1]); pairs++; }
+                if (y + 1 < H) { diff += (double)(p[0] - p[W]) * (p[0] - p[W]); pairs++; }
+            }
+    double n = (double)(C * H * W);
+    *var = sq / n - (sum / n) * (sum / n);
+    *neighbour_sq = pairs ? diff / (double)pairs : 0;
+}
+
+float fu_thumbnail_roughness(const fu_tensor *thumb) {
+    double var, nsq;
+    pixel_moments(thumb, &var, &nsq);
+    return var > 1e-12 ? (float)(nsq / (2 * var)) : 0.0f;
+}
+
+int fu_search_check_content(const fu_tensor *thumb, const char *label) {
+    double var, nsq;
+    pixel_moments(thumb, &var, &nsq);
+    if (var < (double)FU_THUMB_MIN_STD * FU_THUMB_MIN_STD)
+        return fu_fail(FU_E_INPUT, "%s: the thumbnail is flat (one colour), not a face", label);
+    float rough = (float)(nsq / (2 * var));
+    if (rough > FU_THUMB_MAX_ROUGHNESS)
+        return fu_fail(FU_E_INPUT, "%s: the thumbnail looks like noise, not a face (neighbouring pixels differ as much as random ones: roughness %.2f > %.2f)",
+                       label, (double)rough, (double)FU_THUMB_MAX_ROUGHNESS);
+    return FU_OK;
+}
+
 int fu_search_check_guides(const fu_loss_spec *spec, const fu_search_guides *guides) {
     for (int i = 0; i < spec->n_terms; i++) {
         const fu_loss_term *t = &spec->terms[i];

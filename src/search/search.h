@@ -110,6 +110,16 @@ typedef struct fu_search_result {
  * that the bicubic downsampler supports; sets *factor. FU_E_INPUT with a message listing the
  * sizes that would work. label names the thumbnail. */
 int fu_search_check_thumbnail(const fu_generator *gen, const fu_tensor *thumb, const char *label, int *factor);
+/* Refuses a thumbnail [1,3,h,w] that cannot be a face photo: flat (pixel standard deviation
+ * under FU_THUMB_MIN_STD) or noise (roughness, the mean squared difference of neighbouring
+ * pixels over twice the pixel variance, above FU_THUMB_MAX_ROUGHNESS: random pixels give about
+ * 1, held-out face thumbnails at most 0.38 at 16x16 and 0.60 at 8x8, bench/RESULTS.md). Smooth
+ * images that are not faces pass: at 16x16 no detector here tells them apart (blazeface scores
+ * faces 0.07-0.89 and flat or striped images up to 0.2). FU_E_INPUT naming label. */
+#define FU_THUMB_MIN_STD (2.0f / 255.0f)
+#define FU_THUMB_MAX_ROUGHNESS 0.75f
+float fu_thumbnail_roughness(const fu_tensor *thumb);
+int fu_search_check_content(const fu_tensor *thumb, const char *label);
 /* FU_OK when every face term of spec has its guide; otherwise FU_E_INPUT naming the term and
  * the network it needs. */
 int fu_search_check_guides(const fu_loss_spec *spec, const fu_search_guides *guides);
