@@ -11,6 +11,10 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "train/faces.h"
+#include "core/rng.h"
+#include "faceup.h"
+#include "face/irse.h"
+#include "gen/vae.h"
 
 static void seed_safetensors(void) {
     fu_tensor *a = fu_tensor_newv(2, (int64_t)2, (int64_t)3), *s = fu_tensor_new(0, NULL), *e = fu_tensor_newv(1, (int64_t)0);
@@ -139,7 +143,31 @@ static void seed_calibration(void) {
     fu_calibration_write("corpus/fuzz_calibration/one.json", "faceres", &faceres);
 }
 
+/* Small model files for fuzz_models: a VAE of the smallest config with a latent prior, a tiny
+ * IR-SE, and the text forms the checkpoints carry (IR-SE config, RNG state). The shipped heads
+ * file is 1.7 MB, too large for a seed; the fuzzer reaches its checks from these. */
+static void seed_models(void) {
+    fu_vae_config vc = {.size = 8, .channels = 2, .latent = 3};
+    fu_vae *v = fu_vae_new(&vc, 1);
+    double mean[3] = {0.1, -0.2, 0.3}, cov[9] = {1, 0.2, 0, 0.2, 1, 0, 0, 0, 0.5};
+    if (v && fu_vae_save(v, "corpus/fuzz_models/vae8.safetensors") == FU_OK && fu_vae_set_prior(v, mean, cov) == FU_OK)
+        fu_vae_save(v, "corpus/fuzz_models/vae8_prior.safetensors");
+    fu_vae_free(v);
+    fu_irse_config ic = {.units = {1, 1, 1, 1}, .channels = {4, 4, 8, 8}, .input_size = 16, .embedding = 4, .se_reduction = 2, .dropout = 0};
+    fu_rng r;
+    fu_rng_seed(&r, 2);
+    fu_irse *m = fu_irse_new(&ic, &r);
+    if (m) fu_irse_save(m, "corpus/fuzz_models/irse_tiny.safetensors");
+    fu_irse_free(m);
+    char line[512];
+    fu_irse_config_format(&ic, line, sizeof line);
+    write_bytes("corpus/fuzz_models/irse_config.txt", (const unsigned char *)line, strlen(line));
+    fu_rng_to_text(&r, line, sizeof line);
+    write_bytes("corpus/fuzz_models/rng_state.txt", (const unsigned char *)line, strlen(line));
+}
+
 int main(void) {
+    seed_models();
     seed_faces();
     embed_cache_seed("corpus/fuzz_embed_cache/d128_two", 3, 128, 2);
     embed_cache_seed("corpus/fuzz_embed_cache/d3_five", 1, 3, 5);
