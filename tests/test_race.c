@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cjson/cJSON.h>
 #include "core/ops.h"
 #include "core/rng.h"
 #include "face/race_judge.h"
@@ -176,5 +177,71 @@ TEST(race_data_parts_and_thumbnails) {
     for (int k = 0; k < 200; k++)
         if (pack->labels[k].race == 4) pack->labels[k].split = FU_SPLIT_TRAIN;
     CHECK(fu_race_data_build(pack, 0, NULL, NULL, &d, NULL, NULL) == FU_E_INPUT && strstr(fu_last_error(), "val"));
+    fu_faces_free(pack);
+}
+
+/* ------------------------------------------------------------------ the commands */
+
+static double jnum(const cJSON *o, const char *a, const char *b) {
+    const cJSON *x = cJSON_GetObjectItem(cJSON_GetObjectItem(o, a), b);
+    return cJSON_IsNumber(x) ? x->valuedouble : -1;
+}
+
+TEST(cli_train_thumb_race_learns_and_keeps_other_heads) {
+    char pack_path[512], heads_in[512], heads_out[512], args[2048], so[65536], se[4096];
+    snprintf(pack_path, sizeof pack_path, "%s/race_pack.bin", fu_test_tmpdir());
+    snprintf(heads_in, sizeof heads_in, "%s/race_heads_in.safetensors", fu_test_tmpdir());
+    snprintf(heads_out, sizeof heads_out, "%s/race_heads_out.safetensors", fu_test_tmpdir());
+    /* faces whose colour tells the class (plus noise), so a classifier can learn them */
+    fu_faces *pack = tiny_pack(300);
+    for (int i = 0; i < 300; i++)
+        for (int c = 0; c < 3; c++)
+            for (int k = 0; k < 64 * 64; k++) {
+                uint8_t *px = &pack->pixels[((size_t)i * 3 + c) * 64 * 64 + k];
+                *px = (uint8_t)(*px / 4 + (c == pack->labels[i].race % 3 ? 120 : 0) + (pack->labels[i].race >= 3 ? 60 : 0));
+            }
+    REQUIRE(fu_faces_save(pack, pack_path) == FU_OK);
+    fu_heads *h = fu_heads_new(11);
+    REQUIRE(h && fu_heads_save(h, heads_in, NULL, 0) == FU_OK);
+    /* bad input: exit 2, one line, nothing written */
+    snprintf(args, sizeof args, "train thumb-race --pack /nonexistent/pack.bin --heads %s --out %s --quiet", heads_in, heads_out);
+    CHECK(run_faceup(args, so, sizeof so, se, sizeof se) == FU_E_INPUT && strstr(se, "/nonexistent/pack.bin") && count_newlines(se) == 1);
+    snprintf(args, sizeof args, "train thumb-race --pack %s --heads %s --out %s --quiet", pack_path, pack_path, heads_out);
+    CHECK(run_faceup(args, so, sizeof so, se, sizeof se) == FU_E_INPUT && strstr(se, "race_pack.bin") && count_newlines(se) == 1);
+    snprintf(args, sizeof args, "train race-judge --pack %s --quiet", pack_path);
+    CHECK(run_faceup(args, so, sizeof so, se, sizeof se) == FU_E_INPUT && strstr(se, "--pack and --out are required"));
+    CHECK(!file_exists(heads_out));
+    snprintf(args, sizeof args, "train thumb-race --pack %s --heads %s --out %s --quiet --threads 1", pack_path, heads_in, heads_out);
+    int rc = run_faceup(args, so, sizeof so, se, sizeof se);
+    CHECK_MSG(rc == FU_OK, "exit %d: %s", rc, se);
+    cJSON *j = cJSON_Parse(so);
+    REQUIRE(j);
+    CHECK(jnum(j, "thumb16", "last_epoch_loss") < 0.5 * jnum(j, "thumb16", "first_epoch_loss"));
+    CHECK(jnum(j, "thumb16", "train_faces") == 205 && jnum(j, "thumb16", "dev_faces") == 20);
+    CHECK(jnum(cJSON_GetObjectItem(j, "thumb16"), "val", "balanced_accuracy") > 0.9);
+    CHECK(jnum(cJSON_GetObjectItem(j, "thumb8"), "val", "balanced_accuracy") > 0.9);
+    CHECK(jnum(j, "thumb16_before", "faces") == 75);
+    cJSON_Delete(j);
+    /* the new file: new thumbnail classifiers, every other head unchanged */
+    fu_heads *back = fu_heads_load(heads_out);
+    REQUIRE(back);
+    CHECK(tensor_equals(back->race.w[0], h->race.w[0]->data, h->race.w[0]->numel) && tensor_equals(back->attr.b[1], h->attr.b[1]->data, h->attr.b[1]->numel));
+    CHECK(!tensor_equals(back->thumb16.w[0], h->thumb16.w[0]->data, h->thumb16.w[0]->numel));
+    float probs[FU_RACE_CLASSES];
+    fu_tensor *t = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)16, (int64_t)16);
+    REQUIRE(t);
+    fu_race_data d;
+    REQUIRE(fu_race_data_build(pack, 0, NULL, NULL, &d, NULL, NULL) == FU_OK);
+    int right = 0, n = 0;
+    for (int64_t i = 0; i < d.n; i++) {
+        if (d.part[i] != FU_RD_VAL) continue;
+        memcpy(t->data, d.thumb16 + i * FU_RD_THUMB16, FU_RD_THUMB16 * sizeof(float));
+        right += fu_heads_thumb_race(back, t, probs) == d.race[i], n++;
+    }
+    CHECK_MSG(right >= n - 3, "upscale's thumbnail classifier: %d of %d right", right, n);
+    fu_race_data_free(&d);
+    fu_tensor_free(t);
+    fu_heads_free(back);
+    fu_heads_free(h);
     fu_faces_free(pack);
 }
