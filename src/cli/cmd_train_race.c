@@ -157,11 +157,11 @@ static void split_rows_free(split_rows *s) {
 }
 
 /* Trains m on TRAIN, chosen on DEV; JSON of the fit and the VAL scores. */
-static int train_scored(fu_mlp *m, int flip, const split_rows *s, int dim, const char *name, progress *bar, cJSON *out) {
-    fu_heads_train_config cfg = fu_heads_train_defaults();
+static int train_scored(fu_mlp *m, int flip, const split_rows *s, int dim, const fu_heads_train_config *cfg, const char *name, progress *bar,
+                        cJSON *out) {
     fu_race_rows train = {s->n[FU_RD_TRAIN], s->x[FU_RD_TRAIN], s->y[FU_RD_TRAIN]}, dev = {s->n[FU_RD_DEV], s->x[FU_RD_DEV], s->y[FU_RD_DEV]};
     fu_race_fit fit;
-    int rc = fu_race_mlp_train(m, flip, &train, &dev, &cfg, &fit, on_epoch, bar);
+    int rc = fu_race_mlp_train(m, flip, &train, &dev, cfg, &fit, on_epoch, bar);
     cJSON *val = rc == FU_OK ? score_json(m, s->x[FU_RD_VAL], s->y[FU_RD_VAL], s->n[FU_RD_VAL], dim, &rc) : NULL;
     if (rc == FU_OK) {
         cJSON *o = fit_json(&fit);
@@ -227,8 +227,8 @@ static void fit_scaler(const fu_race_data *d, fu_race_judge *j) {
     }
 }
 
-static int judge_run(const fu_race_data *d, fu_race_judge *j, fu_face_net *gear, const fu_faces *pack, const char *out, int quiet,
-                     cJSON *report) {
+static int judge_run(const fu_race_data *d, fu_race_judge *j, fu_face_net *gear, const fu_faces *pack, const fu_heads_train_config *cfg,
+                     const char *out, int quiet, cJSON *report) {
     fit_scaler(d, j);
     float *x = malloc((size_t)d->n * FU_RACE_JUDGE_IN * sizeof(float));
     if (!x) return fu_fail(FU_E_INTERNAL, "out of memory");
@@ -238,7 +238,7 @@ static int judge_run(const fu_race_data *d, fu_race_judge *j, fu_face_net *gear,
     free(x);
     progress bar;
     progress_start(&bar, "race judge", quiet);
-    if (rc == FU_OK) rc = train_scored(&j->mlp, 0, &s, FU_RACE_JUDGE_IN, "faceres_judge", &bar, report);
+    if (rc == FU_OK) rc = train_scored(&j->mlp, 0, &s, FU_RACE_JUDGE_IN, cfg, "faceres_judge", &bar, report);
     int *pred = rc == FU_OK ? malloc((size_t)s.n[FU_RD_VAL] * sizeof(int)) : NULL;
     if (rc == FU_OK && !pred) rc = fu_fail(FU_E_INTERNAL, "out of memory");
     if (rc == FU_OK) rc = gear_val(gear, pack, d, pred, &bar);
@@ -261,7 +261,10 @@ static int judge_run(const fu_race_data *d, fu_race_judge *j, fu_face_net *gear,
 int cmd_train_race_judge(int argc, char **argv) {
     const char *pack_path = NULL, *out = NULL, *cache = NULL;
     int quiet = 0, threads = 0, max_train = 1000;
+    fu_heads_train_config cfg = fu_heads_train_defaults();
     arg_spec specs[] = {
+        {"--lr", ARG_FLOAT, &cfg.lr, 1e-7, 1, "Adam learning rate (default 1e-3)"},
+        {"--weight-decay", ARG_FLOAT, &cfg.weight_decay, 0, 1, "weight decay (default 1e-4)"},
         {"--pack", ARG_STRING, &pack_path, 0, 0, "the generator's face pack (faceup train faces, FFHQ framing)"},
         {"--out", ARG_STRING, &out, 0, 0, "judge file to write (.safetensors)"},
         {"--cache", ARG_STRING, &cache, 0, 0, "faceres descriptor cache (default $FACEUP_CACHE/embeddings/race-judge.bin)"},
@@ -292,7 +295,7 @@ int cmd_train_race_judge(int argc, char **argv) {
     if (rc == FU_OK) {
         cJSON_AddNumberToObject(report, "faces", (double)d.n);
         cJSON_AddNumberToObject(report, "descriptors_from_cache", (double)d.n_cached);
-        rc = judge_run(&d, j, gear, pack, out, quiet, report);
+        rc = judge_run(&d, j, gear, pack, &cfg, out, quiet, report);
     }
     if (rc == FU_OK) print_json(report);
     cJSON_Delete(report);
@@ -307,7 +310,8 @@ int cmd_train_race_judge(int argc, char **argv) {
 /* ---------------------------------------------------------------- thumb-race */
 
 /* The old and the new classifier of one thumbnail size. */
-static int thumb_one(const fu_race_data *d, const float *thumbs, int side, const fu_mlp *old, fu_mlp *fresh, progress *bar, cJSON *report) {
+static int thumb_one(const fu_race_data *d, const float *thumbs, int side, const fu_mlp *old, fu_mlp *fresh, const fu_heads_train_config *cfg,
+                     progress *bar, cJSON *report) {
     int dim = 3 * side * side, rc;
     char name[32];
     split_rows s;
@@ -316,7 +320,7 @@ static int thumb_one(const fu_race_data *d, const float *thumbs, int side, const
     snprintf(name, sizeof name, "thumb%d_before", side);
     if (rc == FU_OK) cJSON_AddItemToObject(report, name, before);
     snprintf(name, sizeof name, "thumb%d", side);
-    if (rc == FU_OK) rc = train_scored(fresh, side, &s, dim, name, bar, report);
+    if (rc == FU_OK) rc = train_scored(fresh, side, &s, dim, cfg, name, bar, report);
     split_rows_free(&s);
     return rc;
 }
@@ -324,7 +328,10 @@ static int thumb_one(const fu_race_data *d, const float *thumbs, int side, const
 int cmd_train_thumb_race(int argc, char **argv) {
     const char *pack_path = NULL, *out = NULL, *heads_in = NULL;
     int quiet = 0, threads = 0;
+    fu_heads_train_config cfg = fu_heads_train_defaults();
     arg_spec specs[] = {
+        {"--lr", ARG_FLOAT, &cfg.lr, 1e-7, 1, "Adam learning rate (default 1e-3)"},
+        {"--weight-decay", ARG_FLOAT, &cfg.weight_decay, 0, 1, "weight decay (default 1e-4)"},
         {"--pack", ARG_STRING, &pack_path, 0, 0, "the generator's face pack (faceup train faces, FFHQ framing)"},
         {"--heads", ARG_STRING, &heads_in, 0, 0, "heads file whose other heads are kept (default " FU_HEADS_DEFAULT ")"},
         {"--out", ARG_STRING, &out, 0, 0, "heads file to write (.safetensors)"},
@@ -346,8 +353,8 @@ int cmd_train_thumb_race(int argc, char **argv) {
     cJSON *report = cJSON_CreateObject();
     progress bar;
     progress_start(&bar, "thumbnail race", quiet);
-    if (rc == FU_OK) rc = thumb_one(&d, d.thumb16, 16, &h->thumb16, &fresh->thumb16, &bar, report);
-    if (rc == FU_OK) rc = thumb_one(&d, d.thumb8, 8, &h->thumb8, &fresh->thumb8, &bar, report);
+    if (rc == FU_OK) rc = thumb_one(&d, d.thumb16, 16, &h->thumb16, &fresh->thumb16, &cfg, &bar, report);
+    if (rc == FU_OK) rc = thumb_one(&d, d.thumb8, 8, &h->thumb8, &fresh->thumb8, &cfg, &bar, report);
     progress_finish(&bar);
     if (rc == FU_OK) {
         fu_mlp keep16 = h->thumb16, keep8 = h->thumb8;   /* swap in the new ones for the save */
