@@ -153,6 +153,34 @@ TEST(cli_eval_upscale_end_to_end_and_resume) {
     CHECK_MSG(rc == FU_OK, "rerun exit %d: %s", rc, err);
     CHECK(file_exists(path) && mtime_ns(kept) == kept_t && mtime_ns(redone) != redone_t);
     CHECK(strstr(out, "\"table\"") != NULL);
+
+    /* A record of before the faceres race judge (no faceres_race) is judged again from its
+     * saved image, which stays untouched. */
+    snprintf(path, sizeof path, "%s/x4/pulse/lfw-0001.json", o);
+    FILE *rf = fopen(path, "r");
+    REQUIRE(rf);
+    k = fread(out, 1, sizeof out - 1, rf);
+    out[k] = 0;
+    fclose(rf);
+    cJSON *rec = cJSON_Parse(out), *judged = cJSON_GetObjectItem(rec, "judged");
+    REQUIRE(rec && cJSON_GetObjectItem(judged, "faceres_race"));
+    cJSON_DeleteItemFromObject(judged, "faceres_race");
+    cJSON_DeleteItemFromObject(judged, "faceres_race_probabilities");
+    char *text = cJSON_Print(rec);
+    rf = fopen(path, "w");
+    REQUIRE(rf && text);
+    fputs(text, rf);
+    fclose(rf);
+    free(text);
+    cJSON_Delete(rec);
+    rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_OK, "third run exit %d: %s", rc, err);
+    rf = fopen(path, "r");
+    REQUIRE(rf);
+    k = fread(out, 1, sizeof out - 1, rf);
+    out[k] = 0;
+    fclose(rf);
+    CHECK(strstr(out, "\"faceres_race\"") && strstr(out, "\"gear_race\"") && mtime_ns(kept) == kept_t);
 }
 
 TEST(cli_eval_upscale_bad_input_exit_2_without_output) {
