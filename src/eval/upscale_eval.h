@@ -28,7 +28,8 @@
  *             UTKFace's label; both are recorded for every image:
  *               faceres  faceup's race judge (face/race_judge.h): an MLP on that same faceres
  *                        descriptor, trained on UTKFace train faces of the generator's pack
- *                        (the default: it gets more of the labels right on the val faces)
+ *                        (the default: on the 440 UTKFace val faces, balanced accuracy
+ *                        70.9% against gear's 46.8%, higher recall on every class but White)
  *               gear     human-models' gear on the box of the frame where UTKFace's chips sit
  *                        (what it was trained on), resized to 198: on the originals that box
  *                        beat the whole frame (48% vs 42% of 98 UTKFace val faces)
@@ -121,7 +122,7 @@ typedef struct fu_eu_run {
  *   table: one row per factor x method x set: faces; search_met_eps (share the search accepted:
  *     L2 <= eps and, with race/attribute terms, those <= 0.1); l2_mean, l2_within_eps (the saved
  *     result's downscale against the thumbnail); identity_cosine (faceres, to the original);
- *     race_agrees_with_original, race_matches_label (gear; label: UTKFace); p_happy_mean,
+ *     race_agrees_with_original, race_matches_label (the chosen race judge; label: UTKFace); p_happy_mean,
  *     smiling_rate (emotion), smiling_matches_label (CelebA's label); attribute_success
  *     (smiling0/1: the judged smile is the target); seconds_mean (search time).
  *   race_per_class: per factor x method, per UTKFace class: faces, matches_label,
