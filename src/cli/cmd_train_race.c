@@ -263,10 +263,10 @@ int cmd_train_race_judge(int argc, char **argv) {
     int quiet = 0, threads = 0, max_train = 1000;
     fu_heads_train_config cfg = fu_heads_train_defaults();
     arg_spec specs[] = {
-        {"--lr", ARG_FLOAT, &cfg.lr, 1e-7, 1, "Adam learning rate (default 1e-3)"},
-        {"--weight-decay", ARG_FLOAT, &cfg.weight_decay, 0, 1, "weight decay (default 1e-4)"},
         {"--pack", ARG_STRING, &pack_path, 0, 0, "the generator's face pack (faceup train faces, FFHQ framing)"},
         {"--out", ARG_STRING, &out, 0, 0, "judge file to write (.safetensors)"},
+        {"--lr", ARG_FLOAT, &cfg.lr, 1e-7, 1, "Adam learning rate (default 1e-3)"},
+        {"--weight-decay", ARG_FLOAT, &cfg.weight_decay, 0, 1, "weight decay (default 1e-4)"},
         {"--cache", ARG_STRING, &cache, 0, 0, "faceres descriptor cache (default $FACEUP_CACHE/embeddings/race-judge.bin)"},
         {"--max-train-per-class", ARG_INT, &max_train, 0, 1000000, "train faces per class, 0 = all (default 1000)"},
         {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
@@ -330,11 +330,11 @@ int cmd_train_thumb_race(int argc, char **argv) {
     int quiet = 0, threads = 0;
     fu_heads_train_config cfg = fu_heads_train_defaults();
     arg_spec specs[] = {
-        {"--lr", ARG_FLOAT, &cfg.lr, 1e-7, 1, "Adam learning rate (default 1e-3)"},
-        {"--weight-decay", ARG_FLOAT, &cfg.weight_decay, 0, 1, "weight decay (default 1e-4)"},
         {"--pack", ARG_STRING, &pack_path, 0, 0, "the generator's face pack (faceup train faces, FFHQ framing)"},
         {"--heads", ARG_STRING, &heads_in, 0, 0, "heads file whose other heads are kept (default " FU_HEADS_DEFAULT ")"},
         {"--out", ARG_STRING, &out, 0, 0, "heads file to write (.safetensors)"},
+        {"--lr", ARG_FLOAT, &cfg.lr, 1e-7, 1, "Adam learning rate (default 1e-3)"},
+        {"--weight-decay", ARG_FLOAT, &cfg.weight_decay, 0, 1, "weight decay (default 1e-4)"},
         {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
         {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
         {0},
