@@ -59,6 +59,33 @@ static double num(const cJSON *o, const char *key) {
     return cJSON_IsNumber(v) ? v->valuedouble : -99;
 }
 
+TEST(eval_upscale_result_records_both_race_judges) {
+    fu_eu_result r = {.done = 1, .met_eps = 1, .l2 = 0.001f, .seconds = 2, .target_race = 1};
+    r.judged.cosine = 0.5f, r.judged.p_happy = 0.25f;
+    r.judged.race_of[FU_EU_JUDGE_GEAR] = 0, r.judged.race_of[FU_EU_JUDGE_FACERES] = 3;
+    for (int k = 0; k < FU_EU_N_RACES; k++) r.judged.race_probs[FU_EU_JUDGE_GEAR][k] = r.judged.race_probs[FU_EU_JUDGE_FACERES][k] = 0.2f;
+    cJSON *o = fu_eu_result_json(&r);
+    fu_eu_result back;
+    REQUIRE(fu_eu_result_from_json(o, &back, "rec") == FU_OK);
+    CHECK(back.judged.race_of[FU_EU_JUDGE_GEAR] == 0 && back.judged.race_of[FU_EU_JUDGE_FACERES] == 3 && back.target_race == 1);
+    fu_eu_use_judge(&back.judged, FU_EU_JUDGE_FACERES);
+    CHECK(back.judged.race == 3);
+    /* a record of before the faceres judge reads back with that judge missing */
+    cJSON *jd = cJSON_GetObjectItem(o, "judged");
+    cJSON_DeleteItemFromObject(jd, "faceres_race");
+    cJSON_DeleteItemFromObject(jd, "faceres_race_probabilities");
+    REQUIRE(fu_eu_result_from_json(o, &back, "rec") == FU_OK);
+    CHECK(back.judged.race_of[FU_EU_JUDGE_FACERES] == -1 && back.judged.race == 0);
+    /* half a judge, or no gear, is not a record */
+    cJSON_AddStringToObject(jd, "faceres_race", "asian");
+    CHECK(fu_eu_result_from_json(o, &back, "rec") == FU_E_INPUT && strstr(fu_last_error(), "rec"));
+    cJSON_DeleteItemFromObject(jd, "faceres_race");
+    cJSON_DeleteItemFromObject(jd, "gear_race");
+    CHECK(fu_eu_result_from_json(o, &back, "rec") == FU_E_INPUT);
+    cJSON_Delete(o);
+    CHECK(fu_eu_judge_parse("gear") == FU_EU_JUDGE_GEAR && fu_eu_judge_parse("faceres") == FU_EU_JUDGE_FACERES && fu_eu_judge_parse("x") < 0);
+}
+
 static long mtime_ns(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 ? (long)st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec : -1;
@@ -95,6 +122,10 @@ TEST(cli_eval_upscale_end_to_end_and_resume) {
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(per_class, "classes")) == 5);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "targets")) == 2);
     CHECK(cJSON_IsBool(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "targets"), 0), "identity_beats_pulse_on_identity")));
+    /* the race figures name their judge; the originals carry both judges' recall */
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "race_judge")), "faceres"));
+    const cJSON *judges = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "originals"), "utkface"), "race_judges");
+    CHECK(num(cJSON_GetObjectItem(judges, "faceres"), "accuracy") >= 0 && num(cJSON_GetObjectItem(judges, "gear"), "accuracy") >= 0);
     cJSON_Delete(j);
 
     /* The report's images are relative paths that exist. */
@@ -122,6 +153,34 @@ TEST(cli_eval_upscale_end_to_end_and_resume) {
     CHECK_MSG(rc == FU_OK, "rerun exit %d: %s", rc, err);
     CHECK(file_exists(path) && mtime_ns(kept) == kept_t && mtime_ns(redone) != redone_t);
     CHECK(strstr(out, "\"table\"") != NULL);
+
+    /* A record of before the faceres race judge (no faceres_race) is judged again from its
+     * saved image, which stays untouched. */
+    snprintf(path, sizeof path, "%s/x4/pulse/lfw-0001.json", o);
+    FILE *rf = fopen(path, "r");
+    REQUIRE(rf);
+    k = fread(out, 1, sizeof out - 1, rf);
+    out[k] = 0;
+    fclose(rf);
+    cJSON *rec = cJSON_Parse(out), *judged = cJSON_GetObjectItem(rec, "judged");
+    REQUIRE(rec && cJSON_GetObjectItem(judged, "faceres_race"));
+    cJSON_DeleteItemFromObject(judged, "faceres_race");
+    cJSON_DeleteItemFromObject(judged, "faceres_race_probabilities");
+    char *text = cJSON_Print(rec);
+    rf = fopen(path, "w");
+    REQUIRE(rf && text);
+    fputs(text, rf);
+    fclose(rf);
+    free(text);
+    cJSON_Delete(rec);
+    rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_OK, "third run exit %d: %s", rc, err);
+    rf = fopen(path, "r");
+    REQUIRE(rf);
+    k = fread(out, 1, sizeof out - 1, rf);
+    out[k] = 0;
+    fclose(rf);
+    CHECK(strstr(out, "\"faceres_race\"") && strstr(out, "\"gear_race\"") && mtime_ns(kept) == kept_t);
 }
 
 TEST(cli_eval_upscale_bad_input_exit_2_without_output) {
@@ -139,6 +198,8 @@ TEST(cli_eval_upscale_bad_input_exit_2_without_output) {
         {"--data /nonexistent/data", "/nonexistent/data", 0},
         {"--factors 64", "does not divide", 1},
         {"--generator /nonexistent/gen.safetensors", "/nonexistent/gen.safetensors", 1},
+        {"--race-judge dice", "--race-judge", 0},
+        {"--race-judge-model /nonexistent/judge.safetensors", "/nonexistent/judge.safetensors", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (cases[i].needs_data && (!shared || !models_present())) continue;

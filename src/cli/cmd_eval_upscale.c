@@ -25,6 +25,7 @@
 #include "face/heads.h"
 #include "face/models.h"
 #include "face/pipeline.h"
+#include "face/race_judge.h"
 #include "faceup.h"
 #include "gen/generator.h"
 #include "io/fileutil.h"
@@ -41,11 +42,11 @@
 #define FILE_CAP (DIR_CAP + 64)
 
 typedef struct options {
-    const char *data, *out, *methods, *factors, *generator, *heads;
+    const char *data, *out, *methods, *factors, *generator, *heads, *race_judge, *race_judge_model;
     int lfw_pairs, utk_per_class, celeba, steps, seeds, threads, json, quiet, overwrite;
-    int method_mask, n_factors;
+    int method_mask, n_factors, judge;
     fu_eu_factor factor[FU_EU_MAX_FACTORS];
-    char generator_path[FU_EU_PATH], heads_path[FU_EU_PATH], data_buf[FU_EU_PATH];
+    char generator_path[FU_EU_PATH], heads_path[FU_EU_PATH], data_buf[FU_EU_PATH], judge_path[FU_EU_PATH];
 } options;
 
 /* Every network of the run: the generator and the search's guides, the framing of the
@@ -57,6 +58,8 @@ typedef struct nets {
     fu_face_guides fg;
     fu_faces_framer *framer;
     fu_face_net *faceres, *gear, *emotion;
+    fu_race_judge *race_judge;       /* faceres race judge; NULL with --race-judge gear and no file */
+    int judge;                       /* FU_EU_JUDGE_*: the one the tables use */
 } nets;
 
 /* A selected face: the record, its reference descriptor and the original's judges. */
@@ -108,6 +111,16 @@ static int check_factors(const options *o, const fu_generator *gen) {
     return FU_OK;
 }
 
+/* The faceres race judge: needed for --race-judge faceres; with gear, loaded when present so the
+ * records carry both judges. */
+static int open_race_judge(options *o, nets *n) {
+    const char *path = o->race_judge_model ? o->race_judge_model : fu_shipped_path(FU_RACE_JUDGE_DEFAULT, o->judge_path, sizeof o->judge_path);
+    if (o->race_judge_model) snprintf(o->judge_path, sizeof o->judge_path, "%s", o->race_judge_model);
+    n->judge = o->judge;
+    if (o->judge == FU_EU_JUDGE_GEAR && !o->race_judge_model && !file_exists(path)) return FU_OK;
+    return (n->race_judge = fu_race_judge_load(path)) ? FU_OK : fu_last_code();
+}
+
 static int open_nets(options *o, nets *n) {
     memset(n, 0, sizeof *n);
     const char *gen_path = o->generator ? o->generator : fu_shipped_path(DEFAULT_GENERATOR, o->generator_path, sizeof o->generator_path);
@@ -123,6 +136,7 @@ static int open_nets(options *o, nets *n) {
     if (rc == FU_OK && !(n->faceres = fu_face_net_load(FU_NET_FACERES))) rc = fu_last_code();
     if (rc == FU_OK && !(n->gear = fu_face_net_load(FU_NET_GEAR))) rc = fu_last_code();
     if (rc == FU_OK && !(n->emotion = fu_face_net_load(FU_NET_EMOTION))) rc = fu_last_code();
+    rc = rc == FU_OK ? open_race_judge(o, n) : rc;
     if (rc == FU_OK && (fu_face_net_out_dim(n->faceres) != FACERES_DIM || fu_face_net_out_dim(n->gear) != FU_GEAR_DIM ||
                         fu_face_net_out_dim(n->emotion) != FU_EMOTION_DIM))
         rc = fu_fail(FU_E_INPUT, "the judges' outputs are not faceres %d, gear %d, emotion %d floats (other human-models files?)",
@@ -138,29 +152,16 @@ static void close_nets(nets *n) {
     fu_face_net_free(n->faceres);
     fu_face_net_free(n->gear);
     fu_face_net_free(n->emotion);
+    fu_race_judge_free(n->race_judge);
 }
 
 /* ---------------------------------------------------------------- judges */
 
 /* The region of the frame a judge sees, as fractions {left, top, right, bottom} of the image. */
 static const float WHOLE_FRAME[4] = {0, 0, 1, 1};
-/* gear was trained on UTKFace's 200x200 chips and is only decent on a whole chip resized to its
- * input (bench/RESULTS.md); the chip sits at this box of the generator's FFHQ frame (mean over
- * the 98 UTKFace val faces of the first 20 per class, std 0.08-0.10 per side, from their
- * frame_theta in face.json). */
-static const float UTKFACE_CHIP[4] = {0.17f, 0.26f, 0.84f, 0.93f};
-
-/* The box of img resized to the network's input (half-pixel centres). */
-static void box_theta(const fu_tensor *img, const float box[4], int size, double theta[6]) {
-    double W = (double)img->shape[3], H = (double)img->shape[2];
-    double sx = (box[2] - box[0]) * W / size, sy = (box[3] - box[1]) * H / size;
-    theta[0] = sx, theta[1] = 0, theta[2] = box[0] * W + 0.5 * sx - 0.5;
-    theta[3] = 0, theta[4] = sy, theta[5] = box[1] * H + 0.5 * sy - 0.5;
-}
-
 static int run_judge(fu_face_net *net, fu_tensor *img, float *out) {
     double theta[1][6];
-    box_theta(img, fu_face_net_kind_of(net) == FU_NET_GEAR ? UTKFACE_CHIP : WHOLE_FRAME, fu_face_net_input_size(net), theta[0]);
+    fu_judge_box_theta(img->shape, fu_face_net_kind_of(net) == FU_NET_GEAR ? fu_gear_utkface_box : WHOLE_FRAME, fu_face_net_input_size(net), theta[0]);
     return fu_face_net_run(net, &img, (const double (*)[6])theta, 1, out);
 }
 
@@ -170,19 +171,29 @@ static float cosine(const float *a, const float *b, int n) {
     return aa > 0 && bb > 0 ? (float)(ab / sqrt(aa * bb)) : 0.0f;
 }
 
-/* The three judges on img; cosine against original (NULL: img is the original, whose
- * descriptor goes to desc). */
+/* The faceres race judge on a faceres descriptor (race_of = -1 without the judge). */
+static int judge_race_faceres(const nets *n, const float *faceres, fu_eu_judged *j) {
+    j->race_of[FU_EU_JUDGE_FACERES] = -1;
+    if (!n->race_judge) return FU_OK;
+    j->race_of[FU_EU_JUDGE_FACERES] = fu_race_judge_classify(n->race_judge, faceres, j->race_probs[FU_EU_JUDGE_FACERES]);
+    return j->race_of[FU_EU_JUDGE_FACERES] < 0 ? fu_last_code() : FU_OK;
+}
+
+/* The judges on img; cosine against original (NULL: img is the original, whose descriptor goes
+ * to desc). */
 static int judge(const nets *n, fu_tensor *img, const float *original, float *desc, fu_eu_judged *j) {
     float gear[FU_GEAR_DIM], emotion[FU_EMOTION_DIM], own[FACERES_DIM];
     float *d = desc ? desc : own;
     int rc = run_judge(n->faceres, img, d);
     if (rc == FU_OK) rc = run_judge(n->gear, img, gear);
     if (rc == FU_OK) rc = run_judge(n->emotion, img, emotion);
+    if (rc == FU_OK) rc = judge_race_faceres(n, d, j);
     if (rc != FU_OK) return rc;
     fu_face_attributes a;
     fu_face_attributes_read(gear, emotion, &a);
-    memcpy(j->race_probs, a.race, sizeof j->race_probs);
-    j->race = a.race_best;
+    memcpy(j->race_probs[FU_EU_JUDGE_GEAR], a.race, sizeof j->race_probs[FU_EU_JUDGE_GEAR]);
+    j->race_of[FU_EU_JUDGE_GEAR] = a.race_best;
+    fu_eu_use_judge(j, n->judge);
     j->p_happy = a.smiling;
     j->cosine = original ? cosine(d, original, FACERES_DIM) : 1.0f;
     return FU_OK;
@@ -279,13 +290,13 @@ static cJSON *face_json(const face *fc, const char *why) {
     if (fc->f.reference[0]) cJSON_AddItemToObject(o, "reference_descriptor", floats_json(fc->reference, FU_DLIB_RESNET_DIM));
     cJSON_AddItemToObject(o, "frame_theta", cJSON_CreateDoubleArray(fc->theta, 6));
     cJSON_AddItemToObject(o, "faceres", floats_json(fc->faceres, FACERES_DIM));
-    cJSON_AddItemToObject(o, "gear_race_probabilities", floats_json(fc->judged.race_probs, FU_EU_N_RACES));
+    cJSON_AddItemToObject(o, "gear_race_probabilities", floats_json(fc->judged.race_probs[FU_EU_JUDGE_GEAR], FU_EU_N_RACES));
     cJSON_AddNumberToObject(o, "emotion_p_happy", fc->judged.p_happy);
     return o;
 }
 
 /* Reads a finished face.json back (and hr.png for a usable face). */
-static int load_face(const char *dir, const char *path, face *fc, char *why, size_t why_n) {
+static int load_face(const nets *n, const char *dir, const char *path, face *fc, char *why, size_t why_n) {
     cJSON *o = read_json(path);
     if (!o) return fu_last_code();
     const cJSON *skipped = cJSON_GetObjectItem(o, "skipped"), *happy = cJSON_GetObjectItem(o, "emotion_p_happy");
@@ -293,7 +304,7 @@ static int load_face(const char *dir, const char *path, face *fc, char *why, siz
     why[0] = 0;
     if (cJSON_IsString(skipped)) snprintf(why, why_n, "%s", skipped->valuestring);
     else if (!floats_from(cJSON_GetObjectItem(o, "faceres"), fc->faceres, FACERES_DIM) || !cJSON_IsNumber(happy) ||
-             !floats_from(cJSON_GetObjectItem(o, "gear_race_probabilities"), fc->judged.race_probs, FU_EU_N_RACES) ||
+             !floats_from(cJSON_GetObjectItem(o, "gear_race_probabilities"), fc->judged.race_probs[FU_EU_JUDGE_GEAR], FU_EU_N_RACES) ||
              (fc->f.reference[0] && !floats_from(cJSON_GetObjectItem(o, "reference_descriptor"), fc->reference, FU_DLIB_RESNET_DIM)))
         rc = fu_fail(FU_E_INPUT, "%s: not a face record of faceup eval upscale (delete it or pass --overwrite)", path);
     else {
@@ -301,10 +312,15 @@ static int load_face(const char *dir, const char *path, face *fc, char *why, siz
         snprintf(png, sizeof png, "%s/hr.png", dir);
         fc->judged.p_happy = (float)happy->valuedouble;
         fc->judged.cosine = 1.0f;
-        fc->judged.race = 0;
+        const float *gear = fc->judged.race_probs[FU_EU_JUDGE_GEAR];
+        int *best = &fc->judged.race_of[FU_EU_JUDGE_GEAR];
+        *best = 0;
         for (int k = 1; k < FU_EU_N_RACES; k++)
-            if (fc->judged.race_probs[k] > fc->judged.race_probs[fc->judged.race]) fc->judged.race = k;
-        if (!(fc->hr = fu_image_load(png))) rc = fu_last_code();
+            if (gear[k] > gear[*best]) *best = k;
+        /* the faceres judge is rerun on the stored descriptor: originals always match the judge file */
+        rc = judge_race_faceres(n, fc->faceres, &fc->judged);
+        fu_eu_use_judge(&fc->judged, n->judge);
+        if (rc == FU_OK && !(fc->hr = fu_image_load(png))) rc = fu_last_code();
     }
     cJSON_Delete(o);
     return rc;
@@ -317,7 +333,7 @@ static int face_for(const options *o, const nets *n, face *fc, int *usable, cJSO
     snprintf(dir, sizeof dir, "%s/faces/%s", o->out, fc->f.id);
     snprintf(path, sizeof path, "%s/face.json", dir);
     int rc = make_dir(dir);
-    if (rc == FU_OK && !o->overwrite && file_exists(path)) rc = load_face(dir, path, fc, why, sizeof why);
+    if (rc == FU_OK && !o->overwrite && file_exists(path)) rc = load_face(n, dir, path, fc, why, sizeof why);
     else if (rc == FU_OK) {
         rc = prepare_face(n, dir, fc, why, sizeof why);
         cJSON *rec = rc == FU_OK ? face_json(fc, why) : NULL;
@@ -459,6 +475,17 @@ static int downscale_l2(fu_tensor *img, const fu_tensor *thumb, int factor, floa
     return d ? FU_OK : fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
 }
 
+/* Judges a saved result again (the search's fields kept) and rewrites its record. */
+static int rejudge(const nets *n, const face *fc, const char *png, const char *js, fu_eu_result *res) {
+    fu_tensor *img = fu_image_load(png);
+    int rc = img ? judge(n, img, fc->faceres, NULL, &res->judged) : fu_last_code();
+    cJSON *rec = rc == FU_OK ? fu_eu_result_json(res) : NULL;
+    if (rec) rc = write_json(js, rec);
+    cJSON_Delete(rec);
+    fu_tensor_free(img);
+    return rc;
+}
+
 /* One (face, factor, method): run, save, judge, record; or read the record of an earlier run. */
 static int result_for(const options *o, nets *n, int k, int m, const face *fc, step_ctx *sc, fu_eu_result *res) {
     char base[FU_EU_PATH + 128], png[FU_EU_PATH + 160], js[FU_EU_PATH + 160];
@@ -470,7 +497,11 @@ static int result_for(const options *o, nets *n, int k, int m, const face *fc, s
         cJSON *rec = read_json(js);
         int rc = rec ? fu_eu_result_from_json(rec, res, js) : fu_last_code();
         cJSON_Delete(rec);
-        return rc;
+        if (rc != FU_OK || res->judged.race_of[FU_EU_JUDGE_FACERES] >= 0 || !n->race_judge) {
+            fu_eu_use_judge(&res->judged, n->judge);
+            return rc;
+        }
+        return rejudge(n, fc, png, js, res);   /* a record of before the faceres race judge */
     }
     memset(res, 0, sizeof *res);
     res->target_race = -1;
@@ -576,7 +607,14 @@ static cJSON *summary_json(const options *o, const face *faces, int n_faces, cJS
     cJSON_AddItemToObject(root, "faces", counts);
     cJSON *judges = cJSON_AddObjectToObject(root, "judges");
     cJSON_AddStringToObject(judges, "identity", "faceres (human-models) descriptor cosine, result vs original; whole 64x64 image resized to 224");
-    cJSON_AddStringToObject(judges, "race", "gear (human-models) race class; the box where UTKFace's chips sit in the frame, resized to 198");
+    if (o->judge == FU_EU_JUDGE_GEAR)
+        cJSON_AddStringToObject(judges, "race", "gear (human-models) race class; the box where UTKFace's chips sit in the frame, resized to 198");
+    else {
+        char text[FU_EU_PATH + 160];
+        snprintf(text, sizeof text, "faceres (human-models) descriptor of the whole 64x64 image resized to 224 + faceup's race judge MLP %s", o->judge_path);
+        cJSON_AddStringToObject(judges, "race", text);
+    }
+    cJSON_AddStringToObject(judges, "race_judge", fu_eu_judge_name(o->judge));
     cJSON_AddStringToObject(judges, "smiling", "emotion (human-models) P(happy) > 0.5; whole image, 64x64 gray");
     cJSON *child;
     while ((child = tables->child)) cJSON_AddItemToObject(root, child->string, cJSON_DetachItemViaPointer(tables, child));
@@ -593,6 +631,8 @@ static int check_options(options *o) {
         o->data = o->data_buf;
     }
     int rc = fu_eu_methods_parse(o->methods, &o->method_mask);
+    o->judge = fu_eu_judge_parse(o->race_judge);
+    if (rc == FU_OK && o->judge < 0) rc = fu_fail(FU_E_INPUT, "--race-judge: expected faceres or gear, got '%s'", o->race_judge);
     if (rc == FU_OK) rc = fu_eu_factors_parse(o->factors, o->factor, &o->n_factors);
     if (rc == FU_OK && strlen(o->out) > 512) rc = fu_fail(FU_E_INPUT, "--out: path longer than 512 characters");
     if (rc == FU_OK && !o->lfw_pairs && !o->utk_per_class && !o->celeba)
@@ -625,7 +665,7 @@ static int report(const options *o, const face *faces, int n_faces, const fu_eu_
     fu_eu_face *records = calloc((size_t)(n_faces ? n_faces : 1), sizeof *records);
     if (!orig || !records) { free(orig); free(records); cJSON_Delete(skipped); return fu_fail(FU_E_INTERNAL, "out of memory"); }
     for (int i = 0; i < n_faces; i++) orig[i] = faces[i].judged, records[i] = faces[i].f;
-    fu_eu_run run = {records, n_faces, o->factor, o->n_factors, o->method_mask, fu_search_defaults().eps, orig, results};
+    fu_eu_run run = {records, n_faces, o->factor, o->n_factors, o->method_mask, o->judge, fu_search_defaults().eps, orig, results};
     cJSON *tables = fu_eu_tables(&run), *root = NULL;
     char path[FU_EU_PATH + 32];
     int rc = tables ? FU_OK : fu_last_code();
@@ -656,12 +696,12 @@ static int report(const options *o, const face *faces, int n_faces, const fu_eu_
 static const char usage_text[] = "[--data DIR] [--out DIR] [--lfw-pairs N] [--utk-per-class N] [--celeba N] [--factors 4,8] [flags]\n"
     "The paper's experiments on held-out faces (LFW pairs, UTKFace val, CelebA val): thumbnails of the\n"
     "64x64 originals upscaled by bicubic, plain PULSE and the identity / race / smiling goals, judged by\n"
-    "networks the search does not use (faceres identity cosine, gear race, emotion P(happy)).\n"
+    "networks the search does not use (faceres identity cosine, faceres race judge or gear race, emotion P(happy)).\n"
     "Writes OUT/faces, OUT/xF/METHOD, OUT/summary.json and OUT/report.html; a rerun continues.";
 
 int cmd_eval_upscale(int argc, char **argv) {
     options o = {.out = "eval-upscale", .methods = "bicubic,pulse,identity,race,smiling0,smiling1", .factors = "4",
-                 .lfw_pairs = 10, .utk_per_class = 4, .celeba = 10, .steps = 100, .seeds = 1};
+                 .lfw_pairs = 10, .utk_per_class = 4, .celeba = 10, .steps = 100, .seeds = 1, .race_judge = "faceres"};
     arg_spec specs[] = {
         {"--data", ARG_STRING, &o.data, 0, 0, "shared data root with lfw/, utkface/, celeba/ (default $FACEUP_SHARED/data or ../shared/data)"},
         {"--out", ARG_STRING, &o.out, 0, 0, "output folder (default eval-upscale)"},
@@ -674,6 +714,8 @@ int cmd_eval_upscale(int argc, char **argv) {
         {"--seeds", ARG_INT, &o.seeds, 1, 64, "random starts per search (default 1)"},
         {"--generator", ARG_STRING, &o.generator, 0, 0, "generator (default " DEFAULT_GENERATOR ")"},
         {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads (default " FU_HEADS_DEFAULT ")"},
+        {"--race-judge", ARG_STRING, &o.race_judge, 0, 0, "race judge of the tables: faceres (faceup's MLP on faceres) or gear (default faceres)"},
+        {"--race-judge-model", ARG_STRING, &o.race_judge_model, 0, 0, "faceres race judge file (default " FU_RACE_JUDGE_DEFAULT ")"},
         {"--threads", ARG_INT, &o.threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
         {"--overwrite", ARG_FLAG, &o.overwrite, 0, 0, "redo faces and results found in OUT"},
         {"--json", ARG_FLAG, &o.json, 0, 0, "print the summary as JSON on stdout"},

@@ -16,6 +16,18 @@ const char *fu_eu_set_name(int set) { return set >= 0 && set < FU_EU_N_SETS ? se
 const char *fu_eu_method_name(int method) { return method >= 0 && method < FU_EU_N_METHODS ? method_names[method] : "?"; }
 const char *fu_eu_race_name(int race) { return race >= 0 && race < FU_EU_N_RACES ? race_names[race] : "?"; }
 
+static const char *const judge_names[FU_EU_N_JUDGES] = {"faceres", "gear"};
+
+const char *fu_eu_judge_name(int judge) { return judge >= 0 && judge < FU_EU_N_JUDGES ? judge_names[judge] : "?"; }
+
+int fu_eu_judge_parse(const char *name) {
+    for (int k = 0; name && k < FU_EU_N_JUDGES; k++)
+        if (!strcmp(name, judge_names[k])) return k;
+    return -1;
+}
+
+void fu_eu_use_judge(fu_eu_judged *j, int judge) { j->race = j->race_of[judge]; }
+
 /* ---------------------------------------------------------------- flags */
 
 int fu_eu_methods_parse(const char *list, int *mask) {
@@ -164,8 +176,14 @@ cJSON *fu_eu_result_json(const fu_eu_result *r) {
     cJSON_AddNumberToObject(o, "seconds", r->seconds);
     if (r->target_race >= 0) cJSON_AddStringToObject(o, "target_race", race_names[r->target_race]);
     cJSON_AddNumberToObject(j, "faceres_cosine", r->judged.cosine);
-    cJSON_AddStringToObject(j, "gear_race", race_names[r->judged.race]);
-    cJSON_AddItemToObject(j, "gear_race_probabilities", float_array(r->judged.race_probs, FU_EU_N_RACES));
+    for (int k = 0; k < FU_EU_N_JUDGES; k++) {
+        char key[48];
+        if (r->judged.race_of[k] < 0) continue;
+        snprintf(key, sizeof key, "%s_race", judge_names[k]);
+        cJSON_AddStringToObject(j, key, race_names[r->judged.race_of[k]]);
+        snprintf(key, sizeof key, "%s_race_probabilities", judge_names[k]);
+        cJSON_AddItemToObject(j, key, float_array(r->judged.race_probs[k], FU_EU_N_RACES));
+    }
     cJSON_AddNumberToObject(j, "emotion_p_happy", r->judged.p_happy);
     cJSON_AddItemToObject(o, "judged", j);
     return o;
@@ -184,25 +202,41 @@ static int get_number(const cJSON *o, const char *key, double *v) {
     return 1;
 }
 
+/* One race judge's class and probabilities; 1 when present and well formed, 0 when absent, -1
+ * when malformed. */
+static int read_race(const cJSON *j, int judge, fu_eu_judged *out) {
+    char key[48];
+    snprintf(key, sizeof key, "%s_race", judge_names[judge]);
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(j, key);
+    snprintf(key, sizeof key, "%s_race_probabilities", judge_names[judge]);
+    const cJSON *probs = cJSON_GetObjectItemCaseSensitive(j, key);
+    out->race_of[judge] = -1;
+    if (!cls && !probs) return 0;
+    int race = race_index(cJSON_GetStringValue(cls));
+    if (race < 0 || !cJSON_IsArray(probs) || cJSON_GetArraySize(probs) != FU_EU_N_RACES) return -1;
+    for (int k = 0; k < FU_EU_N_RACES; k++) {
+        const cJSON *p = cJSON_GetArrayItem(probs, k);
+        if (!cJSON_IsNumber(p)) return -1;
+        out->race_probs[judge][k] = (float)p->valuedouble;
+    }
+    out->race_of[judge] = race;
+    return 1;
+}
+
 int fu_eu_result_from_json(const cJSON *o, fu_eu_result *r, const char *label) {
     memset(r, 0, sizeof *r);
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "judged"), *met = cJSON_GetObjectItemCaseSensitive(o, "met_eps");
-    const cJSON *probs = cJSON_GetObjectItemCaseSensitive(j, "gear_race_probabilities");
     double l2, sec, cosine, happy;
     int ok = cJSON_IsBool(met) && get_number(o, "l2", &l2) && get_number(o, "seconds", &sec) && get_number(j, "faceres_cosine", &cosine) &&
-             get_number(j, "emotion_p_happy", &happy) && cJSON_IsArray(probs) && cJSON_GetArraySize(probs) == FU_EU_N_RACES;
-    r->judged.race = ok ? race_index(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "gear_race"))) : -1;
+             get_number(j, "emotion_p_happy", &happy);
+    ok = ok && read_race(j, FU_EU_JUDGE_GEAR, &r->judged) == 1 && read_race(j, FU_EU_JUDGE_FACERES, &r->judged) >= 0;
     const cJSON *target = cJSON_GetObjectItemCaseSensitive(o, "target_race");
     r->target_race = target ? race_index(cJSON_GetStringValue(target)) : -1;
-    if (!ok || r->judged.race < 0 || (target && r->target_race < 0)) return fu_fail(FU_E_INPUT, "%s: not a result record of faceup eval upscale", label);
-    for (int k = 0; k < FU_EU_N_RACES; k++) {
-        const cJSON *p = cJSON_GetArrayItem(probs, k);
-        if (!cJSON_IsNumber(p)) return fu_fail(FU_E_INPUT, "%s: not a result record of faceup eval upscale", label);
-        r->judged.race_probs[k] = (float)p->valuedouble;
-    }
+    if (!ok || (target && r->target_race < 0)) return fu_fail(FU_E_INPUT, "%s: not a result record of faceup eval upscale", label);
     r->done = 1;
     r->met_eps = cJSON_IsTrue(met);
     r->l2 = (float)l2, r->seconds = sec;
     r->judged.cosine = (float)cosine, r->judged.p_happy = (float)happy;
+    r->judged.race = r->judged.race_of[FU_EU_JUDGE_GEAR];
     return FU_OK;
 }

@@ -21,14 +21,18 @@
  *   smiling0  + 1*ATTR_Smiling_IS_0
  *   smiling1  + 1*ATTR_Smiling_IS_1
  *
- * Judges (networks the search never uses; human-models, src/face/pipeline.h), on the 64x64 image
- * in the generator's FFHQ frame:
- *   identity  faceres descriptor of the whole image resized to 224; cosine between the result
- *             and the original
- *   race      gear's race class, compared with the original's class and with UTKFace's label;
- *             gear sees the box of the frame where UTKFace's chips sit (what it was trained on),
- *             resized to 198: on the originals that box beat the whole frame (48% vs 42% of 98
- *             UTKFace val faces, balanced over the classes; see the command)
+ * Judges (networks the search never uses), on the 64x64 image in the generator's FFHQ frame:
+ *   identity  faceres descriptor (human-models) of the whole image resized to 224; cosine
+ *             between the result and the original
+ *   race      one of two judges (--race-judge), compared with the original's class and with
+ *             UTKFace's label; both are recorded for every image:
+ *               faceres  faceup's race judge (face/race_judge.h): an MLP on that same faceres
+ *                        descriptor, trained on UTKFace train faces of the generator's pack
+ *                        (the default: on the 440 UTKFace val faces, balanced accuracy
+ *                        70.9% against gear's 46.8%, higher recall on every class but White)
+ *               gear     human-models' gear on the box of the frame where UTKFace's chips sit
+ *                        (what it was trained on), resized to 198: on the originals that box
+ *                        beat the whole frame (48% vs 42% of 98 UTKFace val faces)
  *   smiling   emotion's P(happy) on the whole image; smiling when > 0.5 */
 #ifndef FU_EVAL_UPSCALE_EVAL_H
 #define FU_EVAL_UPSCALE_EVAL_H
@@ -44,6 +48,11 @@ enum { FU_EU_BICUBIC, FU_EU_PULSE, FU_EU_IDENTITY, FU_EU_RACE, FU_EU_SMILING0, F
 const char *fu_eu_set_name(int set);        /* "lfw", "utkface", "celeba" */
 const char *fu_eu_method_name(int method);  /* "bicubic", ... */
 const char *fu_eu_race_name(int race);      /* UTKFace's classes: "white", ... */
+
+/* The race judges (see above). */
+enum { FU_EU_JUDGE_FACERES, FU_EU_JUDGE_GEAR, FU_EU_N_JUDGES };
+const char *fu_eu_judge_name(int judge);     /* "faceres", "gear" */
+int fu_eu_judge_parse(const char *name);     /* -1 when unknown */
 
 /* "pulse,identity" -> bit mask of methods. FU_E_INPUT naming an unknown method. */
 int fu_eu_methods_parse(const char *list, int *mask);
@@ -71,10 +80,14 @@ int fu_eu_candidates(const char *data_dir, const int count[FU_EU_N_SETS], fu_eu_
 /* What a judge says about one image. */
 typedef struct fu_eu_judged {
     float cosine;                    /* faceres, to the original (1 for the original itself) */
-    float race_probs[FU_EU_N_RACES];
-    int race;                        /* gear's class */
+    float race_probs[FU_EU_N_JUDGES][FU_EU_N_RACES];
+    int race_of[FU_EU_N_JUDGES];     /* each race judge's class; -1 when that judge did not run */
+    int race;                        /* the class of the judge the tables use (fu_eu_use_judge) */
     float p_happy;                   /* emotion */
 } fu_eu_judged;
+
+/* Sets race from judge's class (the argmax of its probabilities). */
+void fu_eu_use_judge(fu_eu_judged *j, int judge);
 
 /* One (face, factor, method) result. */
 typedef struct fu_eu_result {
@@ -87,7 +100,8 @@ typedef struct fu_eu_result {
 } fu_eu_result;
 
 cJSON *fu_eu_result_json(const fu_eu_result *r);
-/* Reads a record written by fu_eu_result_json. FU_OK or FU_E_INPUT (label names the file). */
+/* Reads a record written by fu_eu_result_json (faceres_race may be absent, from records of
+ * before the faceres judge: race_of[FACERES] = -1). FU_OK or FU_E_INPUT (label names the file). */
 int fu_eu_result_from_json(const cJSON *j, fu_eu_result *r, const char *label);
 
 /* Everything the tables need. results[(k * FU_EU_N_METHODS + m) * n_faces + i] is face i's
@@ -98,6 +112,7 @@ typedef struct fu_eu_run {
     int n_faces;
     const fu_eu_factor *factors;
     int n_factors, methods;          /* methods: bit mask */
+    int race_judge;                  /* FU_EU_JUDGE_*: the judge behind every race figure */
     float eps;
     const fu_eu_judged *originals;
     const fu_eu_result *results;
@@ -107,12 +122,14 @@ typedef struct fu_eu_run {
  *   table: one row per factor x method x set: faces; search_met_eps (share the search accepted:
  *     L2 <= eps and, with race/attribute terms, those <= 0.1); l2_mean, l2_within_eps (the saved
  *     result's downscale against the thumbnail); identity_cosine (faceres, to the original);
- *     race_agrees_with_original, race_matches_label (gear; label: UTKFace); p_happy_mean,
+ *     race_agrees_with_original, race_matches_label (the chosen race judge; label: UTKFace); p_happy_mean,
  *     smiling_rate (emotion), smiling_matches_label (CelebA's label); attribute_success
  *     (smiling0/1: the judged smile is the target); seconds_mean (search time).
  *   race_per_class: per factor x method, per UTKFace class: faces, matches_label,
  *     agrees_with_original, and for race target_matches_label (the thumbnail head aimed right).
- *   originals: per set, the judges on the originals (their accuracy where labels exist).
+ *   originals: per set, the judges on the originals (their accuracy where labels exist; race:
+ *     the chosen judge, and race_judges: every race judge's accuracy and per-class recall).
+ *   race_judge: the chosen judge's name.
  *   targets: per factor, identity_beats_pulse_on_identity (LFW) and
  *     race_beats_pulse_every_class (UTKFace, matches_label), where both methods ran.
  * NULL with a message when out of memory. */

@@ -87,6 +87,30 @@ static cJSON *class_row(const fu_eu_run *run, int k, int m, double matches[FU_EU
     return any ? o : NULL;
 }
 
+/* Accuracy and per-class recall of one race judge on a set's labelled originals; NULL when none. */
+static cJSON *race_judge_json(const fu_eu_run *run, int set, int judge) {
+    tally label = {0}, per_class[FU_EU_N_RACES] = {0};
+    for (int i = 0; i < run->n_faces; i++) {
+        const fu_eu_face *f = &run->faces[i];
+        const fu_eu_judged *j = &run->originals[i];
+        if (f->set != set || f->race < 0) continue;
+        int right = j->race_of[judge] == f->race;
+        count(&label, right), count(&per_class[f->race], right);
+    }
+    if (!label.n) return NULL;
+    cJSON *o = cJSON_CreateObject(), *c = cJSON_CreateObject();
+    put(o, "accuracy", &label);
+    for (int k = 0; k < FU_EU_N_RACES; k++) {
+        if (!per_class[k].n) continue;
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "faces", per_class[k].n);
+        put(x, "recall", &per_class[k]);
+        cJSON_AddItemToObject(c, fu_eu_race_name(k), x);
+    }
+    cJSON_AddItemToObject(o, "per_class", c);
+    return o;
+}
+
 /* The judges on the originals: how good they are where labels exist (their ceiling). */
 static cJSON *originals_json(const fu_eu_run *run) {
     cJSON *o = cJSON_CreateObject();
@@ -107,10 +131,15 @@ static cJSON *originals_json(const fu_eu_run *run) {
         put(s, "smiling_label_rate", &gt), put(s, "smiling_judge_accuracy", &smile_label);
         put(s, "race_judge_accuracy", &label);
         if (label.n) {
-            cJSON *c = cJSON_CreateObject();
+            cJSON *c = cJSON_CreateObject(), *all = cJSON_CreateObject();
             for (int k = 0; k < FU_EU_N_RACES; k++)
                 if (per_class[k].n) cJSON_AddNumberToObject(c, fu_eu_race_name(k), per_class[k].sum / per_class[k].n);
             cJSON_AddItemToObject(s, "race_judge_accuracy_per_class", c);
+            for (int k = 0; k < FU_EU_N_JUDGES; k++) {
+                cJSON *r = race_judge_json(run, set, k);
+                if (r) cJSON_AddItemToObject(all, fu_eu_judge_name(k), r);
+            }
+            cJSON_AddItemToObject(s, "race_judges", all);
         }
         cJSON_AddItemToObject(o, fu_eu_set_name(set), s);
     }
@@ -171,6 +200,7 @@ cJSON *fu_eu_tables(const fu_eu_run *run) {
             cJSON *c = class_row(run, k, m, matches[k][m]);
             if (c) cJSON_AddItemToArray(per_class, c);
         }
+    cJSON_AddStringToObject(o, "race_judge", fu_eu_judge_name(run->race_judge));
     cJSON_AddItemToObject(o, "table", table);
     cJSON_AddItemToObject(o, "race_per_class", per_class);
     cJSON_AddItemToObject(o, "originals", originals_json(run));
@@ -200,7 +230,8 @@ void fu_eu_print_tables(const cJSON *tables, FILE *f) {
         cell(f, r, "attribute_success", 6, 2), cell(f, r, "seconds_mean", 6, 1);
         fputc('\n', f);
     }
-    fprintf(f, "\nUTKFace race judged = label, per class (faces):\n");
+    const cJSON *judge = cJSON_GetObjectItem(tables, "race_judge");
+    fprintf(f, "\nUTKFace race judged (%s) = label, per class (faces):\n", cJSON_IsString(judge) ? judge->valuestring : "?");
     cJSON_ArrayForEach(r, cJSON_GetObjectItem(tables, "race_per_class")) {
         fprintf(f, "x%-2d %-9s", cJSON_GetObjectItem(r, "factor")->valueint, cJSON_GetObjectItem(r, "method")->valuestring);
         const cJSON *c;
@@ -272,9 +303,9 @@ int fu_eu_write_html(const fu_eu_run *run, const cJSON *tables, const char *path
     fprintf(f, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>faceup eval upscale</title>\n<style>"
                "body{font:13px sans-serif} td{vertical-align:top;text-align:center;padding:2px} img{image-rendering:pixelated}"
                "</style></head><body>\n<h1>faceup eval upscale</h1>\n"
-               "<p>Judges not used by the search: faceres cosine to the original (cos), gear race (&#10003;: UTKFace label), "
+               "<p>Judges not used by the search: faceres cosine to the original (cos), %s race (&#10003;: UTKFace label), "
                "emotion P(happy). L2: the result's downscale against the thumbnail (eps %g).</p>\n<pre>",
-            (double)run->eps);
+            fu_eu_judge_name(run->race_judge), (double)run->eps);
     fu_eu_print_tables(tables, f);
     fprintf(f, "</pre>\n");
     for (int k = 0; k < run->n_factors; k++)

@@ -109,7 +109,8 @@ static int64_t pick_sample(const task *t, const class_index *ci, const int64_t *
 
 /* ------------------------------------------------------------------ steps and scores */
 
-static int train_step(fu_graph *g, const task *t, const float *x, const int *y, const float *tg, int b, fu_optim *opt, float lr) {
+static int train_step(fu_graph *g, const task *t, const float *x, const int *y, const float *tg, int b, fu_optim *opt, float lr,
+                      double *loss_sum) {
     fu_graph_reset(g);
     fu_tensor *in = fu_graph_tensor(g, 2, (int64_t[]){b, t->dim});
     if (!in) return fu_last_code();
@@ -121,6 +122,7 @@ static int train_step(fu_graph *g, const task *t, const float *x, const int *y, 
         loss = target ? fu_bce_with_logits(g, logits, target, NULL) : NULL;
     } else if (logits) loss = fu_cross_entropy(g, logits, y);
     if (!loss) return fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
+    *loss_sum += loss->data[0];
     fu_optim_zero_grad(opt);
     int rc = fu_graph_backward(g, loss, NULL);
     return rc == FU_OK ? fu_optim_step(opt, lr) : rc;
@@ -178,6 +180,7 @@ static double score_attrs(const task *t, const float *logits, double acc[FU_ATTR
 
 typedef struct head_result {
     int epochs, best_epoch;
+    double first_loss, last_loss;    /* mean train loss of the first and the last epoch */
     fu_race_score race;          /* class problems, at the best epoch */
     double attr_acc[FU_ATTRS], attr_mean;
 } head_result;
@@ -196,12 +199,13 @@ typedef struct trainer {
 } trainer;
 
 static int run_epoch(const trainer *tr, fu_graph *g, const task *t, const class_index *ci, fu_optim *opt, fu_rng *r,
-                     int64_t *perm, float *x, int *y, float *tg) {
+                     int64_t *perm, float *x, int *y, float *tg, double *mean_loss) {
     /* An epoch is n / batch steps (at least one; a split smaller than the batch is one batch). */
     int b = t->n[TRAIN] < tr->cfg->batch ? (int)t->n[TRAIN] : tr->cfg->batch;
     if (t->binary) fu_rng_shuffle(r, perm, t->n[TRAIN]);
-    int rc = FU_OK;
-    for (int64_t pos = 0; rc == FU_OK && pos + b <= t->n[TRAIN]; pos += b) {
+    int rc = FU_OK, steps = 0;
+    double loss_sum = 0;
+    for (int64_t pos = 0; rc == FU_OK && pos + b <= t->n[TRAIN]; pos += b, steps++) {
         for (int k = 0; k < b; k++) {
             int64_t i = pick_sample(t, ci, perm, pos + k, r);
             memcpy(x + (int64_t)k * t->dim, t->x[TRAIN] + i * t->dim, (size_t)t->dim * sizeof(float));
@@ -209,8 +213,9 @@ static int run_epoch(const trainer *tr, fu_graph *g, const task *t, const class_
             if (t->binary) memcpy(tg + k * FU_ATTRS, t->t[TRAIN] + i * FU_ATTRS, FU_ATTRS * sizeof(float));
             else y[k] = t->y[TRAIN][i];
         }
-        rc = train_step(g, t, x, y, tg, b, opt, tr->cfg->lr);
+        rc = train_step(g, t, x, y, tg, b, opt, tr->cfg->lr, &loss_sum);
     }
+    *mean_loss = steps ? loss_sum / steps : 0;
     return rc;
 }
 
@@ -237,9 +242,12 @@ static int train_task(const trainer *tr, const task *t, head_result *res) {
     fu_rng_seed(&r, cfg->seed);
     double best = -1;
     for (int epoch = 1; rc == FU_OK && epoch <= cfg->max_epochs && epoch - res->best_epoch <= cfg->patience; epoch++) {
-        rc = run_epoch(tr, g, t, &ci, opt, &r, perm, x, y, tg);
+        double loss = 0;
+        rc = run_epoch(tr, g, t, &ci, opt, &r, perm, x, y, tg, &loss);
         if (rc == FU_OK) rc = val_logits(g, t, logits);
         if (rc != FU_OK) break;
+        if (epoch == 1) res->first_loss = loss;
+        res->last_loss = loss;
         fu_race_score rs = {0};
         double acc[FU_ATTRS], score = t->binary ? score_attrs(t, logits, acc) : score_classes(t, logits, &rs);
         res->epochs = epoch;
@@ -349,5 +357,43 @@ int fu_heads_train(const fu_heads_data *d, const fu_heads_train_config *cfg, fu_
     r->attr_mean = res[1].attr_mean;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     r->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ a race MLP on given rows */
+
+static int copy_part(task *t, int part, const fu_race_rows *rows) {
+    t->n[part] = rows->n;
+    if (rows->n < 1) return fu_fail(FU_E_INPUT, "race classifier: no %s rows", part == TRAIN ? "train" : "selection");
+    t->x[part] = malloc((size_t)rows->n * (size_t)t->dim * sizeof(float));
+    t->y[part] = malloc((size_t)rows->n * sizeof(int));
+    if (!t->x[part] || !t->y[part]) return fu_fail(FU_E_INTERNAL, "out of memory");
+    memcpy(t->x[part], rows->x, (size_t)rows->n * (size_t)t->dim * sizeof(float));
+    for (int64_t i = 0; i < rows->n; i++) {
+        if (rows->y[i] < 0 || rows->y[i] >= FU_RACE_CLASSES) return fu_fail(FU_E_INPUT, "race classifier: class %d out of range", rows->y[i]);
+        t->y[part][i] = rows->y[i];
+    }
+    return FU_OK;
+}
+
+int fu_race_mlp_train(fu_mlp *m, int flip_side, const fu_race_rows *train, const fu_race_rows *select, const fu_heads_train_config *cfg,
+                      fu_race_fit *fit, void (*progress)(const char *, int, int, void *), void *ctx) {
+    memset(fit, 0, sizeof *fit);
+    int dim = (int)m->w[0]->shape[1];
+    if (m->w[1]->shape[0] != FU_RACE_CLASSES) return fu_fail(FU_E_INPUT, "race classifier: the MLP must have %d outputs", FU_RACE_CLASSES);
+    if (flip_side && 3 * flip_side * flip_side != dim) return fu_fail(FU_E_INPUT, "race classifier: flips need 3x%dx%d rows", flip_side, flip_side);
+    if (cfg->batch < 1 || cfg->max_epochs < 1 || cfg->patience < 1 || !(cfg->lr > 0))
+        return fu_fail(FU_E_INPUT, "race classifier: batch, epochs, patience and lr must be positive");
+    task t = {.name = "race", .m = m, .dim = dim, .n_out = FU_RACE_CLASSES, .flip_side = flip_side};
+    trainer tr = {cfg, progress, ctx};
+    head_result res = {0};
+    int rc = copy_part(&t, TRAIN, train);
+    if (rc == FU_OK) rc = copy_part(&t, VAL, select);
+    if (rc == FU_OK) rc = train_task(&tr, &t, &res);
+    fit->select = res.race;
+    fit->select.n_train = (int)t.n[TRAIN], fit->select.n_val = (int)t.n[VAL];
+    fit->select.epochs = res.epochs, fit->select.best_epoch = res.best_epoch;
+    fit->first_loss = res.first_loss, fit->last_loss = res.last_loss;
+    task_free(&t);
     return rc;
 }

@@ -50,4 +50,25 @@ typedef struct fu_heads_report {
 int fu_heads_train(const fu_heads_data *d, const fu_heads_train_config *cfg, fu_heads *h, fu_heads_report *r,
                    void (*progress)(const char *head, int epoch, int max_epochs, void *ctx), void *ctx);
 
+/* One race classifier (5 classes) trained on given rows, the recipe above: balanced sampling,
+ * cross-entropy, Adam, the epoch with the best balanced accuracy on `select` kept (early stop
+ * after cfg->patience epochs without a gain). m: a fresh MLP whose input size is the rows'
+ * width; flip_side (0 = none): rows are CHW thumbnails of that side, mirrored at random.
+ * fit gets select's per-class figures at the kept epoch (n_val = select's rows) and the mean
+ * train loss of the first and the last epoch. FU_OK or FU_E_INPUT (empty parts, a class without
+ * train rows, a label out of range, sizes that do not fit). */
+typedef struct fu_race_rows {
+    int64_t n;
+    const float *x;              /* n rows */
+    const int *y;                /* n classes, 0..4 */
+} fu_race_rows;
+
+typedef struct fu_race_fit {
+    fu_race_score select;
+    double first_loss, last_loss;
+} fu_race_fit;
+
+int fu_race_mlp_train(fu_mlp *m, int flip_side, const fu_race_rows *train, const fu_race_rows *select, const fu_heads_train_config *cfg,
+                      fu_race_fit *fit, void (*progress)(const char *head, int epoch, int max_epochs, void *ctx), void *ctx);
+
 #endif
