@@ -233,7 +233,8 @@ int cmd_train(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "heads")) return cmd_train_heads(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "finetune-data")) return cmd_train_finetune_data(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "finetune")) return cmd_train_finetune(argc - 1, argv + 1);
-    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'prior', 'heads', 'finetune-data' or 'finetune' (try 'faceup train generator --help')\n");
+    if (argc >= 1 && !strcmp(argv[0], "race-offsets")) return cmd_train_race_offsets(argc - 1, argv + 1);
+    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'prior', 'heads', 'finetune-data', 'finetune' or 'race-offsets' (try 'faceup train generator --help')\n");
     return FU_E_INPUT;
 }
 
