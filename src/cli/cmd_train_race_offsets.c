@@ -57,8 +57,10 @@ static cJSON *recall_json(const fu_race_recall *r) {
     for (int c = 0; c < FU_RACE_CLASSES; c++) {
         cJSON *k = cJSON_CreateObject();
         cJSON_AddNumberToObject(k, "faces", r->count[c]);
-        cJSON_AddNumberToObject(k, "recall", r->recall[c]);
-        cJSON_AddNumberToObject(k, "minus_anchor", r->recall[c] - fu_race_gear_anchor[c]);
+        if (r->count[c]) {
+            cJSON_AddNumberToObject(k, "recall", r->recall[c]);
+            cJSON_AddNumberToObject(k, "minus_anchor", r->recall[c] - fu_race_gear_anchor[c]);
+        } else cJSON_AddNullToObject(k, "recall");   /* no face of this class in the split */
         cJSON_AddItemToObject(o, fu_race_name(c), k);
     }
     cJSON_AddNumberToObject(o, "balanced", r->balanced);
@@ -86,6 +88,12 @@ static int report_split(const fu_xdata *d, target *t, int split, const float old
     int64_t n;
     int rc = fu_race_split_logits(d, t->x, t->h, split, &logits, &labels, &n);
     if (rc != FU_OK) return rc;
+    if (n == 0) {   /* no UTKFace face in this split: nothing to report */
+        cJSON_AddNullToObject(o, name);
+        free(logits);
+        free(labels);
+        return FU_OK;
+    }
     fu_race_recall before, after;
     fu_race_recall_of(logits, labels, n, old_bias, fu_race_gear_anchor, &before);
     fu_race_recall_of(logits, labels, n, t->h->race_logit_bias, fu_race_gear_anchor, &after);

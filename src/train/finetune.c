@@ -17,6 +17,7 @@
 #include "faceup.h"
 #include "search/face_guides.h"
 #include "train/face_data.h"
+#include "train/never_lfw.h"
 
 #define COS_LIMIT 1e-6f
 #define VIEW_GAIN 0.1f
@@ -133,12 +134,14 @@ static int make_pools(run *r) {
 static int load_ids(run *r) {
     fu_face_data *fd = fu_face_data_open(r->cfg.ids);
     if (!fd) return fu_last_code();
-    if (!fd->paths) {
+    int rc = fd->paths ? fu_never_lfw_check(r->cfg.ids, fd->paths, fd->n, r->cfg.lfw)
+                       : fu_fail(FU_E_INPUT, "%s: --ids needs a folder per identity", r->cfg.ids);
+    if (rc != FU_OK) {
         fu_face_data_free(fd);
-        return fu_fail(FU_E_INPUT, "%s: --ids needs a folder per identity", r->cfg.ids);
+        return rc;
     }
     fu_face_pipeline p;
-    int rc = fu_face_pipeline_open(&p);
+    rc = fu_face_pipeline_open(&p);
     r->id_chips = malloc((size_t)(fd->n ? fd->n : 1) * FU_XCHIP_BYTES);
     r->id_labels = malloc((size_t)(fd->n ? fd->n : 1) * sizeof *r->id_labels);
     if (rc == FU_OK && (!r->id_chips || !r->id_labels)) rc = fu_fail(FU_E_INTERNAL, "out of memory");

@@ -43,7 +43,7 @@ int fu_race_offsets_fit(const float *logits, const int *labels, int64_t n, const
 /* The race MLP's logits (without any offsets) of the UTKFace faces of `split` of a fine-tune data
  * file (train/finetune_data.h): descriptors from x's backbone, or, with x NULL, the data file's
  * cached descriptors of face-api's network (what a heads file's MLPs were trained on). Allocates
- * *logits [n, 5] and *labels [n] (free both). FU_OK or an error. */
+ * *logits [n, 5] and *labels [n] (free both; n may be 0). FU_OK or an error. */
 struct fu_xdata;
 struct fu_face_extractor;
 int fu_race_split_logits(const struct fu_xdata *d, struct fu_face_extractor *x, const fu_heads *h, int split, float **logits,
