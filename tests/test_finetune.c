@@ -207,6 +207,14 @@ TEST(finetune_extractor_file_f16_round_trip) {
     (void)buf;
     fu_face_extractor *x = fu_finetune_initial(heads);
     REQUIRE(x);
+    /* the fine-tune starts from the heads file's race and attribute heads (trained on many more
+     * faces than the fine-tune sees), offsets included */
+    fu_heads *file = fu_heads_load(heads);
+    REQUIRE(file);
+    CHECK(!memcmp(x->heads->race.w[1]->data, file->race.w[1]->data, (size_t)file->race.w[1]->numel * sizeof(float)));
+    CHECK(!memcmp(x->heads->attr.w[0]->data, file->attr.w[0]->data, (size_t)file->attr.w[0]->numel * sizeof(float)));
+    CHECK(!memcmp(x->heads->race_logit_bias, file->race_logit_bias, sizeof file->race_logit_bias));
+    fu_heads_free(file);
     snprintf(path, sizeof path, "%s/ext16.safetensors", fu_test_tmpdir());
     REQUIRE(fu_face_extractor_save(x, path, FU_F16, NULL, 0, NULL, 0) == FU_OK);
     fu_face_extractor *y = fu_face_extractor_load(path);
