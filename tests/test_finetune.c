@@ -207,6 +207,14 @@ TEST(finetune_extractor_file_f16_round_trip) {
     (void)buf;
     fu_face_extractor *x = fu_finetune_initial(heads);
     REQUIRE(x);
+    /* the fine-tune starts from the heads file's race and attribute heads (trained on many more
+     * faces than the fine-tune sees), offsets included */
+    fu_heads *file = fu_heads_load(heads);
+    REQUIRE(file);
+    CHECK(!memcmp(x->heads->race.w[1]->data, file->race.w[1]->data, (size_t)file->race.w[1]->numel * sizeof(float)));
+    CHECK(!memcmp(x->heads->attr.w[0]->data, file->attr.w[0]->data, (size_t)file->attr.w[0]->numel * sizeof(float)));
+    CHECK(!memcmp(x->heads->race_logit_bias, file->race_logit_bias, sizeof file->race_logit_bias));
+    fu_heads_free(file);
     snprintf(path, sizeof path, "%s/ext16.safetensors", fu_test_tmpdir());
     REQUIRE(fu_face_extractor_save(x, path, FU_F16, NULL, 0, NULL, 0) == FU_OK);
     fu_face_extractor *y = fu_face_extractor_load(path);
@@ -356,4 +364,75 @@ TEST(finetune_arcface_term_with_identity_folders) {
     c.ids = NULL, c.steps = 6, c.resume = 1;
     CHECK(fu_finetune_run(&d, &c, &rep, NULL, NULL) == FU_E_INPUT);
     fu_xdata_free(&d);
+    /* the command line refuses a folder named after an LFW person (the shared LFW, found by
+     * default) with exit 2 and one line */
+    char lfw_people[512], lfw_person[1400], args[4096];
+    static char outs[1 << 16], errs[8192];
+    snprintf(lfw_people, sizeof lfw_people, "%s/finetune_ids_lfw", fu_test_tmpdir());
+    snprintf(lfw_person, sizeof lfw_person, "%s/data/lfw/images/Aaron_Eckhart", fu_test_shared_dir());
+    if (!file_exists(lfw_person) || access(getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup", X_OK) != 0) return;
+    REQUIRE(link_face(fu_test_shared_dir(), lfw_people, "Aaron_Eckhart", 0, files[0]) == 0);
+    REQUIRE(link_face(fu_test_shared_dir(), lfw_people, "person_b", 1, files[1]) == 0);
+    snprintf(args, sizeof args, "train finetune --data %s --out %s --ids %s --steps 1 --quiet", path, out, lfw_people);
+    CHECK(run_faceup(args, outs, sizeof outs, errs, sizeof errs) == 2);
+    CHECK(strstr(errs, "Aaron_Eckhart") && strstr(errs, "LFW") && count_newlines(errs) == 1);
+}
+
+static double json_num(cJSON *o, const char *a, const char *b, const char *c) {
+    cJSON *x = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(o, a), b), c);
+    return x ? x->valuedouble : NAN;
+}
+
+TEST(cli_train_race_offsets_heads_and_extractor) {
+    const char *why = NULL;
+    int failed = 0;
+    const char *path = tiny_data(&why, &failed);
+    CHECK_MSG(!failed, "%s", why);
+    if (access(getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup", X_OK) != 0) SKIP("faceup binary not built");
+    if (!path) SKIP(why);
+    char heads[1024], out[512], ext[512], args[4096], bogus[512];
+    static char outs[1 << 16], errs[8192];
+    fu_shipped_path(FU_HEADS_DEFAULT, heads, sizeof heads);
+    snprintf(out, sizeof out, "%s/heads_offsets.safetensors", fu_test_tmpdir());
+    snprintf(args, sizeof args, "train race-offsets --data %s --heads %s --out %s --threads 1", path, heads, out);
+    REQUIRE(run_faceup(args, outs, sizeof outs, errs, sizeof errs) == 0);
+    cJSON *j = cJSON_Parse(outs);
+    REQUIRE(j);
+    CHECK(!strcmp(cJSON_GetObjectItem(j, "kind")->valuestring, "heads"));
+    cJSON *offsets = cJSON_GetObjectItem(j, "offsets");
+    REQUIRE(cJSON_GetArraySize(offsets) == FU_RACE_CLASSES);
+    /* the fit never makes the val split's worst class worse; the file holds the offsets */
+    CHECK(json_num(j, "val", "after", "worst_margin") >= json_num(j, "val", "before", "worst_margin"));
+    CHECK(cJSON_GetObjectItem(j, "test") != NULL);   /* null when the tiny file has no UTKFace test face */
+    fu_heads *h = fu_heads_load(out);
+    REQUIRE(h);
+    for (int c = 0; c < FU_RACE_CLASSES; c++) CHECK_NEAR(h->race_logit_bias[c], cJSON_GetArrayItem(offsets, c)->valuedouble, 1e-6);
+    fu_heads_free(h);
+    cJSON_Delete(j);
+    /* an extractor file keeps its backbone (F16 round trip) and gains the offsets */
+    fu_face_extractor *x = fu_finetune_initial(heads);
+    REQUIRE(x);
+    snprintf(ext, sizeof ext, "%s/ext_offsets_in.safetensors", fu_test_tmpdir());
+    REQUIRE(fu_face_extractor_save(x, ext, FU_F16, NULL, 0, NULL, 0) == FU_OK);
+    fu_face_extractor_free(x);
+    snprintf(out, sizeof out, "%s/ext_offsets.safetensors", fu_test_tmpdir());
+    snprintf(args, sizeof args, "train race-offsets --data %s --heads %s --out %s --threads 1", path, ext, out);
+    REQUIRE(run_faceup(args, outs, sizeof outs, errs, sizeof errs) == 0);
+    j = cJSON_Parse(outs);
+    REQUIRE(j);
+    CHECK(!strcmp(cJSON_GetObjectItem(j, "kind")->valuestring, "extractor"));
+    fu_face_extractor *back = fu_face_extractor_load(out);
+    REQUIRE(back);
+    CHECK_NEAR(back->heads->race_logit_bias[4], cJSON_GetArrayItem(cJSON_GetObjectItem(j, "offsets"), 4)->valuedouble, 1e-6);
+    fu_face_extractor_free(back);
+    cJSON_Delete(j);
+    /* bad inputs: exit 2, one line naming the file */
+    snprintf(bogus, sizeof bogus, "%s/offsets_bogus.bin", fu_test_tmpdir());
+    REQUIRE(fu_write_file_atomic(bogus, "garbage", 7) == FU_OK);
+    snprintf(args, sizeof args, "train race-offsets --data %s --heads %s --out %s", bogus, heads, out);
+    CHECK(run_faceup(args, outs, sizeof outs, errs, sizeof errs) == 2);
+    CHECK(strstr(errs, "offsets_bogus.bin") != NULL && count_newlines(errs) == 1);
+    snprintf(args, sizeof args, "train race-offsets --data %s --heads %s --out %s", path, bogus, out);
+    CHECK(run_faceup(args, outs, sizeof outs, errs, sizeof errs) == 2);
+    CHECK(run_faceup("train race-offsets --out x", outs, sizeof outs, errs, sizeof errs) == 2);
 }

@@ -235,7 +235,8 @@ int cmd_train(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "finetune")) return cmd_train_finetune(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "race-judge")) return cmd_train_race_judge(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "thumb-race")) return cmd_train_thumb_race(argc - 1, argv + 1);
-    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'prior', 'heads', 'finetune-data', 'finetune', 'race-judge' or 'thumb-race' (try 'faceup train generator --help')\n");
+    if (argc >= 1 && !strcmp(argv[0], "race-offsets")) return cmd_train_race_offsets(argc - 1, argv + 1);
+    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'prior', 'heads', 'finetune-data', 'finetune', 'race-judge', 'thumb-race' or 'race-offsets' (try 'faceup train generator --help')\n");
     return FU_E_INPUT;
 }
 

@@ -13,6 +13,7 @@ int cmd_train_finetune_data(int argc, char **argv);  /* faceup train finetune-da
 int cmd_train_finetune(int argc, char **argv);   /* faceup train finetune */
 int cmd_train_race_judge(int argc, char **argv); /* faceup train race-judge */
 int cmd_train_thumb_race(int argc, char **argv); /* faceup train thumb-race */
+int cmd_train_race_offsets(int argc, char **argv);  /* faceup train race-offsets */
 int cmd_eval(int argc, char **argv);
 int cmd_eval_lfw(int argc, char **argv);       /* faceup eval lfw */
 int cmd_eval_upscale(int argc, char **argv);   /* faceup eval upscale */

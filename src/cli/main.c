@@ -14,7 +14,7 @@ static const command commands[] = {
     {"generate", "images from a StyleGAN2 checkpoint, one per seed, as a PNG grid", cmd_generate},
     {"upscale", "faces whose downscale matches each thumbnail (PULSE-style latent search)", cmd_upscale},
     {"align", "align IMG... -o OUT: detect the face, 68 landmarks, aligned crop (ffhq, dlib or arcface)", cmd_align},
-    {"train", "train faces (pack the face set) | train generator (faceup's VAE) | train prior (its latent prior) | train heads | train extractor (IR-SE, ArcFace) | train finetune-data, finetune (augmented extractor) | train race-judge, thumb-race (eval upscale's race judge, --race keep's thumbnail classifiers)", cmd_train},
+    {"train", "train faces (pack the face set) | train generator (faceup's VAE) | train prior (its latent prior) | train heads | train extractor (IR-SE, ArcFace) | train finetune-data, finetune (augmented extractor) | train race-judge, thumb-race (eval upscale's race judge, --race keep's thumbnail classifiers) | train race-offsets (the race head's per-class logit offsets)", cmd_train},
     {"eval", "eval generator: reconstruction and sample quality | eval lfw: LFW verification accuracy | eval upscale: the paper's experiments on held-out faces | eval extractor: the augmented extractor before/after", cmd_eval},
     {"embed", "embed IMG...: face descriptor (dlib-resnet or faceres) as JSON", cmd_embed},
     {"compare", "compare A B: similarity of two faces and a same/different decision calibrated on LFW", cmd_compare},

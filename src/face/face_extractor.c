@@ -107,12 +107,18 @@ int fu_face_extractor_save(const fu_face_extractor *x, const char *path, fu_dtyp
         }
     }
     fu_tensor *frame = fu_tensor_newv(2, (int64_t)68, (int64_t)2);
-    if (!frame) return fu_last_code();
+    fu_tensor *bias = frame ? fu_heads_race_bias_tensor(x->heads) : NULL;
+    if (!bias) {
+        fu_tensor_free(frame);
+        return fu_last_code();
+    }
     memcpy(frame->data, x->heads->ffhq_landmarks, sizeof x->heads->ffhq_landmarks);
     items[n++] = (fu_st_item){"frame.ffhq_landmarks", frame, FU_F32};
+    items[n++] = (fu_st_item){"race.logit_bias", bias, FU_F32};
     items[n++] = (fu_st_item){"comparer", x->comparer, FU_F32};
     if (n_extra < 0 || n + n_extra > MAX_ITEMS) {
         fu_tensor_free(frame);
+        fu_tensor_free(bias);
         return fu_fail(FU_E_INTERNAL, "extractor: too many tensors to save");
     }
     for (int k = 0; k < n_extra; k++) items[n++] = extra[k];
@@ -121,5 +127,6 @@ int fu_face_extractor_save(const fu_face_extractor *x, const char *path, fu_dtyp
     for (int k = 0; k < n_meta; k++) meta[k] = (fu_st_meta){meta_kv[2 * k], meta_kv[2 * k + 1]};
     int rc = fu_st_save(path, items, n, meta, n_meta);
     fu_tensor_free(frame);
+    fu_tensor_free(bias);
     return rc;
 }

@@ -4,7 +4,7 @@
  *
  *   backbone.<name>          every weight of face/dlib_resnet.h, named as face-api's manifest
  *                            names them (F16 in the shipped file, F32 in checkpoints)
- *   race.*, attr.*, thumb16.*, thumb8.*, frame.ffhq_landmarks
+ *   race.*, attr.*, thumb16.*, thumb8.*, frame.ffhq_landmarks (race.logit_bias included)
  *                            a complete heads file (face/heads.h): race and attr fine-tuned on
  *                            the fine-tuned descriptor; the thumbnail classifiers and the frame
  *                            copied from the heads the fine-tune started from

@@ -111,6 +111,19 @@ static int load_tensor(const fu_safetensors *st, const char *name, int nd, const
     return rc;
 }
 
+int fu_heads_read_race_bias(const fu_safetensors *st, float bias[FU_RACE_CLASSES]) {
+    memset(bias, 0, FU_RACE_CLASSES * sizeof *bias);
+    if (!fu_st_find(st, "race.logit_bias")) return FU_OK;
+    fu_tensor *t = NULL;
+    int rc = load_tensor(st, "race.logit_bias", 1, (int64_t[]){FU_RACE_CLASSES}, &t);
+    for (int k = 0; rc == FU_OK && k < FU_RACE_CLASSES; k++)
+        if (fabsf(t->data[k]) > FU_RACE_BIAS_LIMIT)
+            rc = fu_fail(FU_E_INPUT, "%s: tensor 'race.logit_bias' holds %g (|offset| <= %g expected)", st->label, t->data[k], FU_RACE_BIAS_LIMIT);
+    if (rc == FU_OK) memcpy(bias, t->data, FU_RACE_CLASSES * sizeof *bias);
+    fu_tensor_free(t);
+    return rc;
+}
+
 fu_heads *fu_heads_load(const char *path) {
     fu_safetensors *st = fu_st_open(path);
     if (!st) return NULL;
@@ -127,6 +140,7 @@ fu_heads *fu_heads_load(const char *path) {
     fu_tensor *frame = NULL;
     if (rc == FU_OK) rc = load_tensor(st, "frame.ffhq_landmarks", 2, (int64_t[]){68, 2}, &frame);
     if (rc == FU_OK) memcpy(h->ffhq_landmarks, frame->data, sizeof h->ffhq_landmarks);
+    if (rc == FU_OK) rc = fu_heads_read_race_bias(st, h->race_logit_bias);
     fu_tensor_free(frame);
     fu_st_free(st);
     if (rc != FU_OK) { fu_heads_free(h); return NULL; }
@@ -134,10 +148,14 @@ fu_heads *fu_heads_load(const char *path) {
 }
 
 int fu_heads_save(const fu_heads *h, const char *path, const char *const *meta_kv, int n_meta) {
-    fu_st_item items[17];
+    fu_st_item items[18];
     char names[16][64];
     fu_tensor *frame = fu_tensor_newv(2, (int64_t)68, (int64_t)2);
-    if (!frame) return fu_last_code();
+    fu_tensor *bias = frame ? fu_heads_race_bias_tensor(h) : NULL;
+    if (!bias) {
+        fu_tensor_free(frame);
+        return fu_last_code();
+    }
     memcpy(frame->data, h->ffhq_landmarks, sizeof h->ffhq_landmarks);
     int n = 0;
     for (int i = 0; i < 4; i++)
@@ -146,10 +164,12 @@ int fu_heads_save(const fu_heads *h, const char *path, const char *const *meta_k
             items[n] = (fu_st_item){names[n], *param_slot(mlp_at((fu_heads *)h, i), j), FU_F32};
         }
     items[n++] = (fu_st_item){"frame.ffhq_landmarks", frame, FU_F32};
+    items[n++] = (fu_st_item){"race.logit_bias", bias, FU_F32};
     fu_st_meta meta[8];
     for (int k = 0; k < n_meta && k < 8; k++) meta[k] = (fu_st_meta){meta_kv[2 * k], meta_kv[2 * k + 1]};
     int rc = fu_st_save(path, items, n, meta, n_meta < 8 ? n_meta : 8);
     fu_tensor_free(frame);
+    fu_tensor_free(bias);
     return rc;
 }
 
@@ -160,6 +180,20 @@ fu_tensor *fu_mlp_forward(fu_graph *g, const fu_mlp *m, fu_tensor *x) {
         return fu_fail_null(FU_E_INPUT, "mlp: input [N, %lld] expected", (long long)m->w[0]->shape[1]);
     fu_tensor *hidden = fu_relu(g, fu_linear(g, x, m->w[0], m->b[0]));
     return hidden ? fu_linear(g, hidden, m->w[1], m->b[1]) : NULL;
+}
+
+fu_tensor *fu_heads_race_bias_tensor(const fu_heads *h) {
+    fu_tensor *t = fu_tensor_newv(1, (int64_t)FU_RACE_CLASSES);
+    if (t) memcpy(t->data, h->race_logit_bias, sizeof h->race_logit_bias);
+    return t;
+}
+
+fu_tensor *fu_heads_race_logits(fu_graph *g, const fu_heads *h, fu_tensor *desc) {
+    fu_tensor *logits = desc ? fu_mlp_forward(g, &h->race, desc) : NULL;
+    fu_tensor *bias = logits ? fu_graph_tensor(g, 2, (int64_t[]){1, FU_RACE_CLASSES}) : NULL;
+    if (!bias) return NULL;
+    memcpy(bias->data, h->race_logit_bias, sizeof h->race_logit_bias);
+    return fu_add(g, logits, bias);   /* broadcast over the rows */
 }
 
 /* [1,3,s,s] in [0,1] -> [1, 3 s s] in [-1,1] (s = 8 or 16, larger powers of two downscaled). */

@@ -10,6 +10,9 @@
  *                                attributes (logits, one sigmoid each)
  *   thumb16.{0,1}.{weight,bias}  MLP 768 -> 256 -> 5: race from a 16x16 FFHQ-aligned thumbnail
  *   thumb8.{0,1}.{weight,bias}   MLP 192 -> 128 -> 5: the same at 8x8
+ *   race.logit_bias [5]          per-class offsets added to the race MLP's logits: the race
+ *                                head's operating point, fitted on a val split after training
+ *                                (train/race_offsets.h); optional, zero when absent (older files)
  *   frame.ffhq_landmarks [68,2]  mean 68-point shape of the training faces in the FFHQ frame,
  *                                normalised to [0,1] (search/face_guides.h turns it into the chip
  *                                transform)
@@ -22,6 +25,7 @@
 
 #define FU_RACE_CLASSES 5
 #define FU_ATTRS 40
+#define FU_RACE_BIAS_LIMIT 20.0f   /* |race.logit_bias| above this is refused on load */
 #define FU_HEADS_DEFAULT "models/faceup-heads.safetensors"
 
 typedef struct fu_mlp {
@@ -30,6 +34,7 @@ typedef struct fu_mlp {
 
 typedef struct fu_heads {
     fu_mlp race, attr, thumb16, thumb8;
+    float race_logit_bias[FU_RACE_CLASSES];   /* constant (trainers do not change it) */
     float ffhq_landmarks[136];
 } fu_heads;
 
@@ -52,6 +57,17 @@ void fu_heads_free(fu_heads *h);
 void fu_mlp_params(fu_mlp *m, fu_tensor *out[4]);
 /* x [N, in] -> logits [N, out]; NULL with a message on a shape mismatch. */
 fu_tensor *fu_mlp_forward(fu_graph *g, const fu_mlp *m, fu_tensor *x);
+
+/* Race logits of descriptors [N, 128]: the race MLP plus race_logit_bias (a constant). Every
+ * user of the race head (guides, scores, training) goes through this. NULL with a message. */
+fu_tensor *fu_heads_race_logits(fu_graph *g, const fu_heads *h, fu_tensor *desc);
+
+/* Reads the optional race.logit_bias of an open heads or extractor file into bias (zeros when
+ * absent). FU_E_INPUT with a message for a wrong shape or a non-finite / too large value. */
+struct fu_safetensors;
+/* race_logit_bias as a new [5] tensor (for writers); NULL when out of memory. */
+fu_tensor *fu_heads_race_bias_tensor(const fu_heads *h);
+int fu_heads_read_race_bias(const struct fu_safetensors *st, float bias[FU_RACE_CLASSES]);
 
 /* Race probabilities of a thumbnail [1,3,s,s] in [0,1]: s = 8 or 16 use that classifier; a
  * larger power of two is bicubic-downscaled to 16 first. Returns the most likely class and

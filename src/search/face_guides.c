@@ -92,7 +92,7 @@ static fu_tensor *race_loss(void *ctx, fu_graph *g, fu_tensor *image, const fu_l
     const fu_face_guides *fg = ctx;
     if (term->index >= FU_RACE_CLASSES)
         return fu_fail_null(FU_E_INPUT, "RACE_IS_%d: the race head has classes 0..%d", term->index, FU_RACE_CLASSES - 1);
-    fu_tensor *logits = fu_mlp_forward(g, &fg->heads->race, fu_face_guides_descriptor(fg, g, image));
+    fu_tensor *logits = fu_heads_race_logits(g, fg->heads, fu_face_guides_descriptor(fg, g, image));
     if (!logits) return NULL;
     int64_t n = logits->shape[0];
     int *labels = fu_graph_alloc(g, (size_t)n * sizeof *labels);
@@ -126,7 +126,7 @@ int fu_face_guides_describe(const fu_face_guides *fg, const fu_tensor *image, fu
     fu_graph *g = fu_graph_new();
     if (!g) return FU_E_INTERNAL;
     fu_tensor *desc = fu_face_guides_descriptor(fg, g, (fu_tensor *)image);
-    fu_tensor *race = desc ? fu_softmax(g, fu_mlp_forward(g, &fg->heads->race, desc), 1) : NULL;
+    fu_tensor *race = desc ? fu_softmax(g, fu_heads_race_logits(g, fg->heads, desc), 1) : NULL;
     fu_tensor *attr = race ? fu_mlp_forward(g, &fg->heads->attr, desc) : NULL;
     int rc = attr ? FU_OK : (fu_last_code() ? fu_last_code() : FU_E_INTERNAL);
     if (rc == FU_OK) {

@@ -17,6 +17,7 @@
 #include "faceup.h"
 #include "search/face_guides.h"
 #include "train/face_data.h"
+#include "train/never_lfw.h"
 
 #define COS_LIMIT 1e-6f
 #define VIEW_GAIN 0.1f
@@ -133,12 +134,14 @@ static int make_pools(run *r) {
 static int load_ids(run *r) {
     fu_face_data *fd = fu_face_data_open(r->cfg.ids);
     if (!fd) return fu_last_code();
-    if (!fd->paths) {
+    int rc = fd->paths ? fu_never_lfw_check(r->cfg.ids, fd->paths, fd->n, r->cfg.lfw)
+                       : fu_fail(FU_E_INPUT, "%s: --ids needs a folder per identity", r->cfg.ids);
+    if (rc != FU_OK) {
         fu_face_data_free(fd);
-        return fu_fail(FU_E_INPUT, "%s: --ids needs a folder per identity", r->cfg.ids);
+        return rc;
     }
     fu_face_pipeline p;
-    int rc = fu_face_pipeline_open(&p);
+    rc = fu_face_pipeline_open(&p);
     r->id_chips = malloc((size_t)(fd->n ? fd->n : 1) * FU_XCHIP_BYTES);
     r->id_labels = malloc((size_t)(fd->n ? fd->n : 1) * sizeof *r->id_labels);
     if (rc == FU_OK && (!r->id_chips || !r->id_labels)) rc = fu_fail(FU_E_INTERNAL, "out of memory");
@@ -223,7 +226,7 @@ static int batch_terms(run *r, fu_graph *g, const step_data *s, fu_tensor **tota
     fu_tensor *e = x ? fu_dlib_resnet_forward(r->x->net, g, x) : NULL;
     fu_tensor *e0 = e ? tensor_of(g, s->teacher, 2, (int64_t[]){2 * b, 128}) : NULL;
     fu_tensor *retain = e0 ? fu_scale_shift(g, fu_mse_loss(g, e, e0), 128.0f, 0) : NULL;   /* mean |e - e0|^2 per face */
-    fu_tensor *race = retain ? fu_cross_entropy(g, fu_mlp_forward(g, &r->x->heads->race, fu_slice(g, e, 0, 0, b, 1)), s->race_y) : NULL;
+    fu_tensor *race = retain ? fu_cross_entropy(g, fu_heads_race_logits(g, r->x->heads, fu_slice(g, e, 0, 0, b, 1)), s->race_y) : NULL;
     fu_tensor *at = race ? tensor_of(g, s->attr_t, 2, (int64_t[]){b, FU_ATTRS}) : NULL;
     fu_tensor *attr = at ? fu_bce_with_logits(g, fu_mlp_forward(g, &r->x->heads->attr, fu_slice(g, e, 0, b, 2 * b, 1)), at, NULL) : NULL;
     if (!attr) return fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
@@ -505,8 +508,7 @@ int fu_finetune_run(const fu_xdata *d, const fu_finetune_config *cfg, fu_finetun
 
 /* ------------------------------------------------------------------ scores */
 
-/* Descriptors [n,128] of faces idx[0..n) (chips), in batches. */
-static int describe(fu_face_extractor *x, const fu_xdata *d, const int64_t *idx, int64_t n, float *out) {
+int fu_extractor_describe(fu_face_extractor *x, const fu_xdata *d, const int64_t *idx, int64_t n, float *out) {
     int rc = FU_OK;
     float *buf = malloc((size_t)SCORE_BATCH * FU_XCHIP_BYTES * sizeof(float));
     if (!buf) return fu_fail(FU_E_INTERNAL, "out of memory");
@@ -524,12 +526,12 @@ static int describe(fu_face_extractor *x, const fu_xdata *d, const int64_t *idx,
     return rc;
 }
 
-/* Heads' logits of descriptors e [n,128] into out [n, width]. */
-static int head_logits(const fu_mlp *m, const float *e, int64_t n, int width, float *out) {
+/* Race (with its logit offsets) or attribute logits of descriptors e [n,128] into out [n, 5 or 40]. */
+static int head_logits(const fu_heads *h, int race, const float *e, int64_t n, float *out) {
     fu_graph *g = fu_graph_new();
     fu_tensor *in = g ? tensor_of(g, e, 2, (int64_t[]){n, 128}) : NULL;
-    fu_tensor *y = in ? fu_mlp_forward(g, m, in) : NULL;
-    if (y) memcpy(out, y->data, (size_t)n * width * sizeof(float));
+    fu_tensor *y = !in ? NULL : race ? fu_heads_race_logits(g, h, in) : fu_mlp_forward(g, &h->attr, in);
+    if (y) memcpy(out, y->data, (size_t)y->numel * sizeof(float));
     int rc = y ? FU_OK : (fu_last_code() ? fu_last_code() : FU_E_INTERNAL);
     fu_graph_free(g);
     return rc;
@@ -617,10 +619,10 @@ int fu_extractor_score(fu_face_extractor *x, const fu_xdata *d, int split, fu_ex
     for (int64_t i = 0; rc == FU_OK && i < d->n; i++)
         if (d->f[i].split == split) idx[n++] = i;
     if (rc == FU_OK && n == 0) rc = fu_fail(FU_E_INPUT, "the data file has no %s faces", split == FU_XSPLIT_TEST ? "test" : "val");
-    if (rc == FU_OK) rc = describe(x, d, idx, n, e);
-    if (rc == FU_OK) rc = head_logits(&x->heads->race, e, n, FU_RACE_CLASSES, logits);
+    if (rc == FU_OK) rc = fu_extractor_describe(x, d, idx, n, e);
+    if (rc == FU_OK) rc = head_logits(x->heads, 1, e, n, logits);
     if (rc == FU_OK) score_race(d, idx, n, logits, s);
-    if (rc == FU_OK) rc = head_logits(&x->heads->attr, e, n, FU_ATTRS, logits);
+    if (rc == FU_OK) rc = head_logits(x->heads, 0, e, n, logits);
     if (rc == FU_OK) score_attrs(d, idx, n, logits, s);
     for (int64_t i = 0; rc == FU_OK && i < n; i++) {
         double d2 = 0;

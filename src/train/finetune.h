@@ -27,7 +27,8 @@
  *           what the upscaler's identity term sees. logit = k (t - angle), with t, k learnt;
  *           binary cross-entropy with (a, v) = same, (a, l) = different
  *   arcface (only with identity data, --ids) ArcFace margin loss (s, m) on `id_batch`
- *           identity-labelled chips with a learnt class matrix
+ *           identity-labelled chips with a learnt class matrix; an identity folder that holds
+ *           LFW people or images is refused (train/never_lfw.h)
  * loss = sum of w * term; Adam on three groups: backbone (lr), heads + ArcFace matrix
  * (head_lr), comparer (FU_FINETUNE_COMPARER_LR). The sampling draws from one RNG whose state
  * the checkpoint keeps, so --resume continues the same run exactly.
@@ -53,6 +54,7 @@ typedef struct fu_finetune_config {
     const char *out;           /* the extractor file */
     const char *heads;         /* the heads file to start from */
     const char *ids;           /* folder per identity (train/face_data.h), or NULL */
+    const char *lfw;           /* LFW folder that ids may not draw on (train/never_lfw.h); NULL: default */
     int resume;
 } fu_finetune_config;
 
@@ -103,6 +105,9 @@ typedef struct fu_extractor_scores {
     double separation;                 /* (same_right + diff_right) / (2 pairs) */
     double angle_same, angle_diff;     /* mean angles, radians */
 } fu_extractor_scores;
+
+/* Descriptors [n, 128] of x's backbone for the chips of faces idx[0..n) of d, in batches. */
+int fu_extractor_describe(fu_face_extractor *x, const fu_xdata *d, const int64_t *idx, int64_t n, float *out);
 
 /* Scores x on the faces of split (FU_XSPLIT_VAL or _TEST) of d: race on UTKFace, attributes on
  * CelebA, descriptor drift, look-alike separation (the view v is made with a fixed seed).

@@ -1,0 +1,139 @@
+/* The race head's logit offsets (train/race_offsets.h, heads.h race.logit_bias): the fit on
+ * synthetic logits recovers a known per-class shift and lifts the worst class above its anchor;
+ * the heads file stores, validates and applies the offsets. */
+#include "test.h"
+#include "util.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/ops.h"
+#include "core/rng.h"
+#include "face/heads.h"
+#include "face/models.h"
+#include "io/safetensors.h"
+#include "train/race_offsets.h"
+
+#define N_SYN 3000
+
+/* Logits of a classifier that is right by a margin of 3 (unit noise) but whose class c logit
+ * is pushed down by shift[c]; the fitted offsets should undo the shift. */
+static void synthetic(const float shift[FU_RACE_CLASSES], float *logits, int *labels) {
+    fu_rng r;
+    fu_rng_seed(&r, 5);
+    for (int i = 0; i < N_SYN; i++) {
+        labels[i] = i % FU_RACE_CLASSES;
+        for (int c = 0; c < FU_RACE_CLASSES; c++) {
+            float noise;
+            fu_rng_fill_normal(&r, &noise, 1, 0, 1);
+            logits[i * FU_RACE_CLASSES + c] = (c == labels[i] ? 3.0f : 0.0f) + noise - shift[c];
+        }
+    }
+}
+
+TEST(race_offsets_fit_undoes_a_known_shift) {
+    static float logits[N_SYN * FU_RACE_CLASSES];
+    static int labels[N_SYN];
+    const float shift[FU_RACE_CLASSES] = {0, 1.5f, 0.5f, 1.0f, 2.5f};
+    const double even[FU_RACE_CLASSES] = {0.8, 0.8, 0.8, 0.8, 0.8};
+    synthetic(shift, logits, labels);
+    float zero[FU_RACE_CLASSES] = {0}, bias[FU_RACE_CLASSES];
+    fu_race_recall before, after;
+    fu_race_recall_of(logits, labels, N_SYN, zero, even, &before);
+    CHECK_MSG(before.recall[4] < 0.7 && before.recall[0] > 0.95, "%g %g", before.recall[4], before.recall[0]);   /* the shift hurts class 4 */
+    REQUIRE(fu_race_offsets_fit(logits, labels, N_SYN, even, bias) == FU_OK);
+    fu_race_recall_of(logits, labels, N_SYN, bias, even, &after);
+    CHECK(bias[0] == 0.0f);
+    for (int c = 1; c < FU_RACE_CLASSES; c++) CHECK_MSG(fabsf(bias[c] - shift[c]) < 0.4f, "class %d: %g vs %g", c, bias[c], shift[c]);
+    CHECK(after.worst_margin > 0.05 && after.worst_margin > before.worst_margin);
+    for (int c = 0; c < FU_RACE_CLASSES; c++) CHECK(after.recall[c] > 0.85);
+    /* uneven anchors move the operating point towards the demanding class */
+    const double demanding[FU_RACE_CLASSES] = {0.5, 0.5, 0.5, 0.5, 0.99};
+    float tilted[FU_RACE_CLASSES];
+    REQUIRE(fu_race_offsets_fit(logits, labels, N_SYN, demanding, tilted) == FU_OK);
+    CHECK(tilted[4] > bias[4] + 0.5f);
+    /* no labelled row: refused */
+    int none[3] = {-1, -1, 7};
+    CHECK(fu_race_offsets_fit(logits, none, 3, even, bias) == FU_E_INPUT);
+}
+
+TEST(race_offsets_recall_counts) {
+    /* 4 faces: two White (one right), one Black (right), one unlabelled */
+    const float l[4 * 5] = {2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 3, 0, 0, 0, 9, 0, 0, 0, 0};
+    const int y[4] = {0, 0, 1, -1};
+    float bias[5] = {0};
+    fu_race_recall r;
+    fu_race_recall_of(l, y, 4, bias, fu_race_gear_anchor, &r);
+    CHECK(r.count[0] == 2 && r.correct[0] == 1 && r.count[1] == 1 && r.correct[1] == 1 && r.count[4] == 0);
+    CHECK_NEAR(r.balanced, 0.75, 1e-9);
+    CHECK_NEAR(r.worst_margin, 0.5 - 0.94, 1e-9);
+    bias[1] = 2.5f;   /* the first White face now reads Black too */
+    fu_race_recall_of(l, y, 4, bias, fu_race_gear_anchor, &r);
+    CHECK(r.correct[0] == 0 && r.correct[1] == 1);
+}
+
+TEST(heads_race_logit_bias_stored_checked_and_applied) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/heads_bias.safetensors", fu_test_tmpdir());
+    fu_heads *h = fu_heads_new(3);
+    REQUIRE(h);
+    for (int c = 0; c < FU_RACE_CLASSES; c++) CHECK(h->race_logit_bias[c] == 0.0f);
+    const float b[FU_RACE_CLASSES] = {0, -1.25f, 0.5f, 2, -3};
+    memcpy(h->race_logit_bias, b, sizeof b);
+    REQUIRE(fu_heads_save(h, path, NULL, 0) == FU_OK);
+    fu_heads *back = fu_heads_load(path);
+    REQUIRE(back);
+    CHECK(memcmp(back->race_logit_bias, b, sizeof b) == 0);
+    /* the logits are the MLP's plus the offsets */
+    fu_rng r;
+    fu_rng_seed(&r, 9);
+    fu_tensor *x = randn_leaf(&r, 2, (int64_t[]){3, 128}, 0);
+    fu_graph *g = fu_graph_new();
+    fu_tensor *raw = fu_mlp_forward(g, &back->race, x), *with = fu_heads_race_logits(g, back, x);
+    REQUIRE(raw && with && with->numel == 15);
+    for (int i = 0; i < 15; i++) CHECK_NEAR(with->data[i], raw->data[i] + b[i % 5], 1e-5f);
+    fu_graph_free(g);
+    fu_tensor_free(x);
+    fu_heads_free(back);
+    /* an absurd or non-finite offset is refused with the file and tensor named */
+    h->race_logit_bias[2] = 1e4f;
+    REQUIRE(fu_heads_save(h, path, NULL, 0) == FU_OK);
+    CHECK(fu_heads_load(path) == NULL);
+    CHECK(strstr(fu_last_error(), "race.logit_bias") && strstr(fu_last_error(), "heads_bias.safetensors"));
+    h->race_logit_bias[2] = NAN;
+    REQUIRE(fu_heads_save(h, path, NULL, 0) == FU_OK);
+    CHECK(fu_heads_load(path) == NULL);
+    CHECK(strstr(fu_last_error(), "race.logit_bias") != NULL);
+    fu_heads_free(h);
+}
+
+TEST(heads_without_race_logit_bias_load_with_zero_offsets) {
+    /* a heads file written before the offsets existed: every tensor but race.logit_bias */
+    char path[512], names[17][64];
+    snprintf(path, sizeof path, "%s/heads_old.safetensors", fu_test_tmpdir());
+    fu_heads *h = fu_heads_new(4);
+    REQUIRE(h);
+    fu_st_item items[17];
+    fu_mlp *mlps[4] = {&h->race, &h->attr, &h->thumb16, &h->thumb8};
+    const char *mlp_names[4] = {"race", "attr", "thumb16", "thumb8"};
+    int n = 0;
+    for (int m = 0; m < 4; m++) {
+        fu_tensor *p[4];
+        fu_mlp_params(mlps[m], p);
+        for (int j = 0; j < 4; j++, n++) {
+            snprintf(names[n], sizeof names[n], "%s.%d.%s", mlp_names[m], j / 2, j % 2 ? "bias" : "weight");
+            items[n] = (fu_st_item){names[n], p[j], FU_F32};
+        }
+    }
+    fu_tensor *frame = fu_tensor_newv(2, (int64_t)68, (int64_t)2);
+    REQUIRE(frame);
+    fu_tensor_fill(frame, 0.5f);
+    items[n++] = (fu_st_item){"frame.ffhq_landmarks", frame, FU_F32};
+    REQUIRE(fu_st_save(path, items, n, NULL, 0) == FU_OK);
+    fu_heads *old = fu_heads_load(path);
+    REQUIRE(old);
+    for (int c = 0; c < FU_RACE_CLASSES; c++) CHECK(old->race_logit_bias[c] == 0.0f);
+    fu_heads_free(old);
+    fu_tensor_free(frame);
+    fu_heads_free(h);
+}
