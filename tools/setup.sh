@@ -12,7 +12,7 @@ tools/fetch-models.sh
 build/faceup selfcheck
 mkdir -p build/example
 status=0
-build/faceup upscale examples/thumb16.png -o build/example/upscaled.png --seeds 4 --race keep \
+build/faceup upscale examples/thumb16.png -o build/example/upscaled.png --seeds 4 --race keep --overwrite \
     --sheet build/example/sheet.png --json > build/example/report.json || status=$?
 case $status in
     0) echo "example: every seed met eps; see build/example/sheet.png and report.json" ;;
