@@ -42,17 +42,11 @@ static int copy_backbone(const fu_safetensors *st, fu_dlib_resnet *net) {
         fu_tensor *p = fu_dlib_resnet_param(net, i);
         char name[128];
         snprintf(name, sizeof name, PREFIX "%s", p->name);
-        const fu_st_entry *e = fu_st_find(st, name);
-        int same = e && e->ndim == p->ndim;
-        for (int d = 0; same && d < p->ndim; d++) same = e->shape[d] == p->shape[d];
-        if (!same) return fu_fail(FU_E_INPUT, "%s: tensor '%s' missing or of the wrong shape (not a faceup extractor?)", st->label, name);
-        fu_tensor *t = fu_st_tensor(st, name);
-        if (!t) return fu_last_code();
-        int finite = 1;
-        for (int64_t k = 0; k < t->numel; k++) finite &= isfinite(t->data[k]) != 0;
-        memcpy(p->data, t->data, (size_t)t->numel * sizeof(float));
+        fu_tensor *t = NULL;
+        int rc = fu_st_tensor_exact(st, name, p->ndim, p->shape, "extractor", &t);
+        if (rc == FU_OK) memcpy(p->data, t->data, (size_t)t->numel * sizeof(float));
         fu_tensor_free(t);
-        if (!finite) return fu_fail(FU_E_INPUT, "%s: tensor '%s' holds non-finite values", st->label, name);
+        if (rc != FU_OK) return rc;
     }
     return FU_OK;
 }

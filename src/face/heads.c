@@ -89,26 +89,8 @@ fu_heads *fu_heads_new(uint64_t seed) {
     return h;
 }
 
-static int check_entry(const fu_safetensors *st, const char *name, int nd, const int64_t *shape) {
-    const fu_st_entry *e = fu_st_find(st, name);
-    if (!e) return fu_fail(FU_E_INPUT, "%s: tensor '%s' missing (not a faceup heads file?)", st->label, name);
-    int ok = e->ndim == nd;
-    for (int d = 0; ok && d < nd; d++) ok = e->shape[d] == shape[d];
-    if (!ok) return fu_fail(FU_E_INPUT, "%s: tensor '%s' has the wrong shape", st->label, name);
-    return FU_OK;
-}
-
-static int all_finite(const fu_tensor *t) {
-    for (int64_t k = 0; k < t->numel; k++)
-        if (!isfinite(t->data[k])) return 0;
-    return 1;
-}
-
 static int load_tensor(const fu_safetensors *st, const char *name, int nd, const int64_t *shape, fu_tensor **out) {
-    int rc = check_entry(st, name, nd, shape);
-    if (rc == FU_OK && !(*out = fu_st_tensor(st, name))) rc = fu_last_code();
-    if (rc == FU_OK && !all_finite(*out)) rc = fu_fail(FU_E_INPUT, "%s: tensor '%s' holds non-finite values", st->label, name);
-    return rc;
+    return fu_st_tensor_exact(st, name, nd, shape, "heads", out);
 }
 
 int fu_heads_read_race_bias(const fu_safetensors *st, float bias[FU_RACE_CLASSES]) {

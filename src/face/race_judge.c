@@ -54,17 +54,8 @@ fu_race_judge *fu_race_judge_new(uint64_t seed) {
     return j;
 }
 
-/* Tensor `name` with exactly this shape and finite values. */
 static int read_tensor(const fu_safetensors *st, const char *name, int nd, const int64_t *shape, fu_tensor **out) {
-    const fu_st_entry *e = fu_st_find(st, name);
-    if (!e) return fu_fail(FU_E_INPUT, "%s: tensor '%s' missing (not a faceup race judge file?)", st->label, name);
-    int ok = e->ndim == nd;
-    for (int d = 0; ok && d < nd; d++) ok = e->shape[d] == shape[d];
-    if (!ok) return fu_fail(FU_E_INPUT, "%s: tensor '%s' has the wrong shape", st->label, name);
-    if (!(*out = fu_st_tensor(st, name))) return fu_last_code();
-    for (int64_t i = 0; i < (*out)->numel; i++)
-        if (!isfinite((*out)->data[i])) return fu_fail(FU_E_INPUT, "%s: tensor '%s' holds non-finite values", st->label, name);
-    return FU_OK;
+    return fu_st_tensor_exact(st, name, nd, shape, "race judge", out);
 }
 
 static int read_vector(const fu_safetensors *st, const char *name, float *dst) {

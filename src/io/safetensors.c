@@ -220,6 +220,20 @@ fu_tensor *fu_st_tensor(const fu_safetensors *st, const char *name) {
     return t;
 }
 
+int fu_st_tensor_exact(const fu_safetensors *st, const char *name, int nd, const int64_t *shape, const char *kind,
+                       fu_tensor **out) {
+    *out = NULL;
+    const fu_st_entry *e = fu_st_find(st, name);
+    if (!e) return fu_fail(FU_E_INPUT, "%s: tensor '%s' missing (not a faceup %s file?)", st->label, name, kind);
+    int same = e->ndim == nd;
+    for (int d = 0; same && d < nd; d++) same = e->shape[d] == shape[d];
+    if (!same) return fu_fail(FU_E_INPUT, "%s: tensor '%s' has the wrong shape", st->label, name);
+    if (!(*out = fu_st_tensor(st, name))) return fu_last_code();
+    for (int64_t k = 0; k < (*out)->numel; k++)
+        if (!isfinite((*out)->data[k])) return fu_fail(FU_E_INPUT, "%s: tensor '%s' holds non-finite values", st->label, name);
+    return FU_OK;
+}
+
 /* ---- writing ---- */
 
 typedef struct strbuf { char *p; size_t len, cap; int failed; } strbuf;

@@ -48,6 +48,11 @@ const char *fu_st_meta_get(const fu_safetensors *st, const char *key);       /* 
 /* New float32 leaf tensor holding the named entry (named after it, truncated to fit).
  * NULL with a message when absent. */
 fu_tensor *fu_st_tensor(const fu_safetensors *st, const char *name);
+/* The named entry as fu_st_tensor, for model loaders that know every shape: FU_E_INPUT naming
+ * the file and tensor when it is missing ("not a faceup KIND file?"), has another shape, or
+ * holds a non-finite value. */
+int fu_st_tensor_exact(const fu_safetensors *st, const char *name, int nd, const int64_t *shape, const char *kind,
+                       fu_tensor **out);
 
 /* One tensor to save; dtype FU_F32 (= 0, so zero-initialised items save float32) or any other. */
 typedef struct fu_st_item { const char *name; const fu_tensor *tensor; fu_dtype dtype; } fu_st_item;
