@@ -38,20 +38,10 @@ int fu_vae_samples(const fu_vae *m, uint64_t seed, float temperature, int64_t n,
 
 /* Reconstructions decode(mu(x)) of n [0,1] images, in place. */
 static int reconstruct(const fu_vae *m, float *images, int64_t n) {
-    int64_t S = m->cfg.size, img = 3 * S * S;
-    fu_graph *g = fu_graph_new();
-    int rc = g ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
-    for (int64_t b0 = 0; rc == FU_OK && b0 < n; b0 += BATCH) {
-        int64_t B = n - b0 < BATCH ? n - b0 : BATCH;
-        fu_graph_reset(g);
-        fu_tensor *x = fu_graph_tensor(g, 4, (int64_t[]){B, 3, S, S});
-        if (!x) { rc = fu_last_code(); break; }
-        for (int64_t j = 0; j < B * img; j++) x->data[j] = 2.0f * images[b0 * img + j] - 1.0f;
-        fu_tensor *y = fu_vae_decode(g, m, fu_vae_encode(g, m, x, NULL));
-        if (!y) { rc = fu_last_code(); break; }
-        for (int64_t j = 0; j < B * img; j++) images[b0 * img + j] = 0.5f * (y->data[j] + 1.0f);
-    }
-    fu_graph_free(g);
+    int64_t count = n * 3 * m->cfg.size * m->cfg.size;
+    for (int64_t j = 0; j < count; j++) images[j] = 2.0f * images[j] - 1.0f;
+    int rc = fu_vae_reconstruct(m, images, n, images);
+    for (int64_t j = 0; j < count; j++) images[j] = 0.5f * (images[j] + 1.0f);
     return rc;
 }
 

@@ -338,6 +338,26 @@ fu_tensor *fu_vae_decode(fu_graph *g, const fu_vae *m, fu_tensor *z) {
     return fu_tanh(g, fu_conv2d(g, h, m->rgb_w, m->rgb_b, &p));
 }
 
+int fu_vae_reconstruct(const fu_vae *m, const float *x, int64_t n, float *out) {
+    enum { BATCH = 64 };
+    int64_t S = m->cfg.size, img = 3 * S * S;
+    fu_graph *g = fu_graph_new();
+    int rc = g ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
+    for (int64_t b0 = 0; rc == FU_OK && b0 < n; b0 += BATCH) {
+        int64_t B = n - b0 < BATCH ? n - b0 : BATCH;
+        fu_graph_reset(g);
+        fu_tensor *in = fu_graph_tensor(g, 4, (int64_t[]){B, 3, S, S}), *y = NULL;
+        if (in) {
+            memcpy(in->data, x + b0 * img, sizeof(float) * (size_t)(B * img));
+            y = fu_vae_decode(g, m, fu_vae_encode(g, m, in, NULL));
+        }
+        if (!y) { rc = fu_last_code() ? fu_last_code() : FU_E_INTERNAL; break; }
+        memcpy(out + b0 * img, y->data, sizeof(float) * (size_t)(B * img));
+    }
+    fu_graph_free(g);
+    return rc;
+}
+
 /* L1 distance of horizontal and vertical neighbour differences, averaged (edge term). */
 static fu_tensor *edge_l1(fu_graph *g, fu_tensor *a, fu_tensor *b) {
     fu_tensor *d[2];

@@ -96,6 +96,9 @@ fu_tensor *fu_vae_encode(fu_graph *g, const fu_vae *m, fu_tensor *x, fu_tensor *
 /* Decoder, the generator: z [N,D] -> image [N,3,S,S] in [-1,1]. Differentiable to z and to the
  * weights; the prior is z ~ N(0, I). */
 fu_tensor *fu_vae_decode(fu_graph *g, const fu_vae *m, fu_tensor *z);
+/* Reconstructions decode(mu(x)) of n images x [n,3,S,S] in [-1,1] into out (may be x itself),
+ * in batches, without keeping gradients: the evaluations' PSNR and identity measures. */
+int fu_vae_reconstruct(const fu_vae *m, const float *x, int64_t n, float *out);
 
 /* One training objective (Laplace reconstruction + beta * KL), per image and pixel:
  *   loss = L1(x', x) + edge_w * L1(grad x', grad x) + beta * KL(q(z|x) || N(0,I)) / (3*S*S)

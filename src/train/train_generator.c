@@ -350,36 +350,41 @@ int fu_train_generator(const fu_gen_train_config *cfg, const fu_faces *set,
 
 #define EVAL_BATCH 64
 
+static int picked(const fu_face_label *l, int split, int source) {
+    return (split == FU_SPLIT_ALL || l->split == split) && (source < 0 || l->source == source);
+}
+
+/* PSNR in dB of each reconstruction y against x ([-1,1] images of img values), summed. */
+static double psnr_sum(const float *x, const float *y, int64_t n, int64_t img) {
+    double sum = 0;
+    for (int64_t k = 0; k < n; k++) {
+        double se = 0;
+        for (int64_t j = 0; j < img; j++) {
+            double d = 0.5 * ((double)y[k * img + j] - x[k * img + j]);   /* [0,1] units */
+            se += d * d;
+        }
+        sum += 10.0 * log10(1.0 / fmax(se / (double)img, 1e-10));
+    }
+    return sum;
+}
+
 int fu_vae_recon_psnr(const fu_vae *m, const fu_faces *set, int split, int source, int64_t limit,
                       double *psnr, int64_t *n_out) {
     if (m->cfg.size != set->size) return fu_fail(FU_E_INPUT, "eval: model size %d but the face set's images are %d", m->cfg.size, set->size);
-    int64_t S = set->size, img = 3 * S * S, n = 0;
-    int64_t *pick = malloc((size_t)(set->count ? set->count : 1) * sizeof *pick);
-    if (!pick) return fu_fail(FU_E_INTERNAL, "eval: out of memory");
-    for (int64_t i = 0; i < set->count && (limit <= 0 || n < limit); i++)
-        if ((split == FU_SPLIT_ALL || set->labels[i].split == split) && (source < 0 || set->labels[i].source == source)) pick[n++] = i;
-    fu_graph *g = fu_graph_new();
-    int rc = g ? FU_OK : fu_fail(FU_E_INTERNAL, "eval: out of memory");
+    int64_t img = 3 * (int64_t)set->size * set->size, n = 0, i = 0;
+    float *x = malloc(sizeof(float) * (size_t)(EVAL_BATCH * img)), *y = malloc(sizeof(float) * (size_t)(EVAL_BATCH * img));
+    int rc = x && y ? FU_OK : fu_fail(FU_E_INTERNAL, "eval: out of memory");
     double sum = 0;
-    for (int64_t b0 = 0; rc == FU_OK && b0 < n; b0 += EVAL_BATCH) {
-        int64_t B = n - b0 < EVAL_BATCH ? n - b0 : EVAL_BATCH;
-        fu_graph_reset(g);
-        fu_tensor *x = fu_graph_tensor(g, 4, (int64_t[]){B, 3, S, S});
-        if (!x) { rc = fu_last_code(); break; }
-        for (int64_t k = 0; k < B; k++) fu_faces_get(set, pick[b0 + k], 0, x->data + k * img);
-        fu_tensor *y = fu_vae_decode(g, m, fu_vae_encode(g, m, x, NULL));
-        if (!y) { rc = fu_last_code(); break; }
-        for (int64_t k = 0; k < B; k++) {
-            double se = 0;
-            for (int64_t j = 0; j < img; j++) {
-                double d = 0.5 * ((double)y->data[k * img + j] - x->data[k * img + j]);  /* [0,1] units */
-                se += d * d;
-            }
-            sum += 10.0 * log10(1.0 / fmax(se / (double)img, 1e-10));
-        }
+    while (rc == FU_OK && i < set->count && (limit <= 0 || n < limit)) {   /* one batch of picked faces per pass */
+        int64_t B = 0;
+        for (; i < set->count && B < EVAL_BATCH && (limit <= 0 || n + B < limit); i++)
+            if (picked(&set->labels[i], split, source)) fu_faces_get(set, i, 0, x + B++ * img);
+        rc = fu_vae_reconstruct(m, x, B, y);
+        if (rc == FU_OK) sum += psnr_sum(x, y, B, img);
+        n += B;
     }
-    fu_graph_free(g);
-    free(pick);
+    free(x);
+    free(y);
     if (rc != FU_OK) return rc;
     *psnr = n ? sum / (double)n : NAN;
     *n_out = n;
