@@ -9,7 +9,6 @@
 #include "io/safetensors.h"
 
 #define PREFIX "backbone."
-#define N_HEAD_MLPS 4
 #define MAX_ITEMS 256
 
 fu_face_extractor *fu_face_extractor_new(fu_dlib_resnet *net, fu_heads *heads, float threshold, float slope) {
@@ -82,8 +81,6 @@ fu_face_extractor *fu_face_extractor_load(const char *path) {
 
 int fu_face_extractor_save(const fu_face_extractor *x, const char *path, fu_dtype backbone_dtype, const fu_st_item *extra,
                            int n_extra, const char *const *meta_kv, int n_meta) {
-    static const char *const mlp_names[N_HEAD_MLPS] = {"race", "attr", "thumb16", "thumb8"};
-    fu_mlp *mlps[N_HEAD_MLPS] = {&x->heads->race, &x->heads->attr, &x->heads->thumb16, &x->heads->thumb8};
     char names[MAX_ITEMS][64];
     fu_st_item items[MAX_ITEMS];
     int n = 0;
@@ -92,35 +89,22 @@ int fu_face_extractor_save(const fu_face_extractor *x, const char *path, fu_dtyp
         snprintf(names[n], sizeof names[n], PREFIX "%s", p->name);
         items[n] = (fu_st_item){names[n], p, backbone_dtype};
     }
-    for (int m = 0; m < N_HEAD_MLPS; m++) {
-        fu_tensor *p[4];
-        fu_mlp_params(mlps[m], p);
-        for (int j = 0; j < 4; j++, n++) {
-            snprintf(names[n], sizeof names[n], "%s.%d.%s", mlp_names[m], j / 2, j % 2 ? "bias" : "weight");
-            items[n] = (fu_st_item){names[n], p[j], FU_F32};
-        }
-    }
-    fu_tensor *frame = fu_tensor_newv(2, (int64_t)68, (int64_t)2);
-    fu_tensor *bias = frame ? fu_heads_race_bias_tensor(x->heads) : NULL;
-    if (!bias) {
-        fu_tensor_free(frame);
-        return fu_last_code();
-    }
-    memcpy(frame->data, x->heads->ffhq_landmarks, sizeof x->heads->ffhq_landmarks);
-    items[n++] = (fu_st_item){"frame.ffhq_landmarks", frame, FU_F32};
-    items[n++] = (fu_st_item){"race.logit_bias", bias, FU_F32};
+    fu_tensor *owned[2];
+    int rc = fu_heads_items(x->heads, names + n, items + n, owned);
+    if (rc != FU_OK) return rc;
+    n += FU_HEADS_ITEMS;
     items[n++] = (fu_st_item){"comparer", x->comparer, FU_F32};
     if (n_extra < 0 || n + n_extra > MAX_ITEMS) {
-        fu_tensor_free(frame);
-        fu_tensor_free(bias);
+        fu_tensor_free(owned[0]);
+        fu_tensor_free(owned[1]);
         return fu_fail(FU_E_INTERNAL, "extractor: too many tensors to save");
     }
     for (int k = 0; k < n_extra; k++) items[n++] = extra[k];
     fu_st_meta meta[8];
     if (n_meta > 8) n_meta = 8;
     for (int k = 0; k < n_meta; k++) meta[k] = (fu_st_meta){meta_kv[2 * k], meta_kv[2 * k + 1]};
-    int rc = fu_st_save(path, items, n, meta, n_meta);
-    fu_tensor_free(frame);
-    fu_tensor_free(bias);
+    rc = fu_st_save(path, items, n, meta, n_meta);
+    fu_tensor_free(owned[0]);
+    fu_tensor_free(owned[1]);
     return rc;
 }

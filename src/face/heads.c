@@ -28,10 +28,66 @@ int fu_race_parse(const char *name) {
     return -1;
 }
 
-/* ------------------------------------------------------------------ layout */
+/* ------------------------------------------------------------------ one MLP */
 
-typedef struct { const char *name; int in, hidden, out; } mlp_shape;
-static const mlp_shape shapes[4] = {
+static fu_tensor **param_slot(fu_mlp *m, int j) { return j % 2 ? &m->b[j / 2] : &m->w[j / 2]; }
+
+/* Shape of tensor j (0 w0, 1 b0, 2 w1, 3 b1) of an MLP; returns its rank. */
+static int param_shape(const fu_mlp_shape *s, int j, int64_t shape[2]) {
+    shape[0] = j < 2 ? s->hidden : s->out;
+    shape[1] = j < 2 ? s->in : s->hidden;
+    return j % 2 == 0 ? 2 : 1;
+}
+
+static void param_name(const fu_mlp_shape *s, int j, char *buf, size_t n) {
+    snprintf(buf, n, "%s.%d.%s", s->name, j / 2, j % 2 ? "bias" : "weight");
+}
+
+void fu_mlp_params(fu_mlp *m, fu_tensor *out[4]) {
+    for (int j = 0; j < 4; j++) out[j] = *param_slot(m, j);
+}
+
+int fu_mlp_init(fu_mlp *m, const fu_mlp_shape *s, fu_rng *r) {
+    for (int j = 0; j < 4; j++) {
+        int64_t shape[2];
+        int nd = param_shape(s, j, shape);
+        fu_tensor *t = fu_tensor_new(nd, shape);
+        if (!(*param_slot(m, j) = t)) return fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
+        float bound = 1.0f / sqrtf((float)(j < 2 ? s->in : s->hidden));
+        fu_rng_fill_uniform(r, t->data, t->numel, -bound, bound);
+    }
+    return FU_OK;
+}
+
+void fu_mlp_release(fu_mlp *m) {
+    for (int j = 0; j < 4; j++) {
+        fu_tensor_free(*param_slot(m, j));
+        *param_slot(m, j) = NULL;
+    }
+}
+
+int fu_mlp_read(fu_mlp *m, const fu_mlp_shape *s, const fu_safetensors *st, const char *kind) {
+    int rc = FU_OK;
+    for (int j = 0; rc == FU_OK && j < 4; j++) {
+        int64_t shape[2];
+        char name[64];
+        int nd = param_shape(s, j, shape);
+        param_name(s, j, name, sizeof name);
+        rc = fu_st_tensor_exact(st, name, nd, shape, kind, param_slot(m, j));
+    }
+    return rc;
+}
+
+void fu_mlp_items(const fu_mlp *m, const fu_mlp_shape *s, char names[4][64], fu_st_item *items) {
+    for (int j = 0; j < 4; j++) {
+        param_name(s, j, names[j], sizeof names[j]);
+        items[j] = (fu_st_item){names[j], *param_slot((fu_mlp *)m, j), FU_F32};
+    }
+}
+
+/* ------------------------------------------------------------------ the heads */
+
+static const fu_mlp_shape shapes[4] = {
     {"race", 128, 256, FU_RACE_CLASSES},
     {"attr", 128, 1024, FU_ATTRS},
     {"thumb16", 3 * 16 * 16, 256, FU_RACE_CLASSES},
@@ -43,32 +99,11 @@ static fu_mlp *mlp_at(fu_heads *h, int i) {
     return all[i];
 }
 
-/* Shape of tensor j (0 w0, 1 b0, 2 w1, 3 b1) of an MLP. */
-static int param_shape(const mlp_shape *s, int j, int64_t shape[2]) {
-    int rows = j < 2 ? s->hidden : s->out, cols = j < 2 ? s->in : s->hidden;
-    shape[0] = rows;
-    shape[1] = cols;
-    return j % 2 == 0 ? 2 : 1;
-}
-
-static void param_name(const mlp_shape *s, int j, char *buf, size_t n) {
-    snprintf(buf, n, "%s.%d.%s", s->name, j / 2, j % 2 ? "bias" : "weight");
-}
-
-static fu_tensor **param_slot(fu_mlp *m, int j) { return j % 2 ? &m->b[j / 2] : &m->w[j / 2]; }
-
-void fu_mlp_params(fu_mlp *m, fu_tensor *out[4]) {
-    for (int j = 0; j < 4; j++) out[j] = *param_slot(m, j);
-}
-
 void fu_heads_free(fu_heads *h) {
     if (!h) return;
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) fu_tensor_free(*param_slot(mlp_at(h, i), j));
+    for (int i = 0; i < 4; i++) fu_mlp_release(mlp_at(h, i));
     free(h);
 }
-
-/* ------------------------------------------------------------------ new, load, save */
 
 fu_heads *fu_heads_new(uint64_t seed) {
     fu_heads *h = fu_calloc(1, sizeof *h);
@@ -76,16 +111,7 @@ fu_heads *fu_heads_new(uint64_t seed) {
     fu_rng r;
     fu_rng_seed(&r, seed);
     for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
-            int64_t shape[2];
-            int nd = param_shape(&shapes[i], j, shape);
-            fu_tensor *t = fu_tensor_new(nd, shape);
-            if (!t) { fu_heads_free(h); return NULL; }
-            *param_slot(mlp_at(h, i), j) = t;
-            /* PyTorch's nn.Linear: weight and bias uniform in +-1/sqrt(fan_in). */
-            float bound = 1.0f / sqrtf((float)(j < 2 ? shapes[i].in : shapes[i].hidden));
-            fu_rng_fill_uniform(&r, t->data, t->numel, -bound, bound);
-        }
+        if (fu_mlp_init(mlp_at(h, i), &shapes[i], &r) != FU_OK) { fu_heads_free(h); return NULL; }
     return h;
 }
 
@@ -111,14 +137,7 @@ fu_heads *fu_heads_load(const char *path) {
     if (!st) return NULL;
     fu_heads *h = fu_calloc(1, sizeof *h);
     int rc = h ? FU_OK : FU_E_INTERNAL;
-    char name[64];
-    for (int i = 0; rc == FU_OK && i < 4; i++)
-        for (int j = 0; rc == FU_OK && j < 4; j++) {
-            int64_t shape[2];
-            int nd = param_shape(&shapes[i], j, shape);
-            param_name(&shapes[i], j, name, sizeof name);
-            rc = load_tensor(st, name, nd, shape, param_slot(mlp_at(h, i), j));
-        }
+    for (int i = 0; rc == FU_OK && i < 4; i++) rc = fu_mlp_read(mlp_at(h, i), &shapes[i], st, "heads");
     fu_tensor *frame = NULL;
     if (rc == FU_OK) rc = load_tensor(st, "frame.ffhq_landmarks", 2, (int64_t[]){68, 2}, &frame);
     if (rc == FU_OK) memcpy(h->ffhq_landmarks, frame->data, sizeof h->ffhq_landmarks);
@@ -129,29 +148,32 @@ fu_heads *fu_heads_load(const char *path) {
     return h;
 }
 
-int fu_heads_save(const fu_heads *h, const char *path, const char *const *meta_kv, int n_meta) {
-    fu_st_item items[18];
-    char names[16][64];
-    fu_tensor *frame = fu_tensor_newv(2, (int64_t)68, (int64_t)2);
-    fu_tensor *bias = frame ? fu_heads_race_bias_tensor(h) : NULL;
-    if (!bias) {
-        fu_tensor_free(frame);
-        return fu_last_code();
+int fu_heads_items(const fu_heads *h, char names[16][64], fu_st_item items[FU_HEADS_ITEMS], fu_tensor *owned[2]) {
+    owned[0] = fu_tensor_newv(2, (int64_t)68, (int64_t)2);
+    owned[1] = owned[0] ? fu_heads_race_bias_tensor(h) : NULL;
+    if (!owned[1]) {
+        fu_tensor_free(owned[0]);
+        owned[0] = NULL;
+        return fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
     }
-    memcpy(frame->data, h->ffhq_landmarks, sizeof h->ffhq_landmarks);
-    int n = 0;
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++, n++) {
-            param_name(&shapes[i], j, names[n], sizeof names[n]);
-            items[n] = (fu_st_item){names[n], *param_slot(mlp_at((fu_heads *)h, i), j), FU_F32};
-        }
-    items[n++] = (fu_st_item){"frame.ffhq_landmarks", frame, FU_F32};
-    items[n++] = (fu_st_item){"race.logit_bias", bias, FU_F32};
+    memcpy(owned[0]->data, h->ffhq_landmarks, sizeof h->ffhq_landmarks);
+    for (int i = 0; i < 4; i++) fu_mlp_items(mlp_at((fu_heads *)h, i), &shapes[i], names + 4 * i, items + 4 * i);
+    items[16] = (fu_st_item){"frame.ffhq_landmarks", owned[0], FU_F32};
+    items[17] = (fu_st_item){"race.logit_bias", owned[1], FU_F32};
+    return FU_OK;
+}
+
+int fu_heads_save(const fu_heads *h, const char *path, const char *const *meta_kv, int n_meta) {
+    fu_st_item items[FU_HEADS_ITEMS];
+    char names[16][64];
+    fu_tensor *owned[2];
+    int rc = fu_heads_items(h, names, items, owned);
+    if (rc != FU_OK) return rc;
     fu_st_meta meta[8];
     for (int k = 0; k < n_meta && k < 8; k++) meta[k] = (fu_st_meta){meta_kv[2 * k], meta_kv[2 * k + 1]};
-    int rc = fu_st_save(path, items, n, meta, n_meta < 8 ? n_meta : 8);
-    fu_tensor_free(frame);
-    fu_tensor_free(bias);
+    rc = fu_st_save(path, items, FU_HEADS_ITEMS, meta, n_meta < 8 ? n_meta : 8);
+    fu_tensor_free(owned[0]);
+    fu_tensor_free(owned[1]);
     return rc;
 }
 

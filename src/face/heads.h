@@ -22,6 +22,8 @@
 #define FU_FACE_HEADS_H
 #include <stdint.h>
 #include "core/graph.h"
+#include "core/rng.h"
+#include "io/safetensors.h"
 
 #define FU_RACE_CLASSES 5
 #define FU_ATTRS 40
@@ -55,6 +57,25 @@ void fu_heads_free(fu_heads *h);
 
 /* The parameters of one MLP (4 leaves), for an optimiser. */
 void fu_mlp_params(fu_mlp *m, fu_tensor *out[4]);
+
+/* An MLP's place in a file: tensors "<name>.{0,1}.{weight,bias}" of an in -> hidden -> out MLP.
+ * The heads file holds four (race, attr, thumb16, thumb8); the race judge (race_judge.h) one. */
+typedef struct fu_mlp_shape { const char *name; int in, hidden, out; } fu_mlp_shape;
+/* New tensors with PyTorch's nn.Linear initialisation (uniform +-1/sqrt(fan_in)) drawn from r.
+ * FU_OK, or out of memory (what was made stays in m for fu_mlp_release). */
+int fu_mlp_init(fu_mlp *m, const fu_mlp_shape *s, fu_rng *r);
+void fu_mlp_release(fu_mlp *m);   /* frees the four tensors */
+/* Reads the four tensors, each of exactly its shape and finite (fu_st_tensor_exact; kind names
+ * the file type in messages). */
+int fu_mlp_read(fu_mlp *m, const fu_mlp_shape *s, const struct fu_safetensors *st, const char *kind);
+/* The four tensors as save items, named into names. */
+void fu_mlp_items(const fu_mlp *m, const fu_mlp_shape *s, char names[4][64], struct fu_st_item *items);
+
+/* The heads' tensors as save items, for the heads file and the extractor file that embeds them:
+ * the four MLPs, frame.ffhq_landmarks and race.logit_bias. owned[2] receives the two tensors
+ * made for it, to free after saving. FU_OK or out of memory. */
+#define FU_HEADS_ITEMS 18
+int fu_heads_items(const fu_heads *h, char names[16][64], struct fu_st_item items[FU_HEADS_ITEMS], fu_tensor *owned[2]);
 /* x [N, in] -> logits [N, out]; NULL with a message on a shape mismatch. */
 fu_tensor *fu_mlp_forward(fu_graph *g, const fu_mlp *m, fu_tensor *x);
 

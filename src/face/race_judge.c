@@ -19,20 +19,11 @@ void fu_judge_box_theta(const int64_t *img_shape, const float box[4], int size, 
     theta[3] = 0, theta[4] = sy, theta[5] = box[1] * H + 0.5 * sy - 0.5;
 }
 
-static fu_tensor **slot(fu_race_judge *j, int k) { return k % 2 ? &j->mlp.b[k / 2] : &j->mlp.w[k / 2]; }
-
-/* Shape of MLP tensor k (0 w0, 1 b0, 2 w1, 3 b1). */
-static int shape_of(int k, int64_t shape[2]) {
-    shape[0] = k < 2 ? FU_RACE_JUDGE_HIDDEN : FU_RACE_CLASSES;
-    shape[1] = k < 2 ? FU_RACE_JUDGE_IN : FU_RACE_JUDGE_HIDDEN;
-    return k % 2 ? 1 : 2;
-}
-
-static void name_of(int k, char *buf, size_t n) { snprintf(buf, n, "judge.%d.%s", k / 2, k % 2 ? "bias" : "weight"); }
+static const fu_mlp_shape judge_shape = {"judge", FU_RACE_JUDGE_IN, FU_RACE_JUDGE_HIDDEN, FU_RACE_CLASSES};
 
 void fu_race_judge_free(fu_race_judge *j) {
     if (!j) return;
-    for (int k = 0; k < 4; k++) fu_tensor_free(*slot(j, k));
+    fu_mlp_release(&j->mlp);
     free(j);
 }
 
@@ -41,15 +32,7 @@ fu_race_judge *fu_race_judge_new(uint64_t seed) {
     if (!j) return NULL;
     fu_rng r;
     fu_rng_seed(&r, seed);
-    for (int k = 0; k < 4; k++) {
-        int64_t shape[2];
-        int nd = shape_of(k, shape);
-        fu_tensor *t = fu_tensor_new(nd, shape);
-        if (!t) { fu_race_judge_free(j); return NULL; }
-        *slot(j, k) = t;
-        float bound = 1.0f / sqrtf((float)(k < 2 ? FU_RACE_JUDGE_IN : FU_RACE_JUDGE_HIDDEN));
-        fu_rng_fill_uniform(&r, t->data, t->numel, -bound, bound);
-    }
+    if (fu_mlp_init(&j->mlp, &judge_shape, &r) != FU_OK) { fu_race_judge_free(j); return NULL; }
     for (int i = 0; i < FU_RACE_JUDGE_IN; i++) j->scale[i] = 1;
     return j;
 }
@@ -71,13 +54,7 @@ fu_race_judge *fu_race_judge_load(const char *path) {
     if (!st) return NULL;
     fu_race_judge *j = fu_calloc(1, sizeof *j);
     int rc = j ? FU_OK : FU_E_INTERNAL;
-    char name[32];
-    for (int k = 0; rc == FU_OK && k < 4; k++) {
-        int64_t shape[2];
-        int nd = shape_of(k, shape);
-        name_of(k, name, sizeof name);
-        rc = read_tensor(st, name, nd, shape, slot(j, k));
-    }
+    if (rc == FU_OK) rc = fu_mlp_read(&j->mlp, &judge_shape, st, "race judge");
     if (rc == FU_OK) rc = read_vector(st, "judge.input_mean", j->mean);
     if (rc == FU_OK) rc = read_vector(st, "judge.input_scale", j->scale);
     for (int i = 0; rc == FU_OK && i < FU_RACE_JUDGE_IN; i++)
@@ -89,16 +66,13 @@ fu_race_judge *fu_race_judge_load(const char *path) {
 
 int fu_race_judge_save(const fu_race_judge *j, const char *path, const char *const *meta_kv, int n_meta) {
     fu_st_item items[6];
-    char names[4][32];
+    char names[4][64];
     fu_tensor *mean = fu_tensor_newv(1, (int64_t)FU_RACE_JUDGE_IN), *scale = fu_tensor_newv(1, (int64_t)FU_RACE_JUDGE_IN);
     int rc = mean && scale ? FU_OK : fu_last_code();
     if (rc == FU_OK) {
         memcpy(mean->data, j->mean, sizeof j->mean);
         memcpy(scale->data, j->scale, sizeof j->scale);
-        for (int k = 0; k < 4; k++) {
-            name_of(k, names[k], sizeof names[k]);
-            items[k] = (fu_st_item){names[k], *slot((fu_race_judge *)j, k), FU_F32};
-        }
+        fu_mlp_items(&j->mlp, &judge_shape, names, items);
         items[4] = (fu_st_item){"judge.input_mean", mean, FU_F32};
         items[5] = (fu_st_item){"judge.input_scale", scale, FU_F32};
         fu_st_meta meta[8];
