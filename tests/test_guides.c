@@ -297,6 +297,47 @@ TEST(face_guides_frame_and_describe) {
     close_nets(&n);
 }
 
+/* --face-jitter: the terms see a new random chip warp whenever the graph's seed changes, the
+ * same one for the same seed; describe() never jitters; amounts outside [0, 0.5] are refused. */
+TEST(face_guides_jitter_redraws_with_the_graph_seed) {
+    nets n = {0};
+    if (!open_nets(&n)) { close_nets(&n); SKIP("needs " FU_HEADS_DEFAULT " and the dlib ResNet in the model cache"); }
+    fu_face_guides fg;
+    REQUIRE(fu_face_guides_init(&fg, n.net, n.heads, 64) == FU_OK);
+    CHECK(fu_face_guides_set_jitter(&fg, 0.6f) == FU_E_INPUT && fg.jitter == 0);
+    fu_tensor *x = smooth_image(4, 64);
+    fu_loss_term race = {.kind = FU_TERM_RACE, .index = 2};
+    fu_search_guides sg = fu_face_guides_bind(&fg);
+    fu_graph *g = fu_graph_new();
+    fu_tensor *fixed = sg.race.loss(sg.race.ctx, g, x, &race);
+    REQUIRE(fixed);
+    float v_fixed = fixed->data[0];
+    fu_face_report plain, jittered;
+    REQUIRE(fu_face_guides_describe(&fg, x, &plain) == FU_OK);
+    REQUIRE(fu_face_guides_set_jitter(&fg, 0.05f) == FU_OK);
+    fu_graph *gj = fu_graph_new();
+    gj->seed = 11;
+    fu_tensor *j = sg.race.loss(sg.race.ctx, gj, x, &race);
+    REQUIRE(j);
+    float v11 = j->data[0];
+    int differ = 0;
+    for (uint64_t seed = 12; seed < 16; seed++) {
+        gj->seed = seed;
+        REQUIRE(fu_graph_forward(gj) == FU_OK);
+        differ += fabsf(j->data[0] - v11) > 1e-6f * fabsf(v11);
+    }
+    CHECK_MSG(differ == 4 && v11 != v_fixed, "fixed %g, seed 11 %g, %d of 4 other seeds differ", v_fixed, v11, differ);
+    gj->seed = 11;
+    REQUIRE(fu_graph_forward(gj) == FU_OK);
+    CHECK(j->data[0] == v11);
+    REQUIRE(fu_face_guides_describe(&fg, x, &jittered) == FU_OK);
+    CHECK(memcmp(plain.race_probs, jittered.race_probs, sizeof plain.race_probs) == 0);
+    fu_graph_free(gj);
+    fu_graph_free(g);
+    fu_tensor_free(x);
+    close_nets(&n);
+}
+
 /* ------------------------------------------------------------------ search */
 
 /* G(z) for z ~ N(0, I) from seed, zero noise: [1,3,R,R] leaf. */
@@ -417,6 +458,7 @@ TEST(cli_upscale_face_flags_bad_input) {
         {"--attr Smiling=1,Bald=0,Smilin=1", "unknown CelebA attribute 'Smilin'"},
         {"--race green", "--race expects keep, white, black, asian, indian or other"},
         {"--loss 100*L2+1*RACE_IS_6", "RACE_IS_6: the race head has classes 0..4"},
+        {"--race keep --face-jitter 0.7", "--face-jitter"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char flag[1024];

@@ -391,6 +391,77 @@ TEST(gradcheck_affine_warp) {
     fu_tensor_free(in[1]);
 }
 
+/* ---- warp jitter ---- */
+
+TEST(warp_jitter_draws_bounded_similarities) {
+    fu_graph *g = fu_graph_new();
+    fu_tensor *theta = fu_tensor_newv(3, (int64_t)2, (int64_t)2, (int64_t)3);
+    REQUIRE(g && theta);
+    const float base[6] = {0.8f, 0.1f, 3, -0.1f, 0.8f, 4};
+    memcpy(theta->data, base, sizeof base);
+    memcpy(theta->data + 6, base, sizeof base);
+    /* Amount 0 without flips: theta itself. */
+    fu_tensor *same = fu_warp_jitter(g, theta, 0, 0, 10, 10);
+    REQUIRE(same);
+    for (int i = 0; i < 12; i++) CHECK_NEAR(same->data[i], theta->data[i], 1e-6);
+    /* a = 0.1 with flips over 200 seeds: the scale stays in exp(+-a), the centre moves at most
+     * a * ow pixels (mapped through theta), both mirror states occur, and a re-run with the
+     * same seed draws the same warp. */
+    fu_tensor *jit = fu_warp_jitter(g, theta, 0.1f, 1, 10, 10);
+    REQUIRE(jit);
+    int mirrored = 0, plain = 0, in_bounds = 1;
+    double det0 = (double)base[0] * base[4] - (double)base[1] * base[3];
+    for (uint64_t seed = 1; seed <= 200; seed++) {
+        g->seed = seed;
+        REQUIRE(fu_graph_forward(g) == FU_OK);
+        const float *o = jit->data;
+        double ratio = ((double)o[0] * o[4] - (double)o[1] * o[3]) / det0;
+        if (ratio < 0) mirrored++;
+        else plain++;
+        in_bounds &= fabs(ratio) >= exp(-0.2) - 1e-4 && fabs(ratio) <= exp(0.2) + 1e-4;
+        /* the centre (4.5, 4.5) through the jittered warp vs through theta, in output pixels */
+        double X = o[0] * 4.5 + o[1] * 4.5 + o[2] - (base[0] * 4.5 + base[1] * 4.5 + base[2]);
+        double Y = o[3] * 4.5 + o[4] * 4.5 + o[5] - (base[3] * 4.5 + base[4] * 4.5 + base[5]);
+        double du = (base[4] * X - base[1] * Y) / det0, dv = (-base[3] * X + base[0] * Y) / det0;
+        in_bounds &= fabs(du) <= 1.0 + 1e-4 && fabs(dv) <= 1.0 + 1e-4;
+    }
+    CHECK(in_bounds);
+    CHECK(mirrored > 60 && plain > 60);
+    float first[12];
+    g->seed = 7;
+    REQUIRE(fu_graph_forward(g) == FU_OK);
+    memcpy(first, jit->data, sizeof first);
+    g->seed = 8;
+    REQUIRE(fu_graph_forward(g) == FU_OK);
+    CHECK(memcmp(first, jit->data, sizeof first) != 0);
+    g->seed = 7;
+    REQUIRE(fu_graph_forward(g) == FU_OK);
+    CHECK(memcmp(first, jit->data, sizeof first) == 0);
+    /* The two batch rows draw their own warps. */
+    CHECK(memcmp(jit->data, jit->data + 6, 6 * sizeof(float)) != 0);
+    CHECK(fu_warp_jitter(g, theta, 0.6f, 0, 10, 10) == NULL);
+    CHECK(fu_warp_jitter(g, theta, 0.1f, 0, 0, 10) == NULL);
+    fu_tensor_free(theta);
+    fu_graph_free(g);
+}
+
+static fu_tensor *build_warp_jitter(fu_graph *g, fu_tensor **in, void *ctx) {
+    (void)ctx;
+    return fu_warp_jitter(g, in[0], 0.2f, 1, 4, 5);
+}
+
+TEST(gradcheck_warp_jitter) {
+    fu_rng r;
+    fu_rng_seed(&r, 73);
+    fu_tensor *theta = randn_leaf(&r, 3, (int64_t[]){3, 2, 3}, 1);
+    /* The graph's seed is fixed, so every re-run draws the same jitter: the output is linear in
+     * theta and finite differences are exact up to rounding. */
+    fu_gradcheck_result res;
+    CHECK_MSG(fu_gradcheck(build_warp_jitter, &theta, 1, NULL, NULL, &res) == FU_OK, "%s", fu_last_error());
+    CHECK(res.n_checked == 18);
+    fu_tensor_free(theta);
+}
+
 /* ---- argument checks ---- */
 
 TEST(image_ops_reject_bad_arguments) {

@@ -221,10 +221,24 @@ TEST(cli_train_thumb_race_learns_and_keeps_other_heads) {
     CHECK(jnum(cJSON_GetObjectItem(j, "thumb16"), "val", "balanced_accuracy") > 0.9);
     CHECK(jnum(cJSON_GetObjectItem(j, "thumb8"), "val", "balanced_accuracy") > 0.9);
     CHECK(jnum(j, "thumb16_before", "faces") == 75);
-    cJSON_Delete(j);
-    /* the new file: new thumbnail classifiers, every other head unchanged */
+    /* the worst-class offsets fitted on dev: in the JSON with their val scores, and in the file */
+    const cJSON *with = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "thumb8"), "val_with_offsets");
+    const cJSON *offsets = cJSON_GetObjectItem(with, "offsets");
+    CHECK(jnum(cJSON_GetObjectItem(j, "thumb8"), "val_with_offsets", "balanced_accuracy") > 0.9);
+    REQUIRE(cJSON_GetArraySize(offsets) == FU_RACE_CLASSES);
     fu_heads *back = fu_heads_load(heads_out);
     REQUIRE(back);
+    for (int c = 0; c < FU_RACE_CLASSES; c++) CHECK_NEAR(back->thumb_logit_bias[1][c], cJSON_GetArrayItem(offsets, c)->valuedouble, 1e-6);
+    cJSON_Delete(j);
+    /* --no-offsets: plain argmax, zero offsets in the file */
+    fu_heads *plain = NULL;
+    snprintf(args, sizeof args, "train thumb-race --pack %s --heads %s --out %s.plain --quiet --threads 1 --no-offsets", pack_path, heads_in, heads_out);
+    CHECK(run_faceup(args, so, sizeof so, se, sizeof se) == FU_OK);
+    snprintf(args, sizeof args, "%s.plain", heads_out);
+    REQUIRE((plain = fu_heads_load(args)));
+    for (int c = 0; c < FU_RACE_CLASSES; c++) CHECK(plain->thumb_logit_bias[0][c] == 0 && plain->thumb_logit_bias[1][c] == 0);
+    fu_heads_free(plain);
+    /* the new file: new thumbnail classifiers, every other head unchanged */
     CHECK(tensor_equals(back->race.w[0], h->race.w[0]->data, h->race.w[0]->numel) && tensor_equals(back->attr.b[1], h->attr.b[1]->data, h->attr.b[1]->numel));
     CHECK(!tensor_equals(back->thumb16.w[0], h->thumb16.w[0]->data, h->thumb16.w[0]->numel));
     float probs[FU_RACE_CLASSES];

@@ -108,21 +108,59 @@ TEST(heads_race_logit_bias_stored_checked_and_applied) {
 }
 
 TEST(heads_without_race_logit_bias_load_with_zero_offsets) {
-    /* a heads file written before the offsets existed: every tensor but race.logit_bias */
+    /* a heads file written before the offsets existed: every tensor but the three offsets */
     char path[512], names[16][64];
     snprintf(path, sizeof path, "%s/heads_old.safetensors", fu_test_tmpdir());
     fu_heads *h = fu_heads_new(4);
     REQUIRE(h);
     fu_st_item items[FU_HEADS_ITEMS];
-    fu_tensor *owned[2];
+    fu_tensor *owned[FU_HEADS_OWNED];
     REQUIRE(fu_heads_items(h, names, items, owned) == FU_OK);
-    REQUIRE(!strcmp(items[FU_HEADS_ITEMS - 1].name, "race.logit_bias"));
-    REQUIRE(fu_st_save(path, items, FU_HEADS_ITEMS - 1, NULL, 0) == FU_OK);   /* all but the offsets */
+    REQUIRE(!strcmp(items[FU_HEADS_ITEMS - 3].name, "race.logit_bias"));
+    REQUIRE(fu_st_save(path, items, FU_HEADS_ITEMS - 3, NULL, 0) == FU_OK);   /* all but the offsets */
     fu_heads *old = fu_heads_load(path);
     REQUIRE(old);
-    for (int c = 0; c < FU_RACE_CLASSES; c++) CHECK(old->race_logit_bias[c] == 0.0f);
+    for (int c = 0; c < FU_RACE_CLASSES; c++)
+        CHECK(old->race_logit_bias[c] == 0.0f && old->thumb_logit_bias[0][c] == 0.0f && old->thumb_logit_bias[1][c] == 0.0f);
     fu_heads_free(old);
-    fu_tensor_free(owned[0]);
-    fu_tensor_free(owned[1]);
+    fu_heads_items_release(owned);
+    fu_heads_free(h);
+}
+
+/* thumb16.logit_bias / thumb8.logit_bias: saved, loaded, checked and added to the thumbnail
+ * classifier's logits (probabilities = softmax(logits + offsets)). */
+TEST(heads_thumb_logit_bias_stored_checked_and_applied) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/heads_thumb_bias.safetensors", fu_test_tmpdir());
+    fu_heads *h = fu_heads_new(5);
+    REQUIRE(h);
+    fu_tensor *thumbs[2] = {fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)16, (int64_t)16),
+                            fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)8, (int64_t)8)};
+    REQUIRE(thumbs[0] && thumbs[1]);
+    for (int t = 0; t < 2; t++)
+        for (int64_t i = 0; i < thumbs[t]->numel; i++) thumbs[t]->data[i] = (float)((i * 37) % 101) / 100.0f;
+    float raw[2][FU_RACE_CLASSES], with[2][FU_RACE_CLASSES];
+    for (int t = 0; t < 2; t++) REQUIRE(fu_heads_thumb_race(h, thumbs[t], raw[t]) >= 0);
+    const float b16[FU_RACE_CLASSES] = {0, 1, -2, 0.5f, 3}, b8[FU_RACE_CLASSES] = {-1, 0, 0, 2, 0};
+    memcpy(h->thumb_logit_bias[0], b16, sizeof b16);
+    memcpy(h->thumb_logit_bias[1], b8, sizeof b8);
+    REQUIRE(fu_heads_save(h, path, NULL, 0) == FU_OK);
+    fu_heads *back = fu_heads_load(path);
+    REQUIRE(back);
+    CHECK(!memcmp(back->thumb_logit_bias[0], b16, sizeof b16) && !memcmp(back->thumb_logit_bias[1], b8, sizeof b8));
+    for (int t = 0; t < 2; t++) {
+        int best = fu_heads_thumb_race(back, thumbs[t], with[t]);
+        const float *b = t ? b8 : b16;
+        /* softmax(l + b)_c / softmax(l + b)_0 = softmax(l)_c / softmax(l)_0 * exp(b_c - b_0) */
+        for (int c = 1; c < FU_RACE_CLASSES; c++)
+            CHECK_NEAR(with[t][c] / with[t][0], raw[t][c] / raw[t][0] * expf(b[c] - b[0]), 1e-3 * raw[t][c] / raw[t][0] * expf(b[c] - b[0]));
+        for (int c = 0; c < FU_RACE_CLASSES; c++) CHECK(with[t][c] <= with[t][best]);
+    }
+    fu_heads_free(back);
+    h->thumb_logit_bias[1][3] = 25;   /* beyond FU_RACE_BIAS_LIMIT */
+    REQUIRE(fu_heads_save(h, path, NULL, 0) == FU_OK);
+    CHECK(fu_heads_load(path) == NULL);
+    CHECK(strstr(fu_last_error(), "thumb8.logit_bias") != NULL);
+    for (int t = 0; t < 2; t++) fu_tensor_free(thumbs[t]);
     fu_heads_free(h);
 }

@@ -45,6 +45,7 @@ typedef struct options {
     const char *data, *out, *methods, *factors, *generator, *heads, *race_judge, *race_judge_model;
     int lfw_pairs, utk_per_class, celeba, steps, seeds, threads, json, quiet, overwrite;
     int method_mask, n_factors, judge;
+    float face_jitter;
     fu_eu_factor factor[FU_EU_MAX_FACTORS];
     char generator_path[FU_EU_PATH], heads_path[FU_EU_PATH], data_buf[FU_EU_PATH], judge_path[FU_EU_PATH];
 } options;
@@ -132,6 +133,7 @@ static int open_nets(options *o, nets *n) {
     if (rc == FU_OK && !(n->heads = fu_heads_load(o->heads))) rc = fu_last_code();
     if (rc == FU_OK) rc = fu_face_pipeline_open(&n->pipe);
     if (rc == FU_OK) rc = fu_face_guides_init(&n->fg, n->pipe.net, n->heads, n->gen->resolution);
+    if (rc == FU_OK) rc = fu_face_guides_set_jitter(&n->fg, o->face_jitter);
     if (rc == FU_OK && !(n->framer = fu_faces_framer_open(FU_FACES_FRAME_FFHQ))) rc = fu_last_code();
     if (rc == FU_OK && !(n->faceres = fu_face_net_load(FU_NET_FACERES))) rc = fu_last_code();
     if (rc == FU_OK && !(n->gear = fu_face_net_load(FU_NET_GEAR))) rc = fu_last_code();
@@ -582,6 +584,7 @@ static cJSON *summary_json(const options *o, const face *faces, int n_faces, cJS
     cJSON_AddStringToObject(root, "data", o->data);
     cJSON_AddStringToObject(root, "out", o->out);
     cJSON_AddNumberToObject(root, "steps", o->steps);
+    cJSON_AddNumberToObject(root, "face_jitter", o->face_jitter);
     cJSON_AddNumberToObject(root, "seeds", o->seeds);
     cJSON_AddNumberToObject(root, "eps", fu_search_defaults().eps);
     for (int k = 0; k < o->n_factors; k++) {
@@ -713,6 +716,7 @@ int cmd_eval_upscale(int argc, char **argv) {
         {"--steps", ARG_INT, &o.steps, 1, 100000, "search steps (default 100)"},
         {"--seeds", ARG_INT, &o.seeds, 1, 64, "random starts per search (default 1)"},
         {"--generator", ARG_STRING, &o.generator, 0, 0, "generator (default " DEFAULT_GENERATOR ")"},
+        {"--face-jitter", ARG_FLOAT, &o.face_jitter, 0, 0.5, "as upscale's: random similarity + mirror of the face terms' chip per step (default 0; use a new --out)"},
         {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads (default " FU_HEADS_DEFAULT ")"},
         {"--race-judge", ARG_STRING, &o.race_judge, 0, 0, "race judge of the tables: faceres (faceup's MLP on faceres) or gear (default faceres)"},
         {"--race-judge-model", ARG_STRING, &o.race_judge_model, 0, 0, "faceres race judge file (default " FU_RACE_JUDGE_DEFAULT ")"},

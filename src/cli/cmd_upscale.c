@@ -43,7 +43,7 @@
 typedef struct options {
     const char *out, *generator, *gaussfit, *loss, *loss2, *schedule, *noise, *sheet, *identity, *attr, *race, *heads, *extractor;
     int seeds, first_seed, steps, trainable_noise, save_intermediate, json, overwrite, threads, quiet, random_init, no_extractor, no_face_check;
-    float lr, eps;
+    float lr, eps, face_jitter;
 } options;
 
 typedef struct job {
@@ -341,6 +341,7 @@ static cJSON *run_json(const options *o, const fu_generator *gen, const char *ge
     cJSON_AddNumberToObject(root, "eps", json_float(cfg->eps));
     cJSON_AddNumberToObject(root, "steps", cfg->steps);
     cJSON_AddNumberToObject(root, "lr", json_float(cfg->lr));
+    cJSON_AddNumberToObject(root, "face_jitter", json_float(o->face_jitter));
     cJSON_AddStringToObject(root, "schedule", o->schedule);
     cJSON_AddStringToObject(root, "noise", o->noise);
     if (o->race) cJSON_AddStringToObject(root, "race", o->race);   /* keep: each result's RACE_IS_k is in its terms */
@@ -518,6 +519,7 @@ int cmd_upscale(int argc, char **argv) {
         {"--trainable-noise-layers", ARG_INT, &o.trainable_noise, 0, 32, "noise maps optimised with --noise trainable (default 5)"},
         {"--identity", ARG_STRING, &o.identity, 0, 0, "reference photo: adds 5*IDENTITY_SCORE"},
         {"--race", ARG_STRING, &o.race, 0, 0, "keep | white | black | asian | indian | other: adds 1*RACE_IS_k (keep: the thumbnail's)"},
+        {"--face-jitter", ARG_FLOAT, &o.face_jitter, 0, 0.5, "face terms see the chip through a random similarity + mirror of this size, redrawn each step (default 0: fixed)"},
         {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads without an extractor (default " FU_HEADS_DEFAULT ")"},
         {"--extractor", ARG_STRING, &o.extractor, 0, 0, "augmented extractor: fine-tuned backbone, heads, comparer (default " FU_EXTRACTOR_DEFAULT " when present)"},
         {"--no-extractor", ARG_FLAG, &o.no_extractor, 0, 0, "face-api's backbone and --heads even when the extractor file is present"},
@@ -566,6 +568,7 @@ int cmd_upscale(int argc, char **argv) {
     if (rc == FU_OK)
         rc = upscale_face_open(&uf, o.heads, o.no_extractor ? NULL : o.extractor, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL,
                                gen->resolution);
+    if (rc == FU_OK && uf.active) rc = fu_face_guides_set_jitter(&uf.fg, o.face_jitter);
     if (rc == FU_OK && uf.active) cfg.guides = &uf.guides;
     if (rc == FU_OK) rc = fu_search_check_guides(&cfg.loss, cfg.guides);
     if (rc == FU_OK && cfg.has_loss2) rc = fu_search_check_guides(&cfg.loss2, cfg.guides);

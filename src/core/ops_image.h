@@ -36,5 +36,12 @@ fu_tensor *fu_resize_area(fu_graph *g, fu_tensor *x, int64_t oh, int64_t ow);
  * theta {1,0,0, 0,1,0} with (oh, ow) = (H, W) reproduces x. Differentiable w.r.t. x and theta
  * (theta's gradient is exact except at the kinks where X or Y is an integer). */
 fu_tensor *fu_affine_warp(fu_graph *g, fu_tensor *x, fu_tensor *theta, int64_t oh, int64_t ow);
+/* theta [N, 2, 3] of a warp to (oh, ow), composed with a random similarity of the output frame
+ * about its centre, redrawn per row on every forward from g->seed (expectation over
+ * transformations: change g->seed between steps): scale exp(a U), rotation a U radians, shift
+ * a ow U pixels per axis (U uniform in [-1, 1]), and a left-right mirror with probability 1/2
+ * when flips is set. amount a in [0, 0.5]; a = 0 without flips gives theta back.
+ * Differentiable w.r.t. theta. */
+fu_tensor *fu_warp_jitter(fu_graph *g, fu_tensor *theta, float amount, int flips, int64_t oh, int64_t ow);
 
 #endif

@@ -12,6 +12,7 @@
  * Y crosses an integer). */
 #include "ops.h"
 #include "error.h"
+#include "rng.h"
 #include <math.h>
 #include <string.h>
 
@@ -131,5 +132,87 @@ fu_tensor *fu_affine_warp(fu_graph *g, fu_tensor *x, fu_tensor *theta, int64_t o
     if (oh < 1 || ow < 1 || fu_shape_numel(4, shape) < 0)
         return fu_fail_null(FU_E_INPUT, "affine_warp: bad output size %lldx%lld", (long long)oh, (long long)ow);
     fu_node *n = fu_node_new(g, &op_affine_warp, (fu_tensor *[]){x, theta}, 2, 4, shape);
+    return fu_node_run(n);
+}
+
+/* ---- random similarity jitter of a warp -------------------------------------------------
+ * theta [N, 2, 3] maps output pixels (u, v) to input pixels. The jittered warp first moves the
+ * output pixel by a random similarity J about the output's centre c = ((ow-1)/2, (oh-1)/2):
+ *     p' = c + s R F (p - c) + t,
+ * s = exp(a U), R a rotation by a U radians, t = a ow (U, U) pixels (U uniform in [-1, 1], drawn
+ * per row), F a left-right mirror with probability 1/2 when flips are on; then applies theta:
+ * out = theta J (2x3 times 3x3). Drawn on every forward from g->seed and the node's position, so
+ * a re-run with the same seed reproduces it (the search changes the seed every step).
+ * Linear in theta for a fixed J: d theta[r][k] = sum_c d out[r][c] J[k][c].
+ * saved: J's two top rows per batch row. ip[0] = node position, ip[1] = flips, ip[2] = ow,
+ * ip[3] = oh. fp[0] = a. */
+
+static void draw_jitter(fu_rng *r, float a, int flips, double cx, double cy, double side, double J[6]) {
+    double s = exp(a * (2 * fu_rng_uniform(r) - 1)), angle = a * (2 * fu_rng_uniform(r) - 1);
+    double tx = a * side * (2 * fu_rng_uniform(r) - 1), ty = a * side * (2 * fu_rng_uniform(r) - 1);
+    double m = flips && fu_rng_uniform(r) < 0.5f ? -1 : 1;
+    double c = s * cos(angle), sn = s * sin(angle);
+    /* [c -sn; sn c] diag(m, 1): columns scaled by the mirror */
+    J[0] = c * m; J[1] = -sn; J[3] = sn * m; J[4] = c;
+    J[2] = cx + tx - J[0] * cx - J[1] * cy;
+    J[5] = cy + ty - J[3] * cx - J[4] * cy;
+}
+
+static int warp_jitter_forward(fu_node *n) {
+    int64_t N = n->out->shape[0];
+    double *J = fu_node_saved(n, (size_t)N * 6 * sizeof(double));
+    if (!J) return FU_E_INTERNAL;
+    fu_rng r;
+    fu_rng_seed(&r, n->graph->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(n->ip[0] + 1)));
+    double cx = ((double)n->ip[2] - 1) / 2, cy = ((double)n->ip[3] - 1) / 2;
+    for (int64_t b = 0; b < N; b++) {
+        const float *t = n->in[0]->data + 6 * b;
+        float *o = n->out->data + 6 * b;
+        double *j = J + 6 * b;
+        draw_jitter(&r, n->fp[0], (int)n->ip[1], cx, cy, (double)n->ip[2], j);
+        for (int row = 0; row < 2; row++) {
+            const float *tr = t + 3 * row;
+            o[3 * row + 0] = (float)(tr[0] * j[0] + tr[1] * j[3]);
+            o[3 * row + 1] = (float)(tr[0] * j[1] + tr[1] * j[4]);
+            o[3 * row + 2] = (float)(tr[0] * j[2] + tr[1] * j[5] + tr[2]);
+        }
+    }
+    return FU_OK;
+}
+
+static void warp_jitter_backward(fu_node *n) {
+    float *gt = fu_in_grad(n, 0);
+    if (!gt) return;
+    const double *J = n->saved;
+    const float *go = n->out->grad;
+    for (int64_t b = 0; b < n->out->shape[0]; b++) {
+        const double *j = J + 6 * b;
+        for (int row = 0; row < 2; row++) {
+            const float *g = go + 6 * b + 3 * row;
+            float *d = gt + 6 * b + 3 * row;
+            d[0] += (float)(g[0] * j[0] + g[1] * j[1] + g[2] * j[2]);
+            d[1] += (float)(g[0] * j[3] + g[1] * j[4] + g[2] * j[5]);
+            d[2] += g[2];
+        }
+    }
+}
+
+static const fu_op op_warp_jitter = {"warp_jitter", warp_jitter_forward, warp_jitter_backward, NULL};
+
+fu_tensor *fu_warp_jitter(fu_graph *g, fu_tensor *theta, float amount, int flips, int64_t oh, int64_t ow) {
+    if (!theta) return fu_node_run(fu_node_new(g, &op_warp_jitter, &theta, 1, 0, NULL));
+    if (!fu_check_ndim("warp_jitter", theta, 3)) return NULL;
+    if (theta->shape[1] != 2 || theta->shape[2] != 3)
+        return fu_fail_null(FU_E_INPUT, "warp_jitter: theta must be [N,2,3]");
+    if (!(amount >= 0 && amount <= 0.5f))
+        return fu_fail_null(FU_E_INPUT, "warp_jitter: amount must be in [0, 0.5], got %g", (double)amount);
+    if (oh < 1 || ow < 1) return fu_fail_null(FU_E_INPUT, "warp_jitter: bad output size %lldx%lld", (long long)oh, (long long)ow);
+    fu_node *n = fu_node_new(g, &op_warp_jitter, &theta, 1, 3, theta->shape);
+    if (!n) return NULL;
+    n->ip[0] = g->n_nodes - 1;
+    n->ip[1] = flips != 0;
+    n->ip[2] = ow;
+    n->ip[3] = oh;
+    n->fp[0] = amount;
     return fu_node_run(n);
 }

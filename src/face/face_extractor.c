@@ -89,14 +89,13 @@ int fu_face_extractor_save(const fu_face_extractor *x, const char *path, fu_dtyp
         snprintf(names[n], sizeof names[n], PREFIX "%s", p->name);
         items[n] = (fu_st_item){names[n], p, backbone_dtype};
     }
-    fu_tensor *owned[2];
+    fu_tensor *owned[FU_HEADS_OWNED];
     int rc = fu_heads_items(x->heads, names + n, items + n, owned);
     if (rc != FU_OK) return rc;
     n += FU_HEADS_ITEMS;
     items[n++] = (fu_st_item){"comparer", x->comparer, FU_F32};
     if (n_extra < 0 || n + n_extra > MAX_ITEMS) {
-        fu_tensor_free(owned[0]);
-        fu_tensor_free(owned[1]);
+        fu_heads_items_release(owned);
         return fu_fail(FU_E_INTERNAL, "extractor: too many tensors to save");
     }
     for (int k = 0; k < n_extra; k++) items[n++] = extra[k];
@@ -104,7 +103,6 @@ int fu_face_extractor_save(const fu_face_extractor *x, const char *path, fu_dtyp
     if (n_meta > 8) n_meta = 8;
     for (int k = 0; k < n_meta; k++) meta[k] = (fu_st_meta){meta_kv[2 * k], meta_kv[2 * k + 1]};
     rc = fu_st_save(path, items, n, meta, n_meta);
-    fu_tensor_free(owned[0]);
-    fu_tensor_free(owned[1]);
+    fu_heads_items_release(owned);
     return rc;
 }

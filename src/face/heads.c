@@ -119,14 +119,14 @@ static int load_tensor(const fu_safetensors *st, const char *name, int nd, const
     return fu_st_tensor_exact(st, name, nd, shape, "heads", out);
 }
 
-int fu_heads_read_race_bias(const fu_safetensors *st, float bias[FU_RACE_CLASSES]) {
+int fu_heads_read_logit_bias(const fu_safetensors *st, const char *name, float bias[FU_RACE_CLASSES]) {
     memset(bias, 0, FU_RACE_CLASSES * sizeof *bias);
-    if (!fu_st_find(st, "race.logit_bias")) return FU_OK;
+    if (!fu_st_find(st, name)) return FU_OK;
     fu_tensor *t = NULL;
-    int rc = load_tensor(st, "race.logit_bias", 1, (int64_t[]){FU_RACE_CLASSES}, &t);
+    int rc = load_tensor(st, name, 1, (int64_t[]){FU_RACE_CLASSES}, &t);
     for (int k = 0; rc == FU_OK && k < FU_RACE_CLASSES; k++)
         if (fabsf(t->data[k]) > FU_RACE_BIAS_LIMIT)
-            rc = fu_fail(FU_E_INPUT, "%s: tensor 'race.logit_bias' holds %g (|offset| <= %g expected)", st->label, t->data[k], FU_RACE_BIAS_LIMIT);
+            rc = fu_fail(FU_E_INPUT, "%s: tensor '%s' holds %g (|offset| <= %g expected)", st->label, name, t->data[k], FU_RACE_BIAS_LIMIT);
     if (rc == FU_OK) memcpy(bias, t->data, FU_RACE_CLASSES * sizeof *bias);
     fu_tensor_free(t);
     return rc;
@@ -141,39 +141,57 @@ fu_heads *fu_heads_load(const char *path) {
     fu_tensor *frame = NULL;
     if (rc == FU_OK) rc = load_tensor(st, "frame.ffhq_landmarks", 2, (int64_t[]){68, 2}, &frame);
     if (rc == FU_OK) memcpy(h->ffhq_landmarks, frame->data, sizeof h->ffhq_landmarks);
-    if (rc == FU_OK) rc = fu_heads_read_race_bias(st, h->race_logit_bias);
+    if (rc == FU_OK) rc = fu_heads_read_logit_bias(st, "race.logit_bias", h->race_logit_bias);
+    if (rc == FU_OK) rc = fu_heads_read_logit_bias(st, "thumb16.logit_bias", h->thumb_logit_bias[0]);
+    if (rc == FU_OK) rc = fu_heads_read_logit_bias(st, "thumb8.logit_bias", h->thumb_logit_bias[1]);
     fu_tensor_free(frame);
     fu_st_free(st);
     if (rc != FU_OK) { fu_heads_free(h); return NULL; }
     return h;
 }
 
-int fu_heads_items(const fu_heads *h, char names[16][64], fu_st_item items[FU_HEADS_ITEMS], fu_tensor *owned[2]) {
-    owned[0] = fu_tensor_newv(2, (int64_t)68, (int64_t)2);
-    owned[1] = owned[0] ? fu_heads_race_bias_tensor(h) : NULL;
-    if (!owned[1]) {
-        fu_tensor_free(owned[0]);
-        owned[0] = NULL;
-        return fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
+static fu_tensor *bias_tensor(const float bias[FU_RACE_CLASSES]) {
+    fu_tensor *t = fu_tensor_newv(1, (int64_t)FU_RACE_CLASSES);
+    if (t) memcpy(t->data, bias, FU_RACE_CLASSES * sizeof *bias);
+    return t;
+}
+
+void fu_heads_items_release(fu_tensor *owned[FU_HEADS_OWNED]) {
+    for (int k = 0; k < FU_HEADS_OWNED; k++) {
+        fu_tensor_free(owned[k]);
+        owned[k] = NULL;
     }
+}
+
+int fu_heads_items(const fu_heads *h, char names[16][64], fu_st_item items[FU_HEADS_ITEMS], fu_tensor *owned[FU_HEADS_OWNED]) {
+    owned[0] = fu_tensor_newv(2, (int64_t)68, (int64_t)2);
+    owned[1] = bias_tensor(h->race_logit_bias);
+    owned[2] = bias_tensor(h->thumb_logit_bias[0]);
+    owned[3] = bias_tensor(h->thumb_logit_bias[1]);
+    for (int k = 0; k < FU_HEADS_OWNED; k++)
+        if (!owned[k]) {
+            fu_heads_items_release(owned);
+            return fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
+        }
     memcpy(owned[0]->data, h->ffhq_landmarks, sizeof h->ffhq_landmarks);
     for (int i = 0; i < 4; i++) fu_mlp_items(mlp_at((fu_heads *)h, i), &shapes[i], names + 4 * i, items + 4 * i);
     items[16] = (fu_st_item){"frame.ffhq_landmarks", owned[0], FU_F32};
     items[17] = (fu_st_item){"race.logit_bias", owned[1], FU_F32};
+    items[18] = (fu_st_item){"thumb16.logit_bias", owned[2], FU_F32};
+    items[19] = (fu_st_item){"thumb8.logit_bias", owned[3], FU_F32};
     return FU_OK;
 }
 
 int fu_heads_save(const fu_heads *h, const char *path, const char *const *meta_kv, int n_meta) {
     fu_st_item items[FU_HEADS_ITEMS];
     char names[16][64];
-    fu_tensor *owned[2];
+    fu_tensor *owned[FU_HEADS_OWNED];
     int rc = fu_heads_items(h, names, items, owned);
     if (rc != FU_OK) return rc;
     fu_st_meta meta[8];
     for (int k = 0; k < n_meta && k < 8; k++) meta[k] = (fu_st_meta){meta_kv[2 * k], meta_kv[2 * k + 1]};
     rc = fu_st_save(path, items, FU_HEADS_ITEMS, meta, n_meta < 8 ? n_meta : 8);
-    fu_tensor_free(owned[0]);
-    fu_tensor_free(owned[1]);
+    fu_heads_items_release(owned);
     return rc;
 }
 
@@ -184,12 +202,6 @@ fu_tensor *fu_mlp_forward(fu_graph *g, const fu_mlp *m, fu_tensor *x) {
         return fu_fail_null(FU_E_INPUT, "mlp: input [N, %lld] expected", (long long)m->w[0]->shape[1]);
     fu_tensor *hidden = fu_relu(g, fu_linear(g, x, m->w[0], m->b[0]));
     return hidden ? fu_linear(g, hidden, m->w[1], m->b[1]) : NULL;
-}
-
-fu_tensor *fu_heads_race_bias_tensor(const fu_heads *h) {
-    fu_tensor *t = fu_tensor_newv(1, (int64_t)FU_RACE_CLASSES);
-    if (t) memcpy(t->data, h->race_logit_bias, sizeof h->race_logit_bias);
-    return t;
 }
 
 fu_tensor *fu_heads_race_logits(fu_graph *g, const fu_heads *h, fu_tensor *desc) {
@@ -216,8 +228,10 @@ int fu_heads_thumb_race(const fu_heads *h, const fu_tensor *thumb, float probs[F
     fu_graph *g = fu_graph_new();
     if (!g) return -1;
     fu_tensor *x = thumb_input(g, thumb);
-    const fu_mlp *m = x && x->shape[1] == 3 * 8 * 8 ? &h->thumb8 : &h->thumb16;
-    fu_tensor *p = x ? fu_softmax(g, fu_mlp_forward(g, m, x), 1) : NULL;
+    int small = x && x->shape[1] == 3 * 8 * 8;
+    fu_tensor *logits = x ? fu_mlp_forward(g, small ? &h->thumb8 : &h->thumb16, x) : NULL;
+    for (int k = 0; logits && k < FU_RACE_CLASSES; k++) logits->data[k] += h->thumb_logit_bias[small][k];
+    fu_tensor *p = logits ? fu_softmax(g, logits, 1) : NULL;
     int best = p ? 0 : -1;
     for (int k = 0; p && k < FU_RACE_CLASSES; k++) {
         probs[k] = p->data[k];

@@ -13,6 +13,8 @@
  *   race.logit_bias [5]          per-class offsets added to the race MLP's logits: the race
  *                                head's operating point, fitted on a val split after training
  *                                (train/race_offsets.h); optional, zero when absent (older files)
+ *   thumb16.logit_bias [5],      the same for the thumbnail classifiers (`faceup train
+ *   thumb8.logit_bias [5]        thumb-race` fits them on its dev split); optional, zero when absent
  *   frame.ffhq_landmarks [68,2]  mean 68-point shape of the training faces in the FFHQ frame,
  *                                normalised to [0,1] (search/face_guides.h turns it into the chip
  *                                transform)
@@ -37,6 +39,7 @@ typedef struct fu_mlp {
 typedef struct fu_heads {
     fu_mlp race, attr, thumb16, thumb8;
     float race_logit_bias[FU_RACE_CLASSES];   /* constant (trainers do not change it) */
+    float thumb_logit_bias[2][FU_RACE_CLASSES];   /* thumb16, thumb8: likewise */
     float ffhq_landmarks[136];
 } fu_heads;
 
@@ -72,10 +75,13 @@ int fu_mlp_read(fu_mlp *m, const fu_mlp_shape *s, const struct fu_safetensors *s
 void fu_mlp_items(const fu_mlp *m, const fu_mlp_shape *s, char names[4][64], struct fu_st_item *items);
 
 /* The heads' tensors as save items, for the heads file and the extractor file that embeds them:
- * the four MLPs, frame.ffhq_landmarks and race.logit_bias. owned[2] receives the two tensors
- * made for it, to free after saving. FU_OK or out of memory. */
-#define FU_HEADS_ITEMS 18
-int fu_heads_items(const fu_heads *h, char names[16][64], struct fu_st_item items[FU_HEADS_ITEMS], fu_tensor *owned[2]);
+ * the four MLPs, frame.ffhq_landmarks and the three logit offsets (race, thumb16, thumb8, last
+ * in that order). owned receives the tensors made for it; fu_heads_items_release frees them
+ * after saving. FU_OK or out of memory. */
+#define FU_HEADS_ITEMS 20
+#define FU_HEADS_OWNED 4
+int fu_heads_items(const fu_heads *h, char names[16][64], struct fu_st_item items[FU_HEADS_ITEMS], fu_tensor *owned[FU_HEADS_OWNED]);
+void fu_heads_items_release(fu_tensor *owned[FU_HEADS_OWNED]);
 /* x [N, in] -> logits [N, out]; NULL with a message on a shape mismatch. */
 fu_tensor *fu_mlp_forward(fu_graph *g, const fu_mlp *m, fu_tensor *x);
 
@@ -83,16 +89,15 @@ fu_tensor *fu_mlp_forward(fu_graph *g, const fu_mlp *m, fu_tensor *x);
  * user of the race head (guides, scores, training) goes through this. NULL with a message. */
 fu_tensor *fu_heads_race_logits(fu_graph *g, const fu_heads *h, fu_tensor *desc);
 
-/* Reads the optional race.logit_bias of an open heads or extractor file into bias (zeros when
- * absent). FU_E_INPUT with a message for a wrong shape or a non-finite / too large value. */
+/* Reads the optional offsets `name` (race.logit_bias, thumb16.logit_bias, ...) of an open heads
+ * or extractor file into bias (zeros when absent). FU_E_INPUT with a message for a wrong shape
+ * or a non-finite / too large value. */
 struct fu_safetensors;
-/* race_logit_bias as a new [5] tensor (for writers); NULL when out of memory. */
-fu_tensor *fu_heads_race_bias_tensor(const fu_heads *h);
-int fu_heads_read_race_bias(const struct fu_safetensors *st, float bias[FU_RACE_CLASSES]);
+int fu_heads_read_logit_bias(const struct fu_safetensors *st, const char *name, float bias[FU_RACE_CLASSES]);
 
-/* Race probabilities of a thumbnail [1,3,s,s] in [0,1]: s = 8 or 16 use that classifier; a
- * larger power of two is bicubic-downscaled to 16 first. Returns the most likely class and
- * fills probs[5], or -1 with a message for another size. */
+/* Race probabilities of a thumbnail [1,3,s,s] in [0,1]: s = 8 or 16 use that classifier (with
+ * its logit offsets); a larger power of two is bicubic-downscaled to 16 first. Returns the most
+ * likely class and fills probs[5], or -1 with a message for another size. */
 int fu_heads_thumb_race(const fu_heads *h, const fu_tensor *thumb, float probs[FU_RACE_CLASSES]);
 
 #endif

@@ -43,6 +43,13 @@ void fu_face_guides_set_comparer(fu_face_guides *fg, float threshold, float slop
     fg->slope = slope;
 }
 
+int fu_face_guides_set_jitter(fu_face_guides *fg, float amount) {
+    if (!(amount >= 0 && amount <= 0.5f))
+        return fu_fail(FU_E_INPUT, "face jitter must be in [0, 0.5], got %g", (double)amount);
+    fg->jitter = amount;
+    return FU_OK;
+}
+
 /* ------------------------------------------------------------------ graph pieces */
 
 fu_tensor *fu_face_guides_chip(const fu_face_guides *fg, fu_graph *g, fu_tensor *image) {
@@ -54,6 +61,7 @@ fu_tensor *fu_face_guides_chip(const fu_face_guides *fg, fu_graph *g, fu_tensor 
     if (!th) return NULL;
     for (int64_t i = 0; i < n; i++)
         for (int k = 0; k < 6; k++) th->data[i * 6 + k] = (float)fg->theta[k];
+    if (fg->jitter > 0) th = fu_warp_jitter(g, th, fg->jitter, 1, FU_DLIB_RESNET_SIZE, FU_DLIB_RESNET_SIZE);
     return fu_affine_warp(g, x, th, FU_DLIB_RESNET_SIZE, FU_DLIB_RESNET_SIZE);
 }
 
@@ -121,8 +129,10 @@ fu_search_guides fu_face_guides_bind(fu_face_guides *fg) {
 
 static float sigmoidf_plain(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-int fu_face_guides_describe(const fu_face_guides *fg, const fu_tensor *image, fu_face_report *r) {
+int fu_face_guides_describe(const fu_face_guides *fg_in, const fu_tensor *image, fu_face_report *r) {
     memset(r, 0, sizeof *r);
+    fu_face_guides plain = *fg_in, *fg = &plain;
+    plain.jitter = 0;
     fu_graph *g = fu_graph_new();
     if (!g) return FU_E_INTERNAL;
     fu_tensor *desc = fu_face_guides_descriptor(fg, g, (fu_tensor *)image);

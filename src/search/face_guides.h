@@ -48,6 +48,8 @@ typedef struct fu_face_guides {
     int has_reference;
     float reference[FU_DLIB_RESNET_DIM];
     float threshold, slope;      /* t (radians) and k of IDENTITY_SCORE */
+    float jitter;                /* > 0: every term sees the chip through a random similarity
+                                  * (and a random mirror), redrawn each search step */
 } fu_face_guides;
 
 /* Sets the frame for a generator of side `resolution` (a power of two >= 16). FU_OK or
@@ -57,6 +59,12 @@ void fu_face_guides_set_reference(fu_face_guides *fg, const float reference[FU_D
 /* IDENTITY_SCORE's threshold t (radians) and slope k, e.g. the augmented extractor's learnt
  * comparer (face/face_extractor.h), instead of the calibration constants below. */
 void fu_face_guides_set_comparer(fu_face_guides *fg, float threshold, float slope);
+/* Expectation over transformations: with amount a > 0 each face term cuts its chip through
+ * fu_warp_jitter (scale exp(+-a), rotation +-a rad, shift +-a of the chip, mirror with
+ * probability 1/2), redrawn whenever the search changes the graph's seed (every step), so the
+ * search cannot please the networks through one exact pixel grid. 0 (default): the fixed warp.
+ * a in [0, 0.5]; FU_E_INPUT otherwise. fu_face_guides_describe never jitters. */
+int fu_face_guides_set_jitter(fu_face_guides *fg, float amount);
 /* The search guides: identity (when a reference is set), race and attr. */
 fu_search_guides fu_face_guides_bind(fu_face_guides *fg);
 

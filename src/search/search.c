@@ -283,6 +283,14 @@ static int face_terms_met(const fu_loss_spec *spec, const loss_graph *lg, float 
     return 1;
 }
 
+/* The graph seed of one step: stochastic ops (the face guides' jitter) draw anew every step,
+ * reproducibly for a given search seed. */
+static uint64_t step_seed(uint64_t seed, int wave, int step) {
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + ((uint64_t)wave << 32) + (uint64_t)step;
+    x ^= x >> 31;
+    return x * 0xbf58476d1ce4e5b9ull;
+}
+
 /* Optimises s with spec for cfg->steps steps; on return *accepted / *best hold the lowest-loss
  * states with L2 <= eps / overall (accepted->valid = 0 when none met eps). */
 static int run_wave(const fu_generator *gen, const fu_tensor *thumb, int factor, const fu_search_config *cfg,
@@ -290,8 +298,11 @@ static int run_wave(const fu_generator *gen, const fu_tensor *thumb, int factor,
     fu_graph *g = fu_graph_new();
     fu_optim *opt = make_optimizer(s, cfg);
     loss_graph lg;
+    uint64_t seed = cfg->first_seed + (uint64_t)seed_index;
+    if (g) g->seed = step_seed(seed, wave, 0);
     int rc = g && opt ? build_loss(g, gen, cfg, spec, s->z, s->noise, thumb, factor, &lg) : FU_E_INTERNAL;
     for (int step = 0; rc == FU_OK && step < cfg->steps; step++) {
+        if (step > 0) g->seed = step_seed(seed, wave, step);
         if (step > 0 && (rc = fu_graph_forward(g)) != FU_OK) break;
         float loss = lg.total->data[0], l2 = lg.mse->data[0];
         if (loss != loss) { rc = fu_fail(FU_E_INTERNAL, "search: the loss became NaN at step %d", step); break; }
