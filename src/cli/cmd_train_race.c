@@ -398,7 +398,9 @@ int cmd_train_thumb_race(int argc, char **argv) {
         memcpy(h->thumb_logit_bias, fresh->thumb_logit_bias, sizeof h->thumb_logit_bias);   /* zeros with --no-offsets */
         const char *meta[] = {"format", "faceup-heads-1", "race_classes", "White,Black,Asian,Indian,Others",
                               "data", "trained on UTKFace and CelebA: non-commercial research use only, as those data sets",
-                              "thumb_race", "thumb16/thumb8 retrained by faceup train thumb-race on the generator's pack"};
+                              "thumb_race", no_offsets ? "thumb16/thumb8 retrained by faceup train thumb-race on the generator's pack"
+                                                       : "thumb16/thumb8 retrained by faceup train thumb-race on the generator's pack, "
+                                                         "with logit offsets for the best worst-class recall on its dev split"};
         rc = fu_heads_save(h, out, meta, 4);
     }
     if (rc == FU_OK) print_json(report);
