@@ -43,7 +43,8 @@ def st(path):
 W = st(heads)
 def probs(x, name):
     h = torch.relu(x.reshape(1, -1) @ W[name+'.0.weight'].T + W[name+'.0.bias'])
-    return torch.softmax(h @ W[name+'.1.weight'].T + W[name+'.1.bias'], 1)[0]
+    offsets = W.get(name + '.logit_bias', torch.zeros(5))   # absent in older heads files
+    return torch.softmax(h @ W[name+'.1.weight'].T + W[name+'.1.bias'] + offsets, 1)[0]
 for f, name in [(4, 'thumb16'), (8, 'thumb8')]:
     rows = []; agree = 0
     for fid in sorted(os.listdir(root + '/faces')):
