@@ -89,12 +89,6 @@ static int align_one(const aligner *a, const char *path, const char *out, face_r
     return rc;
 }
 
-static cJSON *numbers(const float *v, int n) {
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(v[i]));
-    return arr;
-}
-
 static cJSON *result_json(const char *path, const char *out, int rc, const face_result *r, int detected) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", path);
@@ -105,15 +99,15 @@ static cJSON *result_json(const char *path, const char *out, int rc, const face_
     cJSON_AddStringToObject(o, "output", out);
     float box[4] = {r->face.x0, r->face.y0, r->face.x1, r->face.y1};
     float lm_box[4] = {r->lm_box.left, r->lm_box.top, r->lm_box.right, r->lm_box.bottom};
-    cJSON_AddItemToObject(o, "box", numbers(box, 4));
+    cJSON_AddItemToObject(o, "box", cJSON_CreateFloatArray(box, 4));
     if (detected) cJSON_AddNumberToObject(o, "score", r->face.score);
     else cJSON_AddNullToObject(o, "score");
-    cJSON_AddItemToObject(o, "landmark_box", numbers(lm_box, 4));
+    cJSON_AddItemToObject(o, "landmark_box", cJSON_CreateFloatArray(lm_box, 4));
     cJSON *lm = cJSON_AddArrayToObject(o, "landmarks");
-    for (int p = 0; p < 68; p++) cJSON_AddItemToArray(lm, numbers(r->lm + 2 * p, 2));
+    for (int p = 0; p < 68; p++) cJSON_AddItemToArray(lm, cJSON_CreateFloatArray(r->lm + 2 * p, 2));
     float th[6];
     for (int i = 0; i < 6; i++) th[i] = (float)r->theta[i];
-    cJSON_AddItemToObject(o, "transform", numbers(th, 6));
+    cJSON_AddItemToObject(o, "transform", cJSON_CreateFloatArray(th, 6));
     return o;
 }
 

@@ -203,12 +203,6 @@ static int judge(const nets *n, fu_tensor *img, const float *original, float *de
 
 /* ---------------------------------------------------------------- faces */
 
-static cJSON *floats_json(const float *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
-}
-
 static int floats_from(const cJSON *a, float *v, int n) {
     if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n) return 0;
     for (int i = 0; i < n; i++) {
@@ -289,10 +283,10 @@ static cJSON *face_json(const face *fc, const char *why) {
         cJSON_AddStringToObject(o, "skipped", why);
         return o;
     }
-    if (fc->f.reference[0]) cJSON_AddItemToObject(o, "reference_descriptor", floats_json(fc->reference, FU_DLIB_RESNET_DIM));
+    if (fc->f.reference[0]) cJSON_AddItemToObject(o, "reference_descriptor", cJSON_CreateFloatArray(fc->reference, FU_DLIB_RESNET_DIM));
     cJSON_AddItemToObject(o, "frame_theta", cJSON_CreateDoubleArray(fc->theta, 6));
-    cJSON_AddItemToObject(o, "faceres", floats_json(fc->faceres, FACERES_DIM));
-    cJSON_AddItemToObject(o, "gear_race_probabilities", floats_json(fc->judged.race_probs[FU_EU_JUDGE_GEAR], FU_EU_N_RACES));
+    cJSON_AddItemToObject(o, "faceres", cJSON_CreateFloatArray(fc->faceres, FACERES_DIM));
+    cJSON_AddItemToObject(o, "gear_race_probabilities", cJSON_CreateFloatArray(fc->judged.race_probs[FU_EU_JUDGE_GEAR], FU_EU_N_RACES));
     cJSON_AddNumberToObject(o, "emotion_p_happy", fc->judged.p_happy);
     return o;
 }

@@ -329,12 +329,6 @@ static int fit_thumb_offsets(const fu_mlp *m, const split_rows *s, int dim, floa
     return rc;
 }
 
-static cJSON *floats_json(const float *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int k = 0; k < n; k++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[k]));
-    return a;
-}
-
 /* The old and the new classifier of one thumbnail size; with offsets, also the new one's
  * worst-class offsets (bias) and its val scores with them. */
 static int thumb_one(const fu_race_data *d, const float *thumbs, int side, const fu_mlp *old, const float *old_bias, fu_mlp *fresh,
@@ -351,7 +345,7 @@ static int thumb_one(const fu_race_data *d, const float *thumbs, int side, const
     if (rc == FU_OK && bias) rc = fit_thumb_offsets(fresh, &s, dim, bias);
     cJSON *with = rc == FU_OK && bias ? score_json(fresh, bias, s.x[FU_RD_VAL], s.y[FU_RD_VAL], s.n[FU_RD_VAL], dim, &rc) : NULL;
     if (with) {
-        cJSON_AddItemToObject(with, "offsets", floats_json(bias, FU_RACE_CLASSES));
+        cJSON_AddItemToObject(with, "offsets", cJSON_CreateFloatArray(bias, FU_RACE_CLASSES));
         cJSON_AddItemToObject(cJSON_GetObjectItem(report, name), "val_with_offsets", with);
     }
     split_rows_free(&s);

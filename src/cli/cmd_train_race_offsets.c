@@ -69,12 +69,6 @@ static cJSON *recall_json(const fu_race_recall *r) {
     return o;
 }
 
-static cJSON *floats_json(const float *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int k = 0; k < n; k++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[k]));
-    return a;
-}
-
 static cJSON *anchor_json(void) {
     cJSON *a = cJSON_CreateArray();
     for (int k = 0; k < FU_RACE_CLASSES; k++) cJSON_AddItemToArray(a, cJSON_CreateNumber(fu_race_gear_anchor[k]));
@@ -119,8 +113,8 @@ static int fit(const fu_xdata *d, target *t, const char *out) {
     cJSON_AddStringToObject(o, "out", out);
     cJSON_AddStringToObject(o, "kind", t->x ? "extractor" : "heads");
     cJSON_AddItemToObject(o, "anchor", anchor_json());
-    cJSON_AddItemToObject(o, "offsets_before", floats_json(old_bias, FU_RACE_CLASSES));
-    cJSON_AddItemToObject(o, "offsets", floats_json(t->h->race_logit_bias, FU_RACE_CLASSES));
+    cJSON_AddItemToObject(o, "offsets_before", cJSON_CreateFloatArray(old_bias, FU_RACE_CLASSES));
+    cJSON_AddItemToObject(o, "offsets", cJSON_CreateFloatArray(t->h->race_logit_bias, FU_RACE_CLASSES));
     if (rc == FU_OK) rc = report_split(d, t, FU_XSPLIT_VAL, old_bias, o, "val");
     if (rc == FU_OK) rc = report_split(d, t, FU_XSPLIT_TEST, old_bias, o, "test");
     if (rc == FU_OK) rc = target_save(t, out);
