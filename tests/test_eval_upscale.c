@@ -181,6 +181,14 @@ TEST(cli_eval_upscale_end_to_end_and_resume) {
     out[k] = 0;
     fclose(rf);
     CHECK(strstr(out, "\"faceres_race\"") && strstr(out, "\"gear_race\"") && mtime_ns(kept) == kept_t);
+
+    /* Records are reused by file name, so a rerun with settings that change them is refused
+     * (each method folder keeps its settings.json), and nothing is redone. */
+    size_t len = strlen(args);
+    snprintf(args + len, sizeof args - len, " --face-jitter 0.05");
+    rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_E_INPUT && strstr(err, "x4/identity") && strstr(err, "face_jitter") && count_newlines(err) == 1, "exit %d: %s", rc, err);
+    CHECK(mtime_ns(kept) == kept_t);
 }
 
 TEST(cli_eval_upscale_bad_input_exit_2_without_output) {

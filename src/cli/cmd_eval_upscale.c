@@ -19,6 +19,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/ops.h"
+#include "eval/embed_cache.h"
 #include "eval/upscale_eval.h"
 #include "face/analyze.h"
 #include "face/face_pipeline.h"
@@ -639,9 +640,53 @@ static int check_options(options *o) {
     return rc;
 }
 
+/* Content key of a file as 32 hex digits. */
+static int content_key(const char *path, char hex[33]) {
+    fu_ecache_key k;
+    int rc = fu_ecache_key_file(path, &k);
+    if (rc == FU_OK) snprintf(hex, 33, "%016llx%016llx", (unsigned long long)k.h[0], (unsigned long long)k.h[1]);
+    return rc;
+}
+
+/* What a method's records depend on beyond the face: the search settings, the generator and,
+ * for the face-network methods, the heads file and --face-jitter. NULL for bicubic (nothing). */
+static cJSON *method_settings(const options *o, int m, const char *gen_key, const char *heads_key) {
+    if (m == FU_EU_BICUBIC) return NULL;
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddNumberToObject(s, "steps", o->steps);
+    cJSON_AddNumberToObject(s, "seeds", o->seeds);
+    cJSON_AddStringToObject(s, "generator", gen_key);
+    if (m != FU_EU_PULSE) {
+        cJSON_AddStringToObject(s, "heads", heads_key);
+        cJSON_AddNumberToObject(s, "face_jitter", o->face_jitter);
+    }
+    return s;
+}
+
+/* A method folder remembers the settings its records were made with (settings.json) and a
+ * rerun with other ones is refused, since records are reused by file name alone. */
+static int check_method_settings(const options *o, const char *dir, const cJSON *want) {
+    char path[FU_EU_PATH + 96];
+    snprintf(path, sizeof path, "%s/settings.json", dir);
+    if (!want) return FU_OK;
+    if (o->overwrite || !file_exists(path)) return write_json(path, want);
+    cJSON *have = read_json(path);
+    if (!have) return fu_last_code();
+    const cJSON *item;
+    const char *differs = NULL;
+    cJSON_ArrayForEach(item, want)
+        if (!differs && !cJSON_Compare(item, cJSON_GetObjectItem(have, item->string), 1)) differs = item->string;
+    int rc = differs ? fu_fail(FU_E_INPUT, "%s: its records were made with another %s; use another --out, or --overwrite to redo them", dir, differs)
+                     : FU_OK;
+    cJSON_Delete(have);
+    return rc;
+}
+
 static int make_out_dirs(const options *o) {
-    char path[FU_EU_PATH + 64];
-    int rc = make_dir(o->out);
+    char path[FU_EU_PATH + 64], gen_key[33], heads_key[33];
+    int rc = content_key(o->generator_path, gen_key);
+    if (rc == FU_OK) rc = content_key(o->heads, heads_key);
+    if (rc == FU_OK) rc = make_dir(o->out);
     snprintf(path, sizeof path, "%s/faces", o->out);
     if (rc == FU_OK) rc = make_dir(path);
     for (int k = 0; rc == FU_OK && k < o->n_factors; k++) {
@@ -651,6 +696,9 @@ static int make_out_dirs(const options *o) {
             if (!(o->method_mask >> m & 1)) continue;
             snprintf(path, sizeof path, "%s/x%d/%s", o->out, o->factor[k].factor, fu_eu_method_name(m));
             rc = make_dir(path);
+            cJSON *want = rc == FU_OK ? method_settings(o, m, gen_key, heads_key) : NULL;
+            if (rc == FU_OK) rc = check_method_settings(o, path, want);
+            cJSON_Delete(want);
         }
     }
     return rc;
@@ -710,7 +758,7 @@ int cmd_eval_upscale(int argc, char **argv) {
         {"--steps", ARG_INT, &o.steps, 1, 100000, "search steps (default 100)"},
         {"--seeds", ARG_INT, &o.seeds, 1, 64, "random starts per search (default 1)"},
         {"--generator", ARG_STRING, &o.generator, 0, 0, "generator (default " DEFAULT_GENERATOR ")"},
-        {"--face-jitter", ARG_FLOAT, &o.face_jitter, 0, 0.5, "as upscale's: random similarity + mirror of the face terms' chip per step (default 0; use a new --out)"},
+        {"--face-jitter", ARG_FLOAT, &o.face_jitter, 0, 0.5, "as upscale's: random similarity + mirror of the face terms' chip per step (default 0)"},
         {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads (default " FU_HEADS_DEFAULT ")"},
         {"--race-judge", ARG_STRING, &o.race_judge, 0, 0, "race judge of the tables: faceres (faceup's MLP on faceres) or gear (default faceres)"},
         {"--race-judge-model", ARG_STRING, &o.race_judge_model, 0, 0, "faceres race judge file (default " FU_RACE_JUDGE_DEFAULT ")"},
