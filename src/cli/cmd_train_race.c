@@ -381,7 +381,8 @@ int cmd_train_thumb_race(int argc, char **argv) {
     cJSON *report = cJSON_CreateObject();
     progress bar;
     progress_start(&bar, "thumbnail race", quiet);
-    float *b16 = no_offsets ? NULL : fresh->thumb_logit_bias[0], *b8 = no_offsets ? NULL : fresh->thumb_logit_bias[1];
+    float *b16 = NULL, *b8 = NULL;   /* where the fitted offsets go; none with --no-offsets */
+    if (fresh && !no_offsets) b16 = fresh->thumb_logit_bias[0], b8 = fresh->thumb_logit_bias[1];
     if (rc == FU_OK) rc = thumb_one(&d, d.thumb16, 16, &h->thumb16, h->thumb_logit_bias[0], &fresh->thumb16, b16, &cfg, &bar, report);
     if (rc == FU_OK) rc = thumb_one(&d, d.thumb8, 8, &h->thumb8, h->thumb_logit_bias[1], &fresh->thumb8, b8, &cfg, &bar, report);
     progress_finish(&bar);
