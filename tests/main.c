@@ -1,4 +1,5 @@
 /* Test runner: `tests [substring...]` runs the tests whose name contains any substring. */
+#include <ftw.h>
 #include "test.h"
 #include <stdarg.h>
 #include <stdlib.h>
@@ -41,13 +42,24 @@ const char *fu_test_shared_dir(void) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? path : NULL;
 }
 
+static char tmpdir_path[64];
+
+/* A fresh, empty folder per run (mkdtemp): a folder named after the PID could still hold the
+ * files of an earlier run that had the same PID, and tests check that nothing is left behind. */
 const char *fu_test_tmpdir(void) {
-    static char path[256];
-    if (!path[0]) {
-        snprintf(path, sizeof path, "/tmp/faceup-test-%d", (int)getpid());
-        mkdir(path, 0700);
+    if (!tmpdir_path[0]) {
+        snprintf(tmpdir_path, sizeof tmpdir_path, "/tmp/faceup-test-XXXXXX");
+        if (!mkdtemp(tmpdir_path)) {
+            perror("faceup_tests: mkdtemp");
+            exit(2);
+        }
     }
-    return path;
+    return tmpdir_path;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
 }
 
 static int matches(const char *name, int argc, char **argv) {
@@ -76,6 +88,8 @@ int main(int argc, char **argv) {
         else if (cur_skipped) { skipped++; printf("skip %s (%s)\n", tests[i].name, skip_reason); }
         else { passed++; printf("ok   %s\n", tests[i].name); }
     }
+    /* kept after a failure, to look at */
+    if (!failed && tmpdir_path[0]) nftw(tmpdir_path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }
