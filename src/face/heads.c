@@ -99,6 +99,11 @@ static fu_mlp *mlp_at(fu_heads *h, int i) {
     return all[i];
 }
 
+/* The logit offsets, in file order: optional tensors, zero when absent. */
+#define N_BIASES 3
+static const char *const bias_names[N_BIASES] = {"race.logit_bias", "thumb16.logit_bias", "thumb8.logit_bias"};
+static float *bias_at(fu_heads *h, int i) { return i == 0 ? h->race_logit_bias : h->thumb_logit_bias[i - 1]; }
+
 void fu_heads_free(fu_heads *h) {
     if (!h) return;
     for (int i = 0; i < 4; i++) fu_mlp_release(mlp_at(h, i));
@@ -119,7 +124,9 @@ static int load_tensor(const fu_safetensors *st, const char *name, int nd, const
     return fu_st_tensor_exact(st, name, nd, shape, "heads", out);
 }
 
-int fu_heads_read_logit_bias(const fu_safetensors *st, const char *name, float bias[FU_RACE_CLASSES]) {
+/* Reads the optional offsets `name` into bias (zeros when absent); a wrong shape or a non-finite
+ * or too large value is refused with a message. */
+static int read_logit_bias(const fu_safetensors *st, const char *name, float bias[FU_RACE_CLASSES]) {
     memset(bias, 0, FU_RACE_CLASSES * sizeof *bias);
     if (!fu_st_find(st, name)) return FU_OK;
     fu_tensor *t = NULL;
@@ -141,9 +148,7 @@ fu_heads *fu_heads_load(const char *path) {
     fu_tensor *frame = NULL;
     if (rc == FU_OK) rc = load_tensor(st, "frame.ffhq_landmarks", 2, (int64_t[]){68, 2}, &frame);
     if (rc == FU_OK) memcpy(h->ffhq_landmarks, frame->data, sizeof h->ffhq_landmarks);
-    if (rc == FU_OK) rc = fu_heads_read_logit_bias(st, "race.logit_bias", h->race_logit_bias);
-    if (rc == FU_OK) rc = fu_heads_read_logit_bias(st, "thumb16.logit_bias", h->thumb_logit_bias[0]);
-    if (rc == FU_OK) rc = fu_heads_read_logit_bias(st, "thumb8.logit_bias", h->thumb_logit_bias[1]);
+    for (int i = 0; rc == FU_OK && i < N_BIASES; i++) rc = read_logit_bias(st, bias_names[i], bias_at(h, i));
     fu_tensor_free(frame);
     fu_st_free(st);
     if (rc != FU_OK) { fu_heads_free(h); return NULL; }
@@ -165,9 +170,7 @@ void fu_heads_items_release(fu_tensor *owned[FU_HEADS_OWNED]) {
 
 int fu_heads_items(const fu_heads *h, char names[16][64], fu_st_item items[FU_HEADS_ITEMS], fu_tensor *owned[FU_HEADS_OWNED]) {
     owned[0] = fu_tensor_newv(2, (int64_t)68, (int64_t)2);
-    owned[1] = bias_tensor(h->race_logit_bias);
-    owned[2] = bias_tensor(h->thumb_logit_bias[0]);
-    owned[3] = bias_tensor(h->thumb_logit_bias[1]);
+    for (int i = 0; i < N_BIASES; i++) owned[1 + i] = bias_tensor(bias_at((fu_heads *)h, i));
     for (int k = 0; k < FU_HEADS_OWNED; k++)
         if (!owned[k]) {
             fu_heads_items_release(owned);
@@ -176,9 +179,7 @@ int fu_heads_items(const fu_heads *h, char names[16][64], fu_st_item items[FU_HE
     memcpy(owned[0]->data, h->ffhq_landmarks, sizeof h->ffhq_landmarks);
     for (int i = 0; i < 4; i++) fu_mlp_items(mlp_at((fu_heads *)h, i), &shapes[i], names + 4 * i, items + 4 * i);
     items[16] = (fu_st_item){"frame.ffhq_landmarks", owned[0], FU_F32};
-    items[17] = (fu_st_item){"race.logit_bias", owned[1], FU_F32};
-    items[18] = (fu_st_item){"thumb16.logit_bias", owned[2], FU_F32};
-    items[19] = (fu_st_item){"thumb8.logit_bias", owned[3], FU_F32};
+    for (int i = 0; i < N_BIASES; i++) items[17 + i] = (fu_st_item){bias_names[i], owned[1 + i], FU_F32};
     return FU_OK;
 }
 

@@ -89,12 +89,6 @@ fu_tensor *fu_mlp_forward(fu_graph *g, const fu_mlp *m, fu_tensor *x);
  * user of the race head (guides, scores, training) goes through this. NULL with a message. */
 fu_tensor *fu_heads_race_logits(fu_graph *g, const fu_heads *h, fu_tensor *desc);
 
-/* Reads the optional offsets `name` (race.logit_bias, thumb16.logit_bias, ...) of an open heads
- * or extractor file into bias (zeros when absent). FU_E_INPUT with a message for a wrong shape
- * or a non-finite / too large value. */
-struct fu_safetensors;
-int fu_heads_read_logit_bias(const struct fu_safetensors *st, const char *name, float bias[FU_RACE_CLASSES]);
-
 /* Race probabilities of a thumbnail [1,3,s,s] in [0,1]: s = 8 or 16 use that classifier (with
  * its logit offsets); a larger power of two is bicubic-downscaled to 16 first. Returns the most
  * likely class and fills probs[5], or -1 with a message for another size. */

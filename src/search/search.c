@@ -302,8 +302,10 @@ static int run_wave(const fu_generator *gen, const fu_tensor *thumb, int factor,
     if (g) g->seed = step_seed(seed, wave, 0);
     int rc = g && opt ? build_loss(g, gen, cfg, spec, s->z, s->noise, thumb, factor, &lg) : FU_E_INTERNAL;
     for (int step = 0; rc == FU_OK && step < cfg->steps; step++) {
-        if (step > 0) g->seed = step_seed(seed, wave, step);
-        if (step > 0 && (rc = fu_graph_forward(g)) != FU_OK) break;
+        if (step > 0) {   /* step 0 was evaluated by the build */
+            g->seed = step_seed(seed, wave, step);
+            if ((rc = fu_graph_forward(g)) != FU_OK) break;
+        }
         float loss = lg.total->data[0], l2 = lg.mse->data[0];
         if (loss != loss) { rc = fu_fail(FU_E_INTERNAL, "search: the loss became NaN at step %d", step); break; }
         if (!best->valid || loss < best->loss) rc = snapshot_take(best, s, &lg, spec->n_terms, step);
