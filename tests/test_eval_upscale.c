@@ -7,6 +7,11 @@
 #include "eval/upscale_eval.h"
 #include "face/models.h"
 #include "faceup.h"
+#include "face/face_extractor.h"
+#include "face/heads.h"
+#include "face/race_judge.h"
+#include "io/fileutil.h"
+#include "train/finetune.h"
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +75,12 @@ TEST(eval_upscale_result_records_both_race_judges) {
     CHECK(back.judged.race_of[FU_EU_JUDGE_GEAR] == 0 && back.judged.race_of[FU_EU_JUDGE_FACERES] == 3 && back.target_race == 1);
     fu_eu_use_judge(&back.judged, FU_EU_JUDGE_FACERES);
     CHECK(back.judged.race == 3);
+    CHECK(back.judged.faceres_judge[0] == 0);   /* no judge key given: unknown */
+    strcpy(r.judged.faceres_judge, "0123456789abcdef0123456789abcdef");
+    cJSON *keyed = fu_eu_result_json(&r);
+    REQUIRE(fu_eu_result_from_json(keyed, &back, "rec") == FU_OK);
+    CHECK(!strcmp(back.judged.faceres_judge, r.judged.faceres_judge));
+    cJSON_Delete(keyed);
     /* a record of before the faceres judge reads back with that judge missing */
     cJSON *jd = cJSON_GetObjectItem(o, "judged");
     cJSON_DeleteItemFromObject(jd, "faceres_race");
@@ -89,6 +100,16 @@ TEST(eval_upscale_result_records_both_race_judges) {
 static long mtime_ns(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 ? (long)st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec : -1;
+}
+
+/* Reads the file into buf (n bytes, NUL-terminated, truncated); 0 when it cannot be opened. */
+static int read_text(const char *path, char *buf, size_t n) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t k = fread(buf, 1, n - 1, f);
+    buf[k] = 0;
+    fclose(f);
+    return 1;
 }
 
 TEST(cli_eval_upscale_end_to_end_and_resume) {
@@ -130,11 +151,7 @@ TEST(cli_eval_upscale_end_to_end_and_resume) {
 
     /* The report's images are relative paths that exist. */
     snprintf(path, sizeof path, "%s/report.html", o);
-    FILE *f = fopen(path, "r");
-    REQUIRE(f);
-    size_t k = fread(out, 1, sizeof out - 1, f);
-    out[k] = 0;
-    fclose(f);
+    REQUIRE(read_text(path, out, sizeof out));
     const char *rel[] = {"x4/pulse/lfw-0001.png", "x8/race/utk-black-0001.png", "faces/lfw-0001/ref.png", "faces/celeba-009001/thumb8.png"};
     for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", o, rel[i]);
@@ -157,29 +174,18 @@ TEST(cli_eval_upscale_end_to_end_and_resume) {
     /* A record of before the faceres race judge (no faceres_race) is judged again from its
      * saved image, which stays untouched. */
     snprintf(path, sizeof path, "%s/x4/pulse/lfw-0001.json", o);
-    FILE *rf = fopen(path, "r");
-    REQUIRE(rf);
-    k = fread(out, 1, sizeof out - 1, rf);
-    out[k] = 0;
-    fclose(rf);
+    REQUIRE(read_text(path, out, sizeof out));
     cJSON *rec = cJSON_Parse(out), *judged = cJSON_GetObjectItem(rec, "judged");
     REQUIRE(rec && cJSON_GetObjectItem(judged, "faceres_race"));
     cJSON_DeleteItemFromObject(judged, "faceres_race");
     cJSON_DeleteItemFromObject(judged, "faceres_race_probabilities");
     char *text = cJSON_Print(rec);
-    rf = fopen(path, "w");
-    REQUIRE(rf && text);
-    fputs(text, rf);
-    fclose(rf);
+    REQUIRE(text && fu_write_file_atomic(path, text, strlen(text)) == FU_OK);
     free(text);
     cJSON_Delete(rec);
     rc = run_faceup(args, out, sizeof out, err, sizeof err);
     CHECK_MSG(rc == FU_OK, "third run exit %d: %s", rc, err);
-    rf = fopen(path, "r");
-    REQUIRE(rf);
-    k = fread(out, 1, sizeof out - 1, rf);
-    out[k] = 0;
-    fclose(rf);
+    REQUIRE(read_text(path, out, sizeof out));
     CHECK(strstr(out, "\"faceres_race\"") && strstr(out, "\"gear_race\"") && mtime_ns(kept) == kept_t);
 
     /* Records are reused by file name, so a rerun with settings that change them is refused
@@ -189,6 +195,89 @@ TEST(cli_eval_upscale_end_to_end_and_resume) {
     rc = run_faceup(args, out, sizeof out, err, sizeof err);
     CHECK_MSG(rc == FU_E_INPUT && strstr(err, "x4/identity") && strstr(err, "face_jitter") && count_newlines(err) == 1, "exit %d: %s", rc, err);
     CHECK(mtime_ns(kept) == kept_t);
+
+    /* Another race judge file: every record is judged again from its saved image and names
+     * the judge file's key; the images stay untouched. */
+    char judge_file[1024], before[8192];
+    snprintf(path, sizeof path, "%s/x4/pulse/lfw-0001.json", o);
+    REQUIRE(read_text(path, before, sizeof before));
+    CHECK(strstr(before, "\"faceres_race_judge\"") != NULL);
+    fu_race_judge *fresh = fu_race_judge_new(7);
+    REQUIRE(fresh);
+    snprintf(judge_file, sizeof judge_file, "%s/eval_up_judge.safetensors", fu_test_tmpdir());
+    REQUIRE(fu_race_judge_save(fresh, judge_file, NULL, 0) == FU_OK);
+    fu_race_judge_free(fresh);
+    args[len] = 0;
+    len = strlen(args);
+    snprintf(args + len, sizeof args - len, " --race-judge-model %s", judge_file);
+    rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_OK, "exit %d: %s", rc, err);
+    REQUIRE(read_text(path, out, sizeof out));
+    const char *key_now = strstr(out, "\"faceres_race_judge\""), *key_before = strstr(before, "\"faceres_race_judge\"");
+    CHECK(key_now && key_before && strncmp(key_now, key_before, 60) != 0);
+    CHECK(mtime_ns(kept) == kept_t);
+}
+
+/* 1 when the two files hold the same bytes. */
+static int same_bytes(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb, ca, cb;
+    while (same && (ca = fgetc(fa)) == (cb = fgetc(fb)) && ca != EOF) {}
+    if (same) same = ca == cb;
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+/* The face terms follow --extractor as upscale's do: the identity goal's image changes with the
+ * extractor's comparer while plain PULSE's stays byte for byte; the summary and the method
+ * folders name the extractor, and a rerun with face-api's net instead is refused. */
+TEST(cli_eval_upscale_guides_by_extractor) {
+    const char *shared = fu_test_shared_dir();
+    char heads[1024], ext[512], o1[512], o2[512], a[1024], b[1024];
+    if (!bin_or_null()) SKIP("faceup binary not built");
+    if (!shared) SKIP("../shared absent");
+    if (!models_present()) SKIP("face models absent (tools/fetch-models.sh)");
+    fu_shipped_path(FU_HEADS_DEFAULT, heads, sizeof heads);
+    if (!file_exists(heads)) SKIP("models/faceup-heads.safetensors absent");
+    fu_face_extractor *x = fu_finetune_initial(heads);
+    REQUIRE(x);
+    x->comparer->data[0] = 1.2f, x->comparer->data[1] = 8.0f;   /* a comparer far from face-api's calibration */
+    snprintf(ext, sizeof ext, "%s/eval_up_ext.safetensors", fu_test_tmpdir());
+    REQUIRE(fu_face_extractor_save(x, ext, FU_F16, NULL, 0, NULL, 0) == FU_OK);
+    fu_face_extractor_free(x);
+    snprintf(o1, sizeof o1, "%s/eval_up_heads", fu_test_tmpdir());
+    snprintf(o2, sizeof o2, "%s/eval_up_ext", fu_test_tmpdir());
+    const char *flags = "--lfw-pairs 1 --utk-per-class 0 --celeba 0 --methods pulse,identity --steps 3 --threads 1 --json --quiet";
+    snprintf(args, sizeof args, "eval upscale --data %s/data --out %s %s --no-extractor", shared, o1, flags);
+    int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_OK, "exit %d: %s", rc, err);
+    cJSON *j = cJSON_Parse(out);
+    CHECK(j && cJSON_GetObjectItem(j, "heads") && !cJSON_GetObjectItem(j, "extractor"));
+    cJSON_Delete(j);
+    snprintf(args, sizeof args, "eval upscale --data %s/data --out %s %s --extractor %s", shared, o2, flags, ext);
+    rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_OK, "exit %d: %s", rc, err);
+    j = cJSON_Parse(out);
+    CHECK(j && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "extractor")) ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "extractor")) : "", ext));
+    cJSON_Delete(j);
+    snprintf(a, sizeof a, "%s/x4/pulse/lfw-0001.png", o1);
+    snprintf(b, sizeof b, "%s/x4/pulse/lfw-0001.png", o2);
+    CHECK(file_exists(a) && same_bytes(a, b));
+    snprintf(a, sizeof a, "%s/x4/identity/lfw-0001.png", o1);
+    snprintf(b, sizeof b, "%s/x4/identity/lfw-0001.png", o2);
+    CHECK(file_exists(a) && file_exists(b) && !same_bytes(a, b));
+    snprintf(b, sizeof b, "%s/x4/identity/settings.json", o2);
+    unsigned char *text = NULL;
+    size_t n = 0;
+    CHECK(fu_read_file(b, 1 << 16, &text, &n) == FU_OK && memmem(text, n, "\"extractor\"", 11) && !memmem(text, n, "\"heads\"", 7));
+    free(text);
+    snprintf(args, sizeof args, "eval upscale --data %s/data --out %s %s --no-extractor", shared, o2, flags);
+    rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_E_INPUT && strstr(err, "x4/identity") && strstr(err, "heads") && count_newlines(err) == 1, "exit %d: %s", rc, err);
+    /* contradicting flags */
+    snprintf(args, sizeof args, "eval upscale --data %s/data --out %s %s --extractor %s --heads %s", shared, o2, flags, ext, heads);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--heads") && count_newlines(err) == 1);
 }
 
 TEST(cli_eval_upscale_bad_input_exit_2_without_output) {
@@ -208,6 +297,8 @@ TEST(cli_eval_upscale_bad_input_exit_2_without_output) {
         {"--generator /nonexistent/gen.safetensors", "/nonexistent/gen.safetensors", 1},
         {"--race-judge dice", "--race-judge", 0},
         {"--race-judge-model /nonexistent/judge.safetensors", "/nonexistent/judge.safetensors", 1},
+        {"--extractor /nonexistent/ext.safetensors", "/nonexistent/ext.safetensors", 1},
+        {"--extractor x.safetensors --no-extractor", "exclude each other", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (cases[i].needs_data && (!shared || !models_present())) continue;

@@ -318,6 +318,8 @@ TEST(cli_upscale_uses_extractor_file) {
     CHECK(strstr(err, "ext_bogus.safetensors") != NULL);
     snprintf(args, sizeof args, "upscale %s -o %s --race white --steps 2 --extractor %s --no-extractor --quiet", thumb, outp, ext);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == 2);
+    snprintf(args, sizeof args, "upscale %s -o %s --race white --steps 2 --extractor %s --heads %s --quiet", thumb, outp, ext, heads);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == 2 && strstr(err, "--heads") && count_newlines(err) == 1);
 }
 
 /* Links UTKFace image `name` as ids/<person>/<k>.jpg. */

@@ -22,6 +22,7 @@
 #include "eval/embed_cache.h"
 #include "eval/upscale_eval.h"
 #include "face/analyze.h"
+#include "face/face_extractor.h"
 #include "face/face_pipeline.h"
 #include "face/heads.h"
 #include "face/models.h"
@@ -32,6 +33,7 @@
 #include "io/fileutil.h"
 #include "io/image.h"
 #include "progress.h"
+#include "upscale_face.h"
 #include "search/face_guides.h"
 #include "search/search.h"
 #include "train/faces.h"
@@ -43,31 +45,34 @@
 #define FILE_CAP (DIR_CAP + 64)
 
 typedef struct options {
-    const char *data, *out, *methods, *factors, *generator, *heads, *race_judge, *race_judge_model;
-    int lfw_pairs, utk_per_class, celeba, steps, seeds, threads, json, quiet, overwrite;
+    const char *data, *out, *methods, *factors, *generator, *heads, *extractor, *race_judge, *race_judge_model;
+    int lfw_pairs, utk_per_class, celeba, steps, seeds, threads, json, quiet, overwrite, no_extractor;
     int method_mask, n_factors, judge;
     float face_jitter;
     fu_eu_factor factor[FU_EU_MAX_FACTORS];
-    char generator_path[FU_EU_PATH], heads_path[FU_EU_PATH], data_buf[FU_EU_PATH], judge_path[FU_EU_PATH];
+    char generator_path[FU_EU_PATH], heads_path[FU_EU_PATH], extractor_path[FU_EU_PATH], data_buf[FU_EU_PATH], judge_path[FU_EU_PATH];
 } options;
 
 /* Every network of the run: the generator and the search's guides, the framing of the
  * generator's training faces, and the three judges. */
 typedef struct nets {
     fu_generator *gen;
-    fu_heads *heads;
-    fu_face_pipeline pipe;           /* reference descriptors; its dlib ResNet drives the guides */
-    fu_face_guides fg;
+    fu_heads *heads;                 /* NULL when the extractor's heads are used */
+    fu_face_extractor *extractor;    /* the augmented extractor, when the guides use one */
+    fu_face_pipeline pipe;           /* landmarks and face-api's descriptors (face.json) */
+    fu_face_guides fg;               /* the search's face terms: the extractor, or face-api's net and heads */
     fu_faces_framer *framer;
     fu_face_net *faceres, *gear, *emotion;
     fu_race_judge *race_judge;       /* faceres race judge; NULL with --race-judge gear and no file */
+    char race_judge_key[33];         /* its file's content key, kept in each record it judged */
     int judge;                       /* FU_EU_JUDGE_*: the one the tables use */
 } nets;
 
 /* A selected face: the record, its reference descriptor and the original's judges. */
 typedef struct face {
     fu_eu_face f;
-    float reference[FU_DLIB_RESNET_DIM];
+    float reference[FU_DLIB_RESNET_DIM];        /* by face-api's net, as face.json keeps it */
+    float guide_reference[FU_DLIB_RESNET_DIM];  /* by the guides' backbone, for the identity goal */
     float faceres[FACERES_DIM];      /* of the original, for the judged cosine */
     fu_eu_judged judged;
     double theta[6];                 /* frame pixel -> photo pixel */
@@ -98,6 +103,14 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+/* Content key of a file as 32 hex digits. */
+static int content_key(const char *path, char hex[33]) {
+    fu_ecache_key k;
+    int rc = fu_ecache_key_file(path, &k);
+    if (rc == FU_OK) snprintf(hex, 33, "%016llx%016llx", (unsigned long long)k.h[0], (unsigned long long)k.h[1]);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- setup */
 
 static int check_factors(const options *o, const fu_generator *gen) {
@@ -120,7 +133,22 @@ static int open_race_judge(options *o, nets *n) {
     if (o->race_judge_model) snprintf(o->judge_path, sizeof o->judge_path, "%s", o->race_judge_model);
     n->judge = o->judge;
     if (o->judge == FU_EU_JUDGE_GEAR && !o->race_judge_model && !file_exists(path)) return FU_OK;
-    return (n->race_judge = fu_race_judge_load(path)) ? FU_OK : fu_last_code();
+    if (!(n->race_judge = fu_race_judge_load(path))) return fu_last_code();
+    return content_key(path, n->race_judge_key);
+}
+
+/* The search's face terms as upscale's: the extractor file (backbone, heads, comparer), or
+ * face-api's net with the heads file. */
+static int open_guides(options *o, nets *n) {
+    int R = n->gen->resolution;
+    if (o->extractor) {
+        if (!(n->extractor = fu_face_extractor_load(o->extractor))) return fu_last_code();
+        int rc = fu_face_guides_init(&n->fg, n->extractor->net, n->extractor->heads, R);
+        if (rc == FU_OK) fu_face_guides_set_comparer(&n->fg, n->extractor->comparer->data[0], n->extractor->comparer->data[1]);
+        return rc;
+    }
+    if (!(n->heads = fu_heads_load(o->heads))) return fu_last_code();
+    return fu_face_guides_init(&n->fg, n->pipe.net, n->heads, R);
 }
 
 static int open_nets(options *o, nets *n) {
@@ -130,10 +158,8 @@ static int open_nets(options *o, nets *n) {
     if (!file_exists(gen_path)) return fu_fail(FU_E_INPUT, "%s: generator not found (pass --generator FILE)", gen_path);
     int rc = fu_generator_open(gen_path, NULL, &n->gen);
     if (rc == FU_OK) rc = check_factors(o, n->gen);
-    if (rc == FU_OK && !o->heads) o->heads = fu_shipped_path(FU_HEADS_DEFAULT, o->heads_path, sizeof o->heads_path);
-    if (rc == FU_OK && !(n->heads = fu_heads_load(o->heads))) rc = fu_last_code();
     if (rc == FU_OK) rc = fu_face_pipeline_open(&n->pipe);
-    if (rc == FU_OK) rc = fu_face_guides_init(&n->fg, n->pipe.net, n->heads, n->gen->resolution);
+    if (rc == FU_OK) rc = open_guides(o, n);
     if (rc == FU_OK) rc = fu_face_guides_set_jitter(&n->fg, o->face_jitter);
     if (rc == FU_OK && !(n->framer = fu_faces_framer_open(FU_FACES_FRAME_FFHQ))) rc = fu_last_code();
     if (rc == FU_OK && !(n->faceres = fu_face_net_load(FU_NET_FACERES))) rc = fu_last_code();
@@ -150,6 +176,7 @@ static int open_nets(options *o, nets *n) {
 static void close_nets(nets *n) {
     fu_generator_free(n->gen);
     fu_heads_free(n->heads);
+    fu_face_extractor_free(n->extractor);
     fu_face_pipeline_close(&n->pipe);
     fu_faces_framer_free(n->framer);
     fu_face_net_free(n->faceres);
@@ -177,7 +204,9 @@ static float cosine(const float *a, const float *b, int n) {
 /* The faceres race judge on a faceres descriptor (race_of = -1 without the judge). */
 static int judge_race_faceres(const nets *n, const float *faceres, fu_eu_judged *j) {
     j->race_of[FU_EU_JUDGE_FACERES] = -1;
+    j->faceres_judge[0] = 0;
     if (!n->race_judge) return FU_OK;
+    memcpy(j->faceres_judge, n->race_judge_key, sizeof j->faceres_judge);
     j->race_of[FU_EU_JUDGE_FACERES] = fu_race_judge_classify(n->race_judge, faceres, j->race_probs[FU_EU_JUDGE_FACERES]);
     return j->race_of[FU_EU_JUDGE_FACERES] < 0 ? fu_last_code() : FU_OK;
 }
@@ -323,6 +352,19 @@ static int load_face(const nets *n, const char *dir, const char *path, face *fc,
     return rc;
 }
 
+/* The identity goal's reference descriptor by the guides' backbone. face.json keeps face-api's;
+ * the extractor's is computed afresh each run, as it depends on the extractor file. */
+static int guide_reference(const nets *n, face *fc) {
+    if (!fc->f.reference[0]) return FU_OK;
+    if (!n->extractor) {
+        memcpy(fc->guide_reference, fc->reference, sizeof fc->reference);
+        return FU_OK;
+    }
+    fu_face_pipeline with_net = n->pipe;
+    with_net.net = n->extractor->net;
+    return fu_face_pipeline_embed_file(&with_net, fc->f.reference, fc->guide_reference);
+}
+
 /* One candidate: from its face.json when finished, else prepared and recorded. *usable = 0
  * when it has no usable face. */
 static int face_for(const options *o, const nets *n, face *fc, int *usable, cJSON *skipped) {
@@ -337,6 +379,7 @@ static int face_for(const options *o, const nets *n, face *fc, int *usable, cJSO
         if (rec) rc = write_json(path, rec);
         cJSON_Delete(rec);
     }
+    if (rc == FU_OK && !why[0]) rc = guide_reference(n, fc);
     *usable = rc == FU_OK && !why[0];
     if (rc == FU_OK && why[0]) {
         cJSON *s = cJSON_CreateObject();
@@ -407,7 +450,7 @@ static int method_config(const options *o, const nets *n, int m, const fu_tensor
         rc = fu_loss_add(&cfg->loss, (fu_loss_term){.kind = FU_TERM_IDENTITY_SCORE, .weight = 5});
     if (rc == FU_OK && m == FU_EU_RACE) {
         float probs[FU_RACE_CLASSES];
-        *target_race = fu_heads_thumb_race(n->heads, thumb, probs);
+        *target_race = fu_heads_thumb_race(n->fg.heads, thumb, probs);
         rc = *target_race < 0 ? fu_last_code() : fu_loss_add(&cfg->loss, (fu_loss_term){.kind = FU_TERM_RACE, .index = *target_race, .weight = 1});
     }
     if (rc == FU_OK && (m == FU_EU_SMILING0 || m == FU_EU_SMILING1))
@@ -430,7 +473,7 @@ static int search(const options *o, nets *n, int m, const face *fc, const fu_ten
                   int *met, int *target_race, double *seconds) {
     fu_search_config cfg;
     int rc = method_config(o, n, m, thumb, &cfg, target_race);
-    if (m == FU_EU_IDENTITY) fu_face_guides_set_reference(&n->fg, fc->reference);
+    if (m == FU_EU_IDENTITY) fu_face_guides_set_reference(&n->fg, fc->guide_reference);
     fu_search_guides guides = fu_face_guides_bind(&n->fg);
     cfg.guides = &guides;
     cfg.on_step = on_step;
@@ -494,11 +537,12 @@ static int result_for(const options *o, nets *n, int k, int m, const face *fc, s
         cJSON *rec = read_json(js);
         int rc = rec ? fu_eu_result_from_json(rec, res, js) : fu_last_code();
         cJSON_Delete(rec);
-        if (rc != FU_OK || res->judged.race_of[FU_EU_JUDGE_FACERES] >= 0 || !n->race_judge) {
+        int judged_here = res->judged.race_of[FU_EU_JUDGE_FACERES] >= 0 && !strcmp(res->judged.faceres_judge, n->race_judge_key);
+        if (rc != FU_OK || judged_here || !n->race_judge) {
             fu_eu_use_judge(&res->judged, n->judge);
             return rc;
         }
-        return rejudge(n, fc, png, js, res);   /* a record of before the faceres race judge */
+        return rejudge(n, fc, png, js, res);   /* judged by another race judge file, or before there was one */
     }
     memset(res, 0, sizeof *res);
     res->target_race = -1;
@@ -576,6 +620,8 @@ static cJSON *summary_json(const options *o, const face *faces, int n_faces, cJS
     cJSON *root = cJSON_CreateObject(), *fac = cJSON_CreateArray(), *methods = cJSON_CreateArray(), *counts = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "command", "eval upscale");
     cJSON_AddStringToObject(root, "generator", o->generator_path);
+    if (o->extractor) cJSON_AddStringToObject(root, "extractor", o->extractor);
+    else cJSON_AddStringToObject(root, "heads", o->heads);
     cJSON_AddStringToObject(root, "data", o->data);
     cJSON_AddStringToObject(root, "out", o->out);
     cJSON_AddNumberToObject(root, "steps", o->steps);
@@ -635,29 +681,23 @@ static int check_options(options *o) {
     if (rc == FU_OK && strlen(o->out) > 512) rc = fu_fail(FU_E_INPUT, "--out: path longer than 512 characters");
     if (rc == FU_OK && !o->lfw_pairs && !o->utk_per_class && !o->celeba)
         rc = fu_fail(FU_E_INPUT, "no faces: --lfw-pairs, --utk-per-class and --celeba are all 0");
+    if (rc == FU_OK) rc = upscale_face_choose(&o->extractor, &o->heads, o->no_extractor, o->extractor_path, o->heads_path, FU_EU_PATH);
     if (rc == FU_OK && o->method_mask == 1 << FU_EU_IDENTITY && !o->lfw_pairs)
         rc = fu_fail(FU_E_INPUT, "--methods identity needs LFW pairs (the reference photos): --lfw-pairs is 0");
     return rc;
 }
 
-/* Content key of a file as 32 hex digits. */
-static int content_key(const char *path, char hex[33]) {
-    fu_ecache_key k;
-    int rc = fu_ecache_key_file(path, &k);
-    if (rc == FU_OK) snprintf(hex, 33, "%016llx%016llx", (unsigned long long)k.h[0], (unsigned long long)k.h[1]);
-    return rc;
-}
-
 /* What a method's records depend on beyond the face: the search settings, the generator and,
- * for the face-network methods, the heads file and --face-jitter. NULL for bicubic (nothing). */
-static cJSON *method_settings(const options *o, int m, const char *gen_key, const char *heads_key) {
+ * for the face-network methods, the extractor or heads file and --face-jitter. NULL for
+ * bicubic (nothing). */
+static cJSON *method_settings(const options *o, int m, const char *gen_key, const char *guides_key) {
     if (m == FU_EU_BICUBIC) return NULL;
     cJSON *s = cJSON_CreateObject();
     cJSON_AddNumberToObject(s, "steps", o->steps);
     cJSON_AddNumberToObject(s, "seeds", o->seeds);
     cJSON_AddStringToObject(s, "generator", gen_key);
     if (m != FU_EU_PULSE) {
-        cJSON_AddStringToObject(s, "heads", heads_key);
+        cJSON_AddStringToObject(s, o->extractor ? "extractor" : "heads", guides_key);
         cJSON_AddNumberToObject(s, "face_jitter", o->face_jitter);
     }
     return s;
@@ -683,9 +723,9 @@ static int check_method_settings(const options *o, const char *dir, const cJSON 
 }
 
 static int make_out_dirs(const options *o) {
-    char path[FU_EU_PATH + 64], gen_key[33], heads_key[33];
+    char path[FU_EU_PATH + 64], gen_key[33], guides_key[33];
     int rc = content_key(o->generator_path, gen_key);
-    if (rc == FU_OK) rc = content_key(o->heads, heads_key);
+    if (rc == FU_OK) rc = content_key(o->extractor ? o->extractor : o->heads, guides_key);
     if (rc == FU_OK) rc = make_dir(o->out);
     snprintf(path, sizeof path, "%s/faces", o->out);
     if (rc == FU_OK) rc = make_dir(path);
@@ -696,7 +736,7 @@ static int make_out_dirs(const options *o) {
             if (!(o->method_mask >> m & 1)) continue;
             snprintf(path, sizeof path, "%s/x%d/%s", o->out, o->factor[k].factor, fu_eu_method_name(m));
             rc = make_dir(path);
-            cJSON *want = rc == FU_OK ? method_settings(o, m, gen_key, heads_key) : NULL;
+            cJSON *want = rc == FU_OK ? method_settings(o, m, gen_key, guides_key) : NULL;
             if (rc == FU_OK) rc = check_method_settings(o, path, want);
             cJSON_Delete(want);
         }
@@ -759,7 +799,9 @@ int cmd_eval_upscale(int argc, char **argv) {
         {"--seeds", ARG_INT, &o.seeds, 1, 64, "random starts per search (default 1)"},
         {"--generator", ARG_STRING, &o.generator, 0, 0, "generator (default " DEFAULT_GENERATOR ")"},
         {"--face-jitter", ARG_FLOAT, &o.face_jitter, 0, 0.5, "as upscale's: random similarity + mirror of the face terms' chip per step (default 0)"},
-        {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads (default " FU_HEADS_DEFAULT ")"},
+        {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads with face-api's backbone instead of the extractor (default " FU_HEADS_DEFAULT " when no extractor)"},
+        {"--extractor", ARG_STRING, &o.extractor, 0, 0, "augmented extractor for the face terms, as upscale's (default " FU_EXTRACTOR_DEFAULT " when present)"},
+        {"--no-extractor", ARG_FLAG, &o.no_extractor, 0, 0, "face-api's backbone and --heads even when the extractor file is present"},
         {"--race-judge", ARG_STRING, &o.race_judge, 0, 0, "race judge of the tables: faceres (faceup's MLP on faceres) or gear (default faceres)"},
         {"--race-judge-model", ARG_STRING, &o.race_judge_model, 0, 0, "faceres race judge file (default " FU_RACE_JUDGE_DEFAULT ")"},
         {"--threads", ARG_INT, &o.threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},

@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
@@ -520,7 +519,7 @@ int cmd_upscale(int argc, char **argv) {
         {"--identity", ARG_STRING, &o.identity, 0, 0, "reference photo: adds 5*IDENTITY_SCORE"},
         {"--race", ARG_STRING, &o.race, 0, 0, "keep | white | black | asian | indian | other: adds 1*RACE_IS_k (keep: the thumbnail's)"},
         {"--face-jitter", ARG_FLOAT, &o.face_jitter, 0, 0.5, "face terms see the chip through a random similarity + mirror of this size, redrawn each step (default 0: fixed)"},
-        {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads without an extractor (default " FU_HEADS_DEFAULT ")"},
+        {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads with face-api's backbone instead of the extractor (default " FU_HEADS_DEFAULT " when no extractor)"},
         {"--extractor", ARG_STRING, &o.extractor, 0, 0, "augmented extractor: fine-tuned backbone, heads, comparer (default " FU_EXTRACTOR_DEFAULT " when present)"},
         {"--no-extractor", ARG_FLAG, &o.no_extractor, 0, 0, "face-api's backbone and --heads even when the extractor file is present"},
         {"--attr", ARG_STRING, &o.attr, 0, 0, "NAME=0|1[,NAME=0|1...] (CelebA names): adds 1*ATTR_k_IS_v each"},
@@ -557,17 +556,10 @@ int cmd_upscale(int argc, char **argv) {
     char gen_path[PATH_CAP];
     if (rc == FU_OK) rc = open_generator(&o, &gen, gen_path);
     if (rc == FU_OK) rc = load_thumbnails(jobs, n_jobs, gen, !o.no_face_check);
-    char heads_path[4096];
-    if (!o.heads) o.heads = fu_shipped_path(FU_HEADS_DEFAULT, heads_path, sizeof heads_path);
-    char extractor_path[4096];
-    if (!o.extractor && !o.no_extractor) {
-        fu_shipped_path(FU_EXTRACTOR_DEFAULT, extractor_path, sizeof extractor_path);
-        if (access(extractor_path, F_OK) == 0) o.extractor = extractor_path;   /* the shipped one, when there is one */
-    }
-    if (o.no_extractor && o.extractor) rc = fu_fail(FU_E_INPUT, "--extractor and --no-extractor exclude each other");
+    char heads_path[4096], extractor_path[4096];
+    if (rc == FU_OK) rc = upscale_face_choose(&o.extractor, &o.heads, o.no_extractor, extractor_path, heads_path, sizeof heads_path);
     if (rc == FU_OK)
-        rc = upscale_face_open(&uf, o.heads, o.no_extractor ? NULL : o.extractor, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL,
-                               gen->resolution);
+        rc = upscale_face_open(&uf, o.heads, o.extractor, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL, gen->resolution);
     if (rc == FU_OK && uf.active) rc = fu_face_guides_set_jitter(&uf.fg, o.face_jitter);
     if (rc == FU_OK && uf.active) cfg.guides = &uf.guides;
     if (rc == FU_OK) rc = fu_search_check_guides(&cfg.loss, cfg.guides);

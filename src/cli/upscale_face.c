@@ -2,6 +2,7 @@
 #include "upscale_face.h"
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "core/error.h"
 #include "face/align.h"
 #include "face/face_pipeline.h"
@@ -58,6 +59,15 @@ static int load_networks(upscale_face *uf, const char *heads_path, const char *e
     if (!(uf->heads = fu_heads_load(heads_path))) return fu_last_code();
     if (!(uf->net = fu_dlib_resnet_load(fu_model_path(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf)))) return fu_last_code();
     return fu_face_guides_init(&uf->fg, uf->net, uf->heads, resolution);
+}
+
+int upscale_face_choose(const char **extractor, const char **heads, int no_extractor, char *ext_buf, char *heads_buf, size_t n) {
+    if (*extractor && no_extractor) return fu_fail(FU_E_INPUT, "--extractor and --no-extractor exclude each other");
+    if (*extractor && *heads) return fu_fail(FU_E_INPUT, "--heads goes with face-api's backbone; the --extractor file has its own heads");
+    if (!*extractor && !*heads && !no_extractor && access(fu_shipped_path(FU_EXTRACTOR_DEFAULT, ext_buf, n), F_OK) == 0)
+        *extractor = ext_buf;   /* the shipped one, when there is one */
+    if (!*extractor && !*heads) *heads = fu_shipped_path(FU_HEADS_DEFAULT, heads_buf, n);
+    return FU_OK;
 }
 
 int upscale_face_open(upscale_face *uf, const char *heads_path, const char *extractor_path, const char *identity,

@@ -18,6 +18,13 @@ typedef struct upscale_face {
     fu_tensor *reference;        /* --identity's face framed like the generator's, [1,3,R,R], or NULL */
 } upscale_face;
 
+/* Which networks guide the face terms, from --extractor, --heads and --no-extractor: an
+ * extractor file; else face-api's backbone with --heads (given, or with --no-extractor the
+ * shipped heads); else the shipped extractor when present, else the shipped heads. Sets
+ * *extractor (NULL: face-api's backbone) and *heads (the heads file; NULL with an extractor);
+ * ext_buf and heads_buf (n bytes each) hold the shipped paths. FU_E_INPUT when flags contradict. */
+int upscale_face_choose(const char **extractor, const char **heads, int no_extractor, char *ext_buf, char *heads_buf, size_t n);
+
 /* Loads the networks when spec or spec2 (may be NULL) holds a face term: the augmented
  * extractor file (backbone, race and attribute heads, comparer) when extractor_path is not
  * NULL, else face-api's dlib ResNet with the heads file; then the reference descriptor of the

@@ -184,6 +184,8 @@ cJSON *fu_eu_result_json(const fu_eu_result *r) {
         snprintf(key, sizeof key, "%s_race_probabilities", judge_names[k]);
         cJSON_AddItemToObject(j, key, float_array(r->judged.race_probs[k], FU_EU_N_RACES));
     }
+    if (r->judged.race_of[FU_EU_JUDGE_FACERES] >= 0 && r->judged.faceres_judge[0])
+        cJSON_AddStringToObject(j, "faceres_race_judge", r->judged.faceres_judge);
     cJSON_AddNumberToObject(j, "emotion_p_happy", r->judged.p_happy);
     cJSON_AddItemToObject(o, "judged", j);
     return o;
@@ -238,5 +240,7 @@ int fu_eu_result_from_json(const cJSON *o, fu_eu_result *r, const char *label) {
     r->l2 = (float)l2, r->seconds = sec;
     r->judged.cosine = (float)cosine, r->judged.p_happy = (float)happy;
     r->judged.race = r->judged.race_of[FU_EU_JUDGE_GEAR];
+    const char *key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "faceres_race_judge"));
+    if (key && strlen(key) < sizeof r->judged.faceres_judge) strcpy(r->judged.faceres_judge, key);
     return FU_OK;
 }

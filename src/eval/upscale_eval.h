@@ -82,6 +82,7 @@ typedef struct fu_eu_judged {
     float cosine;                    /* faceres, to the original (1 for the original itself) */
     float race_probs[FU_EU_N_JUDGES][FU_EU_N_RACES];
     int race_of[FU_EU_N_JUDGES];     /* each race judge's class; -1 when that judge did not run */
+    char faceres_judge[33];          /* content key of the faceres race judge file behind race_of[FACERES] ("": unknown) */
     int race;                        /* the class of the judge the tables use (fu_eu_use_judge) */
     float p_happy;                   /* emotion */
 } fu_eu_judged;
@@ -101,7 +102,8 @@ typedef struct fu_eu_result {
 
 cJSON *fu_eu_result_json(const fu_eu_result *r);
 /* Reads a record written by fu_eu_result_json (faceres_race may be absent, from records of
- * before the faceres judge: race_of[FACERES] = -1). FU_OK or FU_E_INPUT (label names the file). */
+ * before the faceres judge: race_of[FACERES] = -1; so may the judge file's key, read as "").
+ * FU_OK or FU_E_INPUT (label names the file). */
 int fu_eu_result_from_json(const cJSON *j, fu_eu_result *r, const char *label);
 
 /* Everything the tables need. results[(k * FU_EU_N_METHODS + m) * n_faces + i] is face i's
