@@ -229,9 +229,10 @@ static int same_bytes(const char *a, const char *b) {
     return same;
 }
 
-/* The face terms follow --extractor as upscale's do: the identity goal's image changes with the
- * extractor's comparer while plain PULSE's stays byte for byte; the summary and the method
- * folders name the extractor, and a rerun with face-api's net instead is refused. */
+/* The face terms follow --extractor and --comparer as upscale's do: the identity goal's image
+ * changes with the extractor's learnt comparer while plain PULSE's stays byte for byte; the
+ * summary and the method folders name the extractor and comparer, and a rerun with face-api's
+ * net or the calibrated comparer instead is refused. */
 TEST(cli_eval_upscale_guides_by_extractor) {
     const char *shared = fu_test_shared_dir();
     char heads[1024], ext[512], o1[512], o2[512], a[1024], b[1024];
@@ -253,13 +254,16 @@ TEST(cli_eval_upscale_guides_by_extractor) {
     int rc = run_faceup(args, out, sizeof out, err, sizeof err);
     CHECK_MSG(rc == FU_OK, "exit %d: %s", rc, err);
     cJSON *j = cJSON_Parse(out);
-    CHECK(j && cJSON_GetObjectItem(j, "heads") && !cJSON_GetObjectItem(j, "extractor"));
+    const cJSON *nets = cJSON_GetObjectItem(j, "face_networks");
+    CHECK(nets && cJSON_GetObjectItem(nets, "heads") && !cJSON_GetObjectItem(nets, "extractor"));
     cJSON_Delete(j);
-    snprintf(args, sizeof args, "eval upscale --data %s/data --out %s %s --extractor %s", shared, o2, flags, ext);
+    snprintf(args, sizeof args, "eval upscale --data %s/data --out %s %s --extractor %s --comparer learnt", shared, o2, flags, ext);
     rc = run_faceup(args, out, sizeof out, err, sizeof err);
     CHECK_MSG(rc == FU_OK, "exit %d: %s", rc, err);
     j = cJSON_Parse(out);
-    CHECK(j && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "extractor")) ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "extractor")) : "", ext));
+    nets = cJSON_GetObjectItem(j, "face_networks");
+    const char *named = cJSON_GetStringValue(cJSON_GetObjectItem(nets, "extractor"));
+    CHECK(named && !strcmp(named, ext) && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(nets, "comparer")), "learnt"));
     cJSON_Delete(j);
     snprintf(a, sizeof a, "%s/x4/pulse/lfw-0001.png", o1);
     snprintf(b, sizeof b, "%s/x4/pulse/lfw-0001.png", o2);
@@ -275,6 +279,9 @@ TEST(cli_eval_upscale_guides_by_extractor) {
     snprintf(args, sizeof args, "eval upscale --data %s/data --out %s %s --no-extractor", shared, o2, flags);
     rc = run_faceup(args, out, sizeof out, err, sizeof err);
     CHECK_MSG(rc == FU_E_INPUT && strstr(err, "x4/identity") && strstr(err, "heads") && count_newlines(err) == 1, "exit %d: %s", rc, err);
+    snprintf(args, sizeof args, "eval upscale --data %s/data --out %s %s --extractor %s", shared, o2, flags, ext);
+    rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_E_INPUT && strstr(err, "x4/identity") && strstr(err, "comparer") && count_newlines(err) == 1, "exit %d: %s", rc, err);
     /* contradicting flags */
     snprintf(args, sizeof args, "eval upscale --data %s/data --out %s %s --extractor %s --heads %s", shared, o2, flags, ext, heads);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--heads") && count_newlines(err) == 1);
@@ -299,6 +306,8 @@ TEST(cli_eval_upscale_bad_input_exit_2_without_output) {
         {"--race-judge-model /nonexistent/judge.safetensors", "/nonexistent/judge.safetensors", 1},
         {"--extractor /nonexistent/ext.safetensors", "/nonexistent/ext.safetensors", 1},
         {"--extractor x.safetensors --no-extractor", "exclude each other", 0},
+        {"--comparer fancy", "--comparer", 0},
+        {"--no-extractor --comparer learnt", "needs an extractor", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (cases[i].needs_data && (!shared || !models_present())) continue;

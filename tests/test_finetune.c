@@ -307,8 +307,10 @@ TEST(cli_upscale_uses_extractor_file) {
     snprintf(outp, sizeof outp, "%s/up_ext.png", fu_test_tmpdir());
     snprintf(args, sizeof args, "upscale %s -o %s --race white --steps 2 --extractor %s --json --quiet --threads 1", thumb, outp, ext);
     REQUIRE(run_faceup(args, out, sizeof out, err, sizeof err) <= 1);
-    cJSON *j = cJSON_Parse(out);
+    cJSON *j = cJSON_Parse(out), *nets = cJSON_GetObjectItem(j, "face_networks");
     CHECK(j != NULL && strstr(out, "\"race\"") != NULL);
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(nets, "extractor")) ? cJSON_GetStringValue(cJSON_GetObjectItem(nets, "extractor")) : "", ext));
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(nets, "comparer")) ? cJSON_GetStringValue(cJSON_GetObjectItem(nets, "comparer")) : "", "calibrated"));
     cJSON_Delete(j);
     /* a file that is not an extractor, and contradicting flags, are refused */
     snprintf(bogus, sizeof bogus, "%s/ext_bogus.safetensors", fu_test_tmpdir());
@@ -318,6 +320,8 @@ TEST(cli_upscale_uses_extractor_file) {
     CHECK(strstr(err, "ext_bogus.safetensors") != NULL);
     snprintf(args, sizeof args, "upscale %s -o %s --race white --steps 2 --extractor %s --no-extractor --quiet", thumb, outp, ext);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == 2);
+    snprintf(args, sizeof args, "upscale %s -o %s --race white --steps 2 --no-extractor --comparer learnt --quiet", thumb, outp);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == 2 && strstr(err, "--comparer") && count_newlines(err) == 1);
     snprintf(args, sizeof args, "upscale %s -o %s --race white --steps 2 --extractor %s --heads %s --quiet", thumb, outp, ext, heads);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == 2 && strstr(err, "--heads") && count_newlines(err) == 1);
 }

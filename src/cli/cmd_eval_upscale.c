@@ -45,22 +45,21 @@
 #define FILE_CAP (DIR_CAP + 64)
 
 typedef struct options {
-    const char *data, *out, *methods, *factors, *generator, *heads, *extractor, *race_judge, *race_judge_model;
-    int lfw_pairs, utk_per_class, celeba, steps, seeds, threads, json, quiet, overwrite, no_extractor;
+    const char *data, *out, *methods, *factors, *generator, *race_judge, *race_judge_model;
+    int lfw_pairs, utk_per_class, celeba, steps, seeds, threads, json, quiet, overwrite;
     int method_mask, n_factors, judge;
     float face_jitter;
     fu_eu_factor factor[FU_EU_MAX_FACTORS];
-    char generator_path[FU_EU_PATH], heads_path[FU_EU_PATH], extractor_path[FU_EU_PATH], data_buf[FU_EU_PATH], judge_path[FU_EU_PATH];
+    char generator_path[FU_EU_PATH], data_buf[FU_EU_PATH], judge_path[FU_EU_PATH];
+    guide_flags guide;
 } options;
 
 /* Every network of the run: the generator and the search's guides, the framing of the
  * generator's training faces, and the three judges. */
 typedef struct nets {
     fu_generator *gen;
-    fu_heads *heads;                 /* NULL when the extractor's heads are used */
-    fu_face_extractor *extractor;    /* the augmented extractor, when the guides use one */
     fu_face_pipeline pipe;           /* landmarks and face-api's descriptors (face.json) */
-    fu_face_guides fg;               /* the search's face terms: the extractor, or face-api's net and heads */
+    upscale_guides g;                /* the search's face terms, as upscale's */
     fu_faces_framer *framer;
     fu_face_net *faceres, *gear, *emotion;
     fu_race_judge *race_judge;       /* faceres race judge; NULL with --race-judge gear and no file */
@@ -137,20 +136,6 @@ static int open_race_judge(options *o, nets *n) {
     return content_key(path, n->race_judge_key);
 }
 
-/* The search's face terms as upscale's: the extractor file (backbone, heads, comparer), or
- * face-api's net with the heads file. */
-static int open_guides(options *o, nets *n) {
-    int R = n->gen->resolution;
-    if (o->extractor) {
-        if (!(n->extractor = fu_face_extractor_load(o->extractor))) return fu_last_code();
-        int rc = fu_face_guides_init(&n->fg, n->extractor->net, n->extractor->heads, R);
-        if (rc == FU_OK) fu_face_guides_set_comparer(&n->fg, n->extractor->comparer->data[0], n->extractor->comparer->data[1]);
-        return rc;
-    }
-    if (!(n->heads = fu_heads_load(o->heads))) return fu_last_code();
-    return fu_face_guides_init(&n->fg, n->pipe.net, n->heads, R);
-}
-
 static int open_nets(options *o, nets *n) {
     memset(n, 0, sizeof *n);
     const char *gen_path = o->generator ? o->generator : fu_shipped_path(DEFAULT_GENERATOR, o->generator_path, sizeof o->generator_path);
@@ -159,8 +144,8 @@ static int open_nets(options *o, nets *n) {
     int rc = fu_generator_open(gen_path, NULL, &n->gen);
     if (rc == FU_OK) rc = check_factors(o, n->gen);
     if (rc == FU_OK) rc = fu_face_pipeline_open(&n->pipe);
-    if (rc == FU_OK) rc = open_guides(o, n);
-    if (rc == FU_OK) rc = fu_face_guides_set_jitter(&n->fg, o->face_jitter);
+    if (rc == FU_OK) rc = upscale_guides_open(&n->g, &o->guide, n->gen->resolution);
+    if (rc == FU_OK) rc = fu_face_guides_set_jitter(&n->g.fg, o->face_jitter);
     if (rc == FU_OK && !(n->framer = fu_faces_framer_open(FU_FACES_FRAME_FFHQ))) rc = fu_last_code();
     if (rc == FU_OK && !(n->faceres = fu_face_net_load(FU_NET_FACERES))) rc = fu_last_code();
     if (rc == FU_OK && !(n->gear = fu_face_net_load(FU_NET_GEAR))) rc = fu_last_code();
@@ -175,8 +160,7 @@ static int open_nets(options *o, nets *n) {
 
 static void close_nets(nets *n) {
     fu_generator_free(n->gen);
-    fu_heads_free(n->heads);
-    fu_face_extractor_free(n->extractor);
+    upscale_guides_close(&n->g);
     fu_face_pipeline_close(&n->pipe);
     fu_faces_framer_free(n->framer);
     fu_face_net_free(n->faceres);
@@ -356,12 +340,12 @@ static int load_face(const nets *n, const char *dir, const char *path, face *fc,
  * the extractor's is computed afresh each run, as it depends on the extractor file. */
 static int guide_reference(const nets *n, face *fc) {
     if (!fc->f.reference[0]) return FU_OK;
-    if (!n->extractor) {
+    if (!n->g.extractor) {
         memcpy(fc->guide_reference, fc->reference, sizeof fc->reference);
         return FU_OK;
     }
     fu_face_pipeline with_net = n->pipe;
-    with_net.net = n->extractor->net;
+    with_net.net = n->g.extractor->net;
     return fu_face_pipeline_embed_file(&with_net, fc->f.reference, fc->guide_reference);
 }
 
@@ -450,7 +434,7 @@ static int method_config(const options *o, const nets *n, int m, const fu_tensor
         rc = fu_loss_add(&cfg->loss, (fu_loss_term){.kind = FU_TERM_IDENTITY_SCORE, .weight = 5});
     if (rc == FU_OK && m == FU_EU_RACE) {
         float probs[FU_RACE_CLASSES];
-        *target_race = fu_heads_thumb_race(n->fg.heads, thumb, probs);
+        *target_race = fu_heads_thumb_race(n->g.fg.heads, thumb, probs);
         rc = *target_race < 0 ? fu_last_code() : fu_loss_add(&cfg->loss, (fu_loss_term){.kind = FU_TERM_RACE, .index = *target_race, .weight = 1});
     }
     if (rc == FU_OK && (m == FU_EU_SMILING0 || m == FU_EU_SMILING1))
@@ -473,8 +457,8 @@ static int search(const options *o, nets *n, int m, const face *fc, const fu_ten
                   int *met, int *target_race, double *seconds) {
     fu_search_config cfg;
     int rc = method_config(o, n, m, thumb, &cfg, target_race);
-    if (m == FU_EU_IDENTITY) fu_face_guides_set_reference(&n->fg, fc->guide_reference);
-    fu_search_guides guides = fu_face_guides_bind(&n->fg);
+    if (m == FU_EU_IDENTITY) fu_face_guides_set_reference(&n->g.fg, fc->guide_reference);
+    fu_search_guides guides = fu_face_guides_bind(&n->g.fg);
     cfg.guides = &guides;
     cfg.on_step = on_step;
     cfg.ctx = sc;
@@ -620,8 +604,7 @@ static cJSON *summary_json(const options *o, const face *faces, int n_faces, cJS
     cJSON *root = cJSON_CreateObject(), *fac = cJSON_CreateArray(), *methods = cJSON_CreateArray(), *counts = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "command", "eval upscale");
     cJSON_AddStringToObject(root, "generator", o->generator_path);
-    if (o->extractor) cJSON_AddStringToObject(root, "extractor", o->extractor);
-    else cJSON_AddStringToObject(root, "heads", o->heads);
+    cJSON_AddItemToObject(root, "face_networks", guide_flags_json(&o->guide));
     cJSON_AddStringToObject(root, "data", o->data);
     cJSON_AddStringToObject(root, "out", o->out);
     cJSON_AddNumberToObject(root, "steps", o->steps);
@@ -681,7 +664,7 @@ static int check_options(options *o) {
     if (rc == FU_OK && strlen(o->out) > 512) rc = fu_fail(FU_E_INPUT, "--out: path longer than 512 characters");
     if (rc == FU_OK && !o->lfw_pairs && !o->utk_per_class && !o->celeba)
         rc = fu_fail(FU_E_INPUT, "no faces: --lfw-pairs, --utk-per-class and --celeba are all 0");
-    if (rc == FU_OK) rc = upscale_face_choose(&o->extractor, &o->heads, o->no_extractor, o->extractor_path, o->heads_path, FU_EU_PATH);
+    if (rc == FU_OK) rc = guide_flags_resolve(&o->guide);
     if (rc == FU_OK && o->method_mask == 1 << FU_EU_IDENTITY && !o->lfw_pairs)
         rc = fu_fail(FU_E_INPUT, "--methods identity needs LFW pairs (the reference photos): --lfw-pairs is 0");
     return rc;
@@ -697,7 +680,8 @@ static cJSON *method_settings(const options *o, int m, const char *gen_key, cons
     cJSON_AddNumberToObject(s, "seeds", o->seeds);
     cJSON_AddStringToObject(s, "generator", gen_key);
     if (m != FU_EU_PULSE) {
-        cJSON_AddStringToObject(s, o->extractor ? "extractor" : "heads", guides_key);
+        cJSON_AddStringToObject(s, o->guide.extractor ? "extractor" : "heads", guides_key);
+        if (o->guide.learnt_comparer) cJSON_AddStringToObject(s, "comparer", "learnt");
         cJSON_AddNumberToObject(s, "face_jitter", o->face_jitter);
     }
     return s;
@@ -716,6 +700,8 @@ static int check_method_settings(const options *o, const char *dir, const cJSON 
     const char *differs = NULL;
     cJSON_ArrayForEach(item, want)
         if (!differs && !cJSON_Compare(item, cJSON_GetObjectItem(have, item->string), 1)) differs = item->string;
+    cJSON_ArrayForEach(item, have)   /* a setting the records had and this run has not */
+        if (!differs && !cJSON_GetObjectItem(want, item->string)) differs = item->string;
     int rc = differs ? fu_fail(FU_E_INPUT, "%s: its records were made with another %s; use another --out, or --overwrite to redo them", dir, differs)
                      : FU_OK;
     cJSON_Delete(have);
@@ -725,7 +711,7 @@ static int check_method_settings(const options *o, const char *dir, const cJSON 
 static int make_out_dirs(const options *o) {
     char path[FU_EU_PATH + 64], gen_key[33], guides_key[33];
     int rc = content_key(o->generator_path, gen_key);
-    if (rc == FU_OK) rc = content_key(o->extractor ? o->extractor : o->heads, guides_key);
+    if (rc == FU_OK) rc = content_key(o->guide.extractor ? o->guide.extractor : o->guide.heads, guides_key);
     if (rc == FU_OK) rc = make_dir(o->out);
     snprintf(path, sizeof path, "%s/faces", o->out);
     if (rc == FU_OK) rc = make_dir(path);
@@ -799,9 +785,7 @@ int cmd_eval_upscale(int argc, char **argv) {
         {"--seeds", ARG_INT, &o.seeds, 1, 64, "random starts per search (default 1)"},
         {"--generator", ARG_STRING, &o.generator, 0, 0, "generator (default " DEFAULT_GENERATOR ")"},
         {"--face-jitter", ARG_FLOAT, &o.face_jitter, 0, 0.5, "as upscale's: random similarity + mirror of the face terms' chip per step (default 0)"},
-        {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads with face-api's backbone instead of the extractor (default " FU_HEADS_DEFAULT " when no extractor)"},
-        {"--extractor", ARG_STRING, &o.extractor, 0, 0, "augmented extractor for the face terms, as upscale's (default " FU_EXTRACTOR_DEFAULT " when present)"},
-        {"--no-extractor", ARG_FLAG, &o.no_extractor, 0, 0, "face-api's backbone and --heads even when the extractor file is present"},
+        GUIDE_FLAG_SPECS(o.guide),
         {"--race-judge", ARG_STRING, &o.race_judge, 0, 0, "race judge of the tables: faceres (faceup's MLP on faceres) or gear (default faceres)"},
         {"--race-judge-model", ARG_STRING, &o.race_judge_model, 0, 0, "faceres race judge file (default " FU_RACE_JUDGE_DEFAULT ")"},
         {"--threads", ARG_INT, &o.threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},

@@ -40,9 +40,10 @@
 #define PATH_CAP 4096
 
 typedef struct options {
-    const char *out, *generator, *gaussfit, *loss, *loss2, *schedule, *noise, *sheet, *identity, *attr, *race, *heads, *extractor;
-    int seeds, first_seed, steps, trainable_noise, save_intermediate, json, overwrite, threads, quiet, random_init, no_extractor, no_face_check;
+    const char *out, *generator, *gaussfit, *loss, *loss2, *schedule, *noise, *sheet, *identity, *attr, *race;
+    int seeds, first_seed, steps, trainable_noise, save_intermediate, json, overwrite, threads, quiet, random_init, no_face_check;
     float lr, eps, face_jitter;
+    guide_flags guide;
 } options;
 
 typedef struct job {
@@ -329,7 +330,7 @@ static cJSON *job_json(const job *j, const fu_search_config *cfg, const fu_searc
     return o;
 }
 
-static cJSON *run_json(const options *o, const fu_generator *gen, const char *gen_path, const fu_search_config *cfg) {
+static cJSON *run_json(const options *o, const fu_generator *gen, const char *gen_path, const fu_search_config *cfg, int face_terms) {
     cJSON *root = cJSON_CreateObject();
     char buf[1024];
     cJSON_AddStringToObject(root, "generator", gen_path);
@@ -344,6 +345,7 @@ static cJSON *run_json(const options *o, const fu_generator *gen, const char *ge
     cJSON_AddStringToObject(root, "schedule", o->schedule);
     cJSON_AddStringToObject(root, "noise", o->noise);
     if (o->race) cJSON_AddStringToObject(root, "race", o->race);   /* keep: each result's RACE_IS_k is in its terms */
+    if (face_terms) cJSON_AddItemToObject(root, "face_networks", guide_flags_json(&o->guide));
     cJSON_AddItemToObject(root, "results", cJSON_CreateArray());
     return root;
 }
@@ -519,9 +521,7 @@ int cmd_upscale(int argc, char **argv) {
         {"--identity", ARG_STRING, &o.identity, 0, 0, "reference photo: adds 5*IDENTITY_SCORE"},
         {"--race", ARG_STRING, &o.race, 0, 0, "keep | white | black | asian | indian | other: adds 1*RACE_IS_k (keep: the thumbnail's)"},
         {"--face-jitter", ARG_FLOAT, &o.face_jitter, 0, 0.5, "face terms see the chip through a random similarity + mirror of this size, redrawn each step (default 0: fixed)"},
-        {"--heads", ARG_STRING, &o.heads, 0, 0, "race/attribute heads with face-api's backbone instead of the extractor (default " FU_HEADS_DEFAULT " when no extractor)"},
-        {"--extractor", ARG_STRING, &o.extractor, 0, 0, "augmented extractor: fine-tuned backbone, heads, comparer (default " FU_EXTRACTOR_DEFAULT " when present)"},
-        {"--no-extractor", ARG_FLAG, &o.no_extractor, 0, 0, "face-api's backbone and --heads even when the extractor file is present"},
+        GUIDE_FLAG_SPECS(o.guide),
         {"--attr", ARG_STRING, &o.attr, 0, 0, "NAME=0|1[,NAME=0|1...] (CelebA names): adds 1*ATTR_k_IS_v each"},
         {"--save-intermediate", ARG_FLAG, &o.save_intermediate, 0, 0, "save the best image so far at every step"},
         {"--sheet", ARG_STRING, &o.sheet, 0, 0, "comparison sheet PNG: nearest | bicubic | results | reference, a row per thumbnail"},
@@ -556,16 +556,14 @@ int cmd_upscale(int argc, char **argv) {
     char gen_path[PATH_CAP];
     if (rc == FU_OK) rc = open_generator(&o, &gen, gen_path);
     if (rc == FU_OK) rc = load_thumbnails(jobs, n_jobs, gen, !o.no_face_check);
-    char heads_path[4096], extractor_path[4096];
-    if (rc == FU_OK) rc = upscale_face_choose(&o.extractor, &o.heads, o.no_extractor, extractor_path, heads_path, sizeof heads_path);
-    if (rc == FU_OK)
-        rc = upscale_face_open(&uf, o.heads, o.extractor, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL, gen->resolution);
-    if (rc == FU_OK && uf.active) rc = fu_face_guides_set_jitter(&uf.fg, o.face_jitter);
+    if (rc == FU_OK) rc = guide_flags_resolve(&o.guide);
+    if (rc == FU_OK) rc = upscale_face_open(&uf, &o.guide, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL, gen->resolution);
+    if (rc == FU_OK && uf.active) rc = fu_face_guides_set_jitter(&uf.g.fg, o.face_jitter);
     if (rc == FU_OK && uf.active) cfg.guides = &uf.guides;
     if (rc == FU_OK) rc = fu_search_check_guides(&cfg.loss, cfg.guides);
     if (rc == FU_OK && cfg.has_loss2) rc = fu_search_check_guides(&cfg.loss2, cfg.guides);
     if (rc == FU_OK && many) rc = prepare_output_dir(o.out);
-    if (rc == FU_OK && !(root = run_json(&o, gen, gen_path, &cfg))) rc = fu_fail(FU_E_INTERNAL, "out of memory");
+    if (rc == FU_OK && !(root = run_json(&o, gen, gen_path, &cfg, uf.active))) rc = fu_fail(FU_E_INTERNAL, "out of memory");
     if (rc == FU_OK) rc = run_jobs(&o, &dist, gen, &cfg, &uf, jobs, n_jobs, root, &any_failed);
     int own_rc = rc;
     rc = fu_dist_agree(&dist, rc);   /* every rank reaches this, so none waits for a failed one */

@@ -47,51 +47,69 @@ static int reference_face(const char *photo, fu_dlib_resnet *net, int resolution
     return rc;
 }
 
-/* The networks: the extractor file, or face-api's backbone and the heads file. */
-static int load_networks(upscale_face *uf, const char *heads_path, const char *extractor_path, int resolution) {
-    char buf[1024];
-    if (extractor_path) {
-        if (!(uf->extractor = fu_face_extractor_load(extractor_path))) return fu_last_code();
-        int rc = fu_face_guides_init(&uf->fg, uf->extractor->net, uf->extractor->heads, resolution);
-        if (rc == FU_OK) fu_face_guides_set_comparer(&uf->fg, uf->extractor->comparer->data[0], uf->extractor->comparer->data[1]);
-        return rc;
-    }
-    if (!(uf->heads = fu_heads_load(heads_path))) return fu_last_code();
-    if (!(uf->net = fu_dlib_resnet_load(fu_model_path(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf)))) return fu_last_code();
-    return fu_face_guides_init(&uf->fg, uf->net, uf->heads, resolution);
-}
-
-int upscale_face_choose(const char **extractor, const char **heads, int no_extractor, char *ext_buf, char *heads_buf, size_t n) {
-    if (*extractor && no_extractor) return fu_fail(FU_E_INPUT, "--extractor and --no-extractor exclude each other");
-    if (*extractor && *heads) return fu_fail(FU_E_INPUT, "--heads goes with face-api's backbone; the --extractor file has its own heads");
-    if (!*extractor && !*heads && !no_extractor && access(fu_shipped_path(FU_EXTRACTOR_DEFAULT, ext_buf, n), F_OK) == 0)
-        *extractor = ext_buf;   /* the shipped one, when there is one */
-    if (!*extractor && !*heads) *heads = fu_shipped_path(FU_HEADS_DEFAULT, heads_buf, n);
+int guide_flags_resolve(guide_flags *f) {
+    const char *comparer = f->comparer ? f->comparer : "calibrated";
+    if (f->extractor && f->no_extractor) return fu_fail(FU_E_INPUT, "--extractor and --no-extractor exclude each other");
+    if (f->extractor && f->heads) return fu_fail(FU_E_INPUT, "--heads goes with face-api's backbone; the --extractor file has its own heads");
+    if (strcmp(comparer, "calibrated") && strcmp(comparer, "learnt"))
+        return fu_fail(FU_E_INPUT, "--comparer: expected calibrated or learnt, got '%s'", comparer);
+    if (!f->extractor && !f->heads && !f->no_extractor &&
+        access(fu_shipped_path(FU_EXTRACTOR_DEFAULT, f->extractor_buf, sizeof f->extractor_buf), F_OK) == 0)
+        f->extractor = f->extractor_buf;   /* the shipped one, when there is one */
+    if (!f->extractor && !f->heads) f->heads = fu_shipped_path(FU_HEADS_DEFAULT, f->heads_buf, sizeof f->heads_buf);
+    f->learnt_comparer = !strcmp(comparer, "learnt");
+    if (f->learnt_comparer && !f->extractor) return fu_fail(FU_E_INPUT, "--comparer learnt needs an extractor file");
     return FU_OK;
 }
 
-int upscale_face_open(upscale_face *uf, const char *heads_path, const char *extractor_path, const char *identity,
-                      const fu_loss_spec *spec, const fu_loss_spec *spec2, int resolution) {
+cJSON *guide_flags_json(const guide_flags *f) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, f->extractor ? "extractor" : "heads", f->extractor ? f->extractor : f->heads);
+    cJSON_AddStringToObject(o, "comparer", f->learnt_comparer ? "learnt" : "calibrated");
+    return o;
+}
+
+int upscale_guides_open(upscale_guides *g, const guide_flags *f, int resolution) {
+    char buf[1024];
+    memset(g, 0, sizeof *g);
+    if (f->extractor) {
+        if (!(g->extractor = fu_face_extractor_load(f->extractor))) return fu_last_code();
+        int rc = fu_face_guides_init(&g->fg, g->extractor->net, g->extractor->heads, resolution);
+        if (rc == FU_OK && f->learnt_comparer) fu_face_guides_set_comparer(&g->fg, g->extractor->comparer->data[0], g->extractor->comparer->data[1]);
+        return rc;
+    }
+    if (!(g->heads = fu_heads_load(f->heads))) return fu_last_code();
+    if (!(g->net = fu_dlib_resnet_load(fu_model_path(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf)))) return fu_last_code();
+    return fu_face_guides_init(&g->fg, g->net, g->heads, resolution);
+}
+
+void upscale_guides_close(upscale_guides *g) {
+    fu_face_extractor_free(g->extractor);
+    fu_heads_free(g->heads);
+    fu_dlib_resnet_free(g->net);
+    memset(g, 0, sizeof *g);
+}
+
+int upscale_face_open(upscale_face *uf, const guide_flags *f, const char *identity, const fu_loss_spec *spec,
+                      const fu_loss_spec *spec2, int resolution) {
     memset(uf, 0, sizeof *uf);
     int wants_identity = has_kind(spec, 1) || has_kind(spec2, 1);
     uf->active = has_kind(spec, 0) || has_kind(spec2, 0);
     if (!uf->active) return FU_OK;
     if (wants_identity && !identity)
         return fu_fail(FU_E_INPUT, "IDENTITY_SCORE and L2_IDENTITY compare with a reference face: pass --identity PHOTO");
-    int rc = load_networks(uf, heads_path, extractor_path, resolution);
+    int rc = upscale_guides_open(&uf->g, f, resolution);
     if (rc == FU_OK && identity) {
         float ref[FU_DLIB_RESNET_DIM];
-        rc = reference_face(identity, uf->fg.net, resolution, ref, &uf->reference);
-        if (rc == FU_OK) fu_face_guides_set_reference(&uf->fg, ref);
+        rc = reference_face(identity, uf->g.fg.net, resolution, ref, &uf->reference);
+        if (rc == FU_OK) fu_face_guides_set_reference(&uf->g.fg, ref);
     }
-    uf->guides = fu_face_guides_bind(&uf->fg);
+    uf->guides = fu_face_guides_bind(&uf->g.fg);
     return rc;
 }
 
 void upscale_face_close(upscale_face *uf) {
-    fu_face_extractor_free(uf->extractor);
-    fu_heads_free(uf->heads);
-    fu_dlib_resnet_free(uf->net);
+    upscale_guides_close(&uf->g);
     fu_tensor_free(uf->reference);
     memset(uf, 0, sizeof *uf);
 }
@@ -106,7 +124,7 @@ static cJSON *race_json(int k, const float *probs) {
 
 int upscale_face_keep_race(const upscale_face *uf, const fu_tensor *thumb, fu_loss_spec *spec, cJSON *job) {
     float probs[FU_RACE_CLASSES];
-    int k = fu_heads_thumb_race(uf->fg.heads, thumb, probs), i = fu_loss_find(spec, FU_TERM_RACE);
+    int k = fu_heads_thumb_race(uf->g.fg.heads, thumb, probs), i = fu_loss_find(spec, FU_TERM_RACE);
     if (k < 0) return fu_last_code() ? fu_last_code() : FU_E_INPUT;
     if (i >= 0) spec->terms[i].index = k;
     cJSON_AddItemToObject(job, "thumbnail_race", race_json(k, probs));
@@ -115,7 +133,7 @@ int upscale_face_keep_race(const upscale_face *uf, const fu_tensor *thumb, fu_lo
 
 cJSON *upscale_face_json(const upscale_face *uf, const fu_tensor *image) {
     fu_face_report r;
-    if (fu_face_guides_describe(&uf->fg, image, &r) != FU_OK) return NULL;
+    if (fu_face_guides_describe(&uf->g.fg, image, &r) != FU_OK) return NULL;
     cJSON *o = cJSON_CreateObject(), *attrs = cJSON_CreateObject();
     if (r.has_identity) {
         cJSON *id = cJSON_CreateObject();

@@ -4,35 +4,60 @@
 #ifndef FU_CLI_UPSCALE_FACE_H
 #define FU_CLI_UPSCALE_FACE_H
 #include <cjson/cJSON.h>
+#include "args.h"
 #include "face/face_extractor.h"
 #include "face/heads.h"
 #include "search/face_guides.h"
 
+/* The flags that pick the face terms' networks, shared by `upscale` and `eval upscale`. */
+typedef struct guide_flags {
+    const char *extractor, *heads, *comparer;   /* --extractor, --heads, --comparer as given (or NULL) */
+    int no_extractor;                           /* --no-extractor */
+    int learnt_comparer;                        /* set by guide_flags_resolve */
+    char extractor_buf[4096], heads_buf[4096];  /* the shipped files' paths */
+} guide_flags;
+
+#define GUIDE_FLAG_SPECS(f)                                                                                              \
+    {"--extractor", ARG_STRING, &(f).extractor, 0, 0, "augmented extractor: fine-tuned backbone and heads (default " FU_EXTRACTOR_DEFAULT " when present)"}, \
+    {"--no-extractor", ARG_FLAG, &(f).no_extractor, 0, 0, "face-api's backbone and --heads even when the extractor file is present"}, \
+    {"--heads", ARG_STRING, &(f).heads, 0, 0, "race/attribute heads with face-api's backbone instead of the extractor (default " FU_HEADS_DEFAULT ")"}, \
+    {"--comparer", ARG_STRING, &(f).comparer, 0, 0, "IDENTITY_SCORE's t and k: calibrated (dlib's same-person distance; default) or learnt (the extractor's)"}
+
+/* Resolves the flags: an extractor file; else face-api's backbone with --heads (given, or with
+ * --no-extractor the shipped heads); else the shipped extractor when present, else the shipped
+ * heads. Afterwards exactly one of f->extractor and f->heads is set. FU_E_INPUT with a one-line
+ * message when flags contradict or --comparer is unknown (learnt needs an extractor). */
+int guide_flags_resolve(guide_flags *f);
+
+/* {"extractor" or "heads": path, "comparer": "calibrated" or "learnt"} of resolved flags. */
+cJSON *guide_flags_json(const guide_flags *f);
+
+/* The networks behind the face terms and the guides over them. */
+typedef struct upscale_guides {
+    fu_face_extractor *extractor; /* the augmented extractor, when one is used */
+    fu_heads *heads;              /* NULL when the extractor's heads are used */
+    fu_dlib_resnet *net;          /* NULL when the extractor's backbone is used */
+    fu_face_guides fg;
+} upscale_guides;
+
+/* Loads what resolved flags name; IDENTITY_SCORE keeps the calibration constants unless
+ * f->learnt_comparer. */
+int upscale_guides_open(upscale_guides *g, const guide_flags *f, int resolution);
+void upscale_guides_close(upscale_guides *g);
+
 typedef struct upscale_face {
     int active;                  /* some face term is in a loss */
-    fu_face_extractor *extractor; /* the augmented extractor, when one is used */
-    fu_heads *heads;             /* NULL when the extractor's heads are used */
-    fu_dlib_resnet *net;         /* NULL when the extractor's backbone is used */
-    fu_face_guides fg;
+    upscale_guides g;
     fu_search_guides guides;
     fu_tensor *reference;        /* --identity's face framed like the generator's, [1,3,R,R], or NULL */
 } upscale_face;
 
-/* Which networks guide the face terms, from --extractor, --heads and --no-extractor: an
- * extractor file; else face-api's backbone with --heads (given, or with --no-extractor the
- * shipped heads); else the shipped extractor when present, else the shipped heads. Sets
- * *extractor (NULL: face-api's backbone) and *heads (the heads file; NULL with an extractor);
- * ext_buf and heads_buf (n bytes each) hold the shipped paths. FU_E_INPUT when flags contradict. */
-int upscale_face_choose(const char **extractor, const char **heads, int no_extractor, char *ext_buf, char *heads_buf, size_t n);
-
-/* Loads the networks when spec or spec2 (may be NULL) holds a face term: the augmented
- * extractor file (backbone, race and attribute heads, comparer) when extractor_path is not
- * NULL, else face-api's dlib ResNet with the heads file; then the reference descriptor of the
- * photo `identity` (may be NULL; needed by IDENTITY_SCORE / L2_IDENTITY) with the same
- * backbone. FU_OK, or FU_E_INPUT with a one-line message (missing file, no face in the
- * photo, ...). */
-int upscale_face_open(upscale_face *uf, const char *heads_path, const char *extractor_path, const char *identity,
-                      const fu_loss_spec *spec, const fu_loss_spec *spec2, int resolution);
+/* Loads the networks (upscale_guides_open) when spec or spec2 (may be NULL) holds a face term;
+ * then the reference descriptor of the photo `identity` (may be NULL; needed by IDENTITY_SCORE /
+ * L2_IDENTITY) with the same backbone. FU_OK, or FU_E_INPUT with a one-line message (missing
+ * file, no face in the photo, ...). */
+int upscale_face_open(upscale_face *uf, const guide_flags *f, const char *identity, const fu_loss_spec *spec,
+                      const fu_loss_spec *spec2, int resolution);
 void upscale_face_close(upscale_face *uf);
 
 /* --race keep: sets the index of spec's RACE term to the thumbnail classifier's prediction for
