@@ -78,6 +78,15 @@ static const char *tiny_data(const char **why, int *failed) {
     return path;
 }
 
+/* Declares `path`, the tiny data file (tiny_data): the test fails when making it failed and is
+ * skipped when its inputs are absent. A macro, as SKIP returns from the test. */
+#define TINY_DATA_OR_SKIP(path)                                 \
+    const char *path##_why = NULL;                              \
+    int path##_failed = 0;                                      \
+    const char *path = tiny_data(&path##_why, &path##_failed); \
+    CHECK_MSG(!path##_failed, "%s", path##_why);                \
+    if (!path) SKIP(path##_why)
+
 static fu_finetune_config tiny_config(const char *out, int64_t steps) {
     static char heads[1024];
     fu_finetune_config c = fu_finetune_defaults();
@@ -88,11 +97,7 @@ static fu_finetune_config tiny_config(const char *out, int64_t steps) {
 }
 
 TEST(finetune_data_file_round_trip_and_damage) {
-    const char *why = NULL;
-    int failed = 0;
-    const char *path = tiny_data(&why, &failed);
-    CHECK_MSG(!failed, "%s", why);
-    if (!path) SKIP(why);
+    TINY_DATA_OR_SKIP(path);
     fu_xdata d;
     REQUIRE(fu_xdata_load(path, &d) == FU_OK);
     int split_seen[3] = {0}, looks = 0;
@@ -119,11 +124,7 @@ TEST(finetune_data_file_round_trip_and_damage) {
 }
 
 TEST(finetune_tiny_run_losses_fall_and_retention_keeps_descriptors) {
-    const char *why = NULL;
-    int failed = 0;
-    const char *path = tiny_data(&why, &failed);
-    CHECK_MSG(!failed, "%s", why);
-    if (!path) SKIP(why);
+    TINY_DATA_OR_SKIP(path);
     fu_xdata d;
     REQUIRE(fu_xdata_load(path, &d) == FU_OK);
     char out[512], loose[512];
@@ -170,11 +171,7 @@ static int same_backbone(const char *a, const char *b) {
 }
 
 TEST(finetune_resume_matches_uninterrupted) {
-    const char *why = NULL;
-    int failed = 0;
-    const char *path = tiny_data(&why, &failed);
-    CHECK_MSG(!failed, "%s", why);
-    if (!path) SKIP(why);
+    TINY_DATA_OR_SKIP(path);
     fu_xdata d;
     REQUIRE(fu_xdata_load(path, &d) == FU_OK);
     char full[512], split[512], ckpt_full[600], ckpt_split[600];
@@ -239,12 +236,8 @@ TEST(finetune_extractor_file_f16_round_trip) {
 /* ------------------------------------------------------------------ command line */
 
 TEST(cli_eval_extractor_json_and_bad_inputs) {
-    const char *why = NULL;
-    int failed = 0;
-    const char *path = tiny_data(&why, &failed);
-    CHECK_MSG(!failed, "%s", why);
     if (access(getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup", X_OK) != 0) SKIP("faceup binary not built");
-    if (!path) SKIP(why);
+    TINY_DATA_OR_SKIP(path);
     char ext[512], args[4096], lfw[1024], bogus[512];
     static char out[1 << 18], err[8192];
     snprintf(ext, sizeof ext, "%s/ft_cli.safetensors", fu_test_tmpdir());
@@ -340,11 +333,7 @@ static int link_face(const char *shared, const char *ids, const char *person, in
 }
 
 TEST(finetune_arcface_term_with_identity_folders) {
-    const char *why = NULL;
-    int failed = 0;
-    const char *path = tiny_data(&why, &failed);
-    CHECK_MSG(!failed, "%s", why);
-    if (!path) SKIP(why);
+    TINY_DATA_OR_SKIP(path);
     /* two made-up "identities" of two UTKFace photos each (the mechanics only: UTKFace has no
      * identity labels) */
     static const char *const files[4] = {"100_1_2_20170105174847679.jpg.chip.jpg", "10_0_0_20170110220255346.jpg.chip.jpg",
@@ -390,12 +379,8 @@ static double json_num(cJSON *o, const char *a, const char *b, const char *c) {
 }
 
 TEST(cli_train_race_offsets_heads_and_extractor) {
-    const char *why = NULL;
-    int failed = 0;
-    const char *path = tiny_data(&why, &failed);
-    CHECK_MSG(!failed, "%s", why);
     if (access(getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup", X_OK) != 0) SKIP("faceup binary not built");
-    if (!path) SKIP(why);
+    TINY_DATA_OR_SKIP(path);
     char heads[1024], out[512], ext[512], args[4096], bogus[512];
     static char outs[1 << 16], errs[8192];
     fu_shipped_path(FU_HEADS_DEFAULT, heads, sizeof heads);
