@@ -10,6 +10,7 @@
 #include "face/face_extractor.h"
 #include "face/heads.h"
 #include "face/race_judge.h"
+#include "io/image.h"
 #include "io/fileutil.h"
 #include "train/finetune.h"
 #include <cjson/cJSON.h>
@@ -157,6 +158,14 @@ TEST(cli_eval_upscale_end_to_end_and_resume) {
         snprintf(path, sizeof path, "%s/%s", o, rel[i]);
         CHECK_MSG(strstr(out, rel[i]) && file_exists(path), "%s not in the report or missing", rel[i]);
     }
+
+    /* The sheet: per factor the first face of each set and class (7 rows; x8 keeps 1 per group),
+     * columns thumbnail, 5 methods, original, reference, cells of 2 x 64 pixels. */
+    snprintf(path, sizeof path, "%s/sheet.png", o);
+    fu_tensor *sheet = fu_image_load(path);
+    CHECK_MSG(sheet && sheet->shape[3] == 8 * 128 && sheet->shape[2] == 16 + 14 * 128, "sheet %lldx%lld",
+              sheet ? (long long)sheet->shape[3] : -1LL, sheet ? (long long)sheet->shape[2] : -1LL);
+    fu_tensor_free(sheet);
 
     /* Resume: a result whose record is gone (a run killed before writing it) is redone, the
      * finished ones are read back untouched. */

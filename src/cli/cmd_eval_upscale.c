@@ -46,7 +46,7 @@
 
 typedef struct options {
     const char *data, *out, *methods, *factors, *generator, *race_judge, *race_judge_model;
-    int lfw_pairs, utk_per_class, celeba, steps, seeds, threads, json, quiet, overwrite;
+    int lfw_pairs, utk_per_class, celeba, steps, seeds, threads, json, quiet, overwrite, sheet_faces;
     int method_mask, n_factors, judge;
     float face_jitter;
     fu_eu_factor factor[FU_EU_MAX_FACTORS];
@@ -731,7 +731,7 @@ static int make_out_dirs(const options *o) {
 }
 
 /* Tables, summary.json, report.html, stdout. */
-static int report(const options *o, const face *faces, int n_faces, const fu_eu_result *results, cJSON *skipped) {
+static int report(const options *o, const face *faces, int n_faces, const fu_eu_result *results, int resolution, cJSON *skipped) {
     fu_eu_judged *orig = calloc((size_t)(n_faces ? n_faces : 1), sizeof *orig);
     fu_eu_face *records = calloc((size_t)(n_faces ? n_faces : 1), sizeof *records);
     if (!orig || !records) { free(orig); free(records); cJSON_Delete(skipped); return fu_fail(FU_E_INTERNAL, "out of memory"); }
@@ -742,6 +742,8 @@ static int report(const options *o, const face *faces, int n_faces, const fu_eu_
     int rc = tables ? FU_OK : fu_last_code();
     snprintf(path, sizeof path, "%s/report.html", o->out);
     if (rc == FU_OK) rc = fu_eu_write_html(&run, tables, path);
+    snprintf(path, sizeof path, "%s/sheet.png", o->out);
+    if (rc == FU_OK && o->sheet_faces) rc = fu_eu_write_sheet(&run, o->out, o->sheet_faces, 2 * resolution, path);
     if (rc == FU_OK) {
         root = summary_json(o, faces, n_faces, tables, skipped);
         skipped = NULL, tables = NULL;
@@ -768,11 +770,11 @@ static const char usage_text[] = "[--data DIR] [--out DIR] [--lfw-pairs N] [--ut
     "The paper's experiments on held-out faces (LFW pairs, UTKFace val, CelebA val): thumbnails of the\n"
     "64x64 originals upscaled by bicubic, plain PULSE and the identity / race / smiling goals, judged by\n"
     "networks the search does not use (faceres identity cosine, faceres race judge or gear race, emotion P(happy)).\n"
-    "Writes OUT/faces, OUT/xF/METHOD, OUT/summary.json and OUT/report.html; a rerun continues.";
+    "Writes OUT/faces, OUT/xF/METHOD, OUT/summary.json, OUT/report.html and OUT/sheet.png; a rerun continues.";
 
 int cmd_eval_upscale(int argc, char **argv) {
     options o = {.out = "eval-upscale", .methods = "bicubic,pulse,identity,race,smiling0,smiling1", .factors = "4",
-                 .lfw_pairs = 10, .utk_per_class = 4, .celeba = 10, .steps = 100, .seeds = 1, .race_judge = "faceres"};
+                 .lfw_pairs = 10, .utk_per_class = 4, .celeba = 10, .steps = 100, .seeds = 1, .race_judge = "faceres", .sheet_faces = 1};
     arg_spec specs[] = {
         {"--data", ARG_STRING, &o.data, 0, 0, "shared data root with lfw/, utkface/, celeba/ (default $FACEUP_SHARED/data or ../shared/data)"},
         {"--out", ARG_STRING, &o.out, 0, 0, "output folder (default eval-upscale)"},
@@ -789,6 +791,7 @@ int cmd_eval_upscale(int argc, char **argv) {
         {"--race-judge", ARG_STRING, &o.race_judge, 0, 0, "race judge of the tables: faceres (faceup's MLP on faceres) or gear (default faceres)"},
         {"--race-judge-model", ARG_STRING, &o.race_judge_model, 0, 0, "faceres race judge file (default " FU_RACE_JUDGE_DEFAULT ")"},
         {"--threads", ARG_INT, &o.threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
+        {"--sheet-faces", ARG_INT, &o.sheet_faces, 0, 100, "faces per set (UTKFace: per class) and factor in OUT/sheet.png; 0: no sheet (default 1)"},
         {"--overwrite", ARG_FLAG, &o.overwrite, 0, 0, "redo faces and results found in OUT"},
         {"--json", ARG_FLAG, &o.json, 0, 0, "print the summary as JSON on stdout"},
         {"--quiet", ARG_FLAG, &o.quiet, 0, 0, "no progress on stderr"},
@@ -814,7 +817,7 @@ int cmd_eval_upscale(int argc, char **argv) {
     if (rc == FU_OK && !(results = calloc((size_t)o.n_factors * FU_EU_N_METHODS * (n_faces ? n_faces : 1), sizeof *results)))
         rc = fu_fail(FU_E_INTERNAL, "out of memory");
     if (rc == FU_OK) rc = run_all(&o, &n, faces, n_faces, results);
-    if (rc == FU_OK) { rc = report(&o, faces, n_faces, results, skipped); skipped = NULL; }
+    if (rc == FU_OK) { rc = report(&o, faces, n_faces, results, n.gen->resolution, skipped); skipped = NULL; }
     if (rc != FU_OK) fprintf(stderr, "faceup eval upscale: %s\n", fu_last_error());
     cJSON_Delete(skipped);
     for (int i = 0; faces && i < n_faces; i++) fu_tensor_free(faces[i].hr);

@@ -141,5 +141,11 @@ void fu_eu_print_tables(const cJSON *tables, FILE *f);
 /* OUT/report.html: the summary table and, per factor and set, a grid of images with relative
  * paths (faces/ID/thumbF.png, xF/METHOD/ID.png, faces/ID/hr.png, faces/ID/ref.png). */
 int fu_eu_write_html(const fu_eu_run *run, const cJSON *tables, const char *path);
+/* A labelled picture of the run, out_dir/sheet.png style: per factor, the first per_group faces
+ * of each set (UTKFace: of each class), one row each: thumbnail | each method's result |
+ * original | reference (LFW). Images are read from out_dir (skipped results stay grey) and drawn
+ * at cell x cell pixels; under each result the judge that matters for its set (UTKFace: judged
+ * race, "ok" when it is the label; LFW: identity cosine; CelebA: P(happy)). PNG, atomic. */
+int fu_eu_write_sheet(const fu_eu_run *run, const char *out_dir, int per_group, int cell, const char *path);
 
 #endif

@@ -4,6 +4,8 @@
 #include "core/error.h"
 #include "eval/upscale_eval.h"
 #include "io/fileutil.h"
+#include "io/image.h"
+#include "eval/text.h"
 
 /* A mean (or, of 0/1 values, a share) that is left out of the JSON when nothing was counted. */
 typedef struct tally {
@@ -313,4 +315,100 @@ int fu_eu_write_html(const fu_eu_run *run, const cJSON *tables, const char *path
     fprintf(f, "</body></html>\n");
     if (ferror(f)) { fu_atomic_abort(&af); return fu_fail(FU_E_INPUT, "%s: write failed", path); }
     return fu_atomic_commit(&af);
+}
+
+/* ---------------------------------------------------------------- sheet */
+
+#define SHEET_TEXT 2          /* font scale of the labels */
+#define SHEET_HEADER 16       /* pixels of the column-name row */
+
+/* Draws the image at path into sheet at (x, y), resized to cell x cell by nearest neighbour
+ * (thumbnails stay blocky, as they are). Absent or unreadable images leave the cell grey. */
+static void blit_file(fu_tensor *sheet, const char *path, int x, int y, int cell) {
+    fu_tensor *img = fu_image_load(path);
+    if (!img) { fu_clear_error(); return; }
+    int64_t h = img->shape[2], w = img->shape[3], H = sheet->shape[2], W = sheet->shape[3];
+    for (int c = 0; c < 3; c++)
+        for (int dy = 0; dy < cell; dy++)
+            for (int dx = 0; dx < cell; dx++)
+                sheet->data[((int64_t)c * H + y + dy) * W + x + dx] = img->data[((int64_t)c * h + dy * h / cell) * w + dx * w / cell];
+    fu_tensor_free(img);
+}
+
+static void result_caption(const fu_eu_result *r, const fu_eu_face *f, char *buf, size_t n) {
+    if (f->set == FU_EU_UTK) snprintf(buf, n, "%s%s", fu_eu_race_name(r->judged.race), r->judged.race == f->race ? " ok" : "");
+    else if (f->set == FU_EU_LFW) snprintf(buf, n, "cos %.2f", (double)r->judged.cosine);
+    else snprintf(buf, n, "happy %.2f", (double)r->judged.p_happy);
+    if (!r->met_eps && strlen(buf) + 7 < n) strcat(buf, " no eps");
+}
+
+/* The sheet's rows: indices of the faces shown for factor k, in run order. */
+static int sheet_rows(const fu_eu_run *run, int k, int per_group, int *rows) {
+    int n = 0;
+    for (int i = 0; i < run->n_faces; i++)
+        if (run->faces[i].rank < per_group && in_factor(&run->faces[i], &run->factors[k])) rows[n++] = i;
+    return n;
+}
+
+static void sheet_row(fu_tensor *sheet, const fu_eu_run *run, const char *dir, int k, int i, int y, int cell) {
+    const fu_eu_face *f = &run->faces[i];
+    int fac = run->factors[k].factor, x = 0, pad = SHEET_TEXT;
+    char path[FU_EU_PATH + 160], label[64];
+    snprintf(path, sizeof path, "%s/faces/%s/thumb%d.png", dir, f->id, fac);
+    blit_file(sheet, path, x, y, cell);
+    snprintf(label, sizeof label, "x%d %s", fac, f->set == FU_EU_UTK ? fu_eu_race_name(f->race) : fu_eu_set_name(f->set));
+    fu_draw_text(sheet, x + pad, y + pad, SHEET_TEXT, label);
+    for (int m = 0; m < FU_EU_N_METHODS; m++) {
+        if (!(run->methods >> m & 1)) continue;
+        x += cell;
+        const fu_eu_result *r = result_of(run, k, m, i);
+        if (!r) continue;
+        snprintf(path, sizeof path, "%s/x%d/%s/%s.png", dir, fac, fu_eu_method_name(m), f->id);
+        blit_file(sheet, path, x, y, cell);
+        result_caption(r, f, label, sizeof label);
+        fu_draw_text(sheet, x + pad, y + cell - 6 * SHEET_TEXT, SHEET_TEXT, label);
+    }
+    x += cell;
+    snprintf(path, sizeof path, "%s/faces/%s/hr.png", dir, f->id);
+    blit_file(sheet, path, x, y, cell);
+    if (f->smiling >= 0) fu_draw_text(sheet, x + pad, y + cell - 6 * SHEET_TEXT, SHEET_TEXT, f->smiling ? "smiling" : "not smiling");
+    if (f->set != FU_EU_LFW) return;
+    snprintf(path, sizeof path, "%s/faces/%s/ref.png", dir, f->id);
+    blit_file(sheet, path, x + cell, y, cell);
+}
+
+static void sheet_header(fu_tensor *sheet, const fu_eu_run *run, int cell, int has_reference) {
+    int x = 0, pad = SHEET_TEXT;
+    fu_draw_text(sheet, x + pad, pad, SHEET_TEXT, "thumbnail");
+    for (int m = 0; m < FU_EU_N_METHODS; m++)
+        if (run->methods >> m & 1) fu_draw_text(sheet, (x += cell) + pad, pad, SHEET_TEXT, fu_eu_method_name(m));
+    fu_draw_text(sheet, (x += cell) + pad, pad, SHEET_TEXT, "original");
+    if (has_reference) fu_draw_text(sheet, (x += cell) + pad, pad, SHEET_TEXT, "reference");
+}
+
+int fu_eu_write_sheet(const fu_eu_run *run, const char *out_dir, int per_group, int cell, const char *path) {
+    int *rows = malloc(sizeof(int) * (size_t)(run->n_faces ? run->n_faces : 1)), n_rows = 0, has_reference = 0;
+    if (!rows) return fu_fail(FU_E_INTERNAL, "out of memory");
+    for (int k = 0; k < run->n_factors; k++) {
+        int n = sheet_rows(run, k, per_group, rows);
+        for (int r = 0; r < n; r++) has_reference |= run->faces[rows[r]].set == FU_EU_LFW;
+        n_rows += n;
+    }
+    int n_cols = 2 + has_reference;   /* thumbnail, original, reference */
+    for (int m = 0; m < FU_EU_N_METHODS; m++) n_cols += run->methods >> m & 1;
+    fu_tensor *sheet = n_rows ? fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)(SHEET_HEADER + n_rows * cell), (int64_t)(n_cols * cell)) : NULL;
+    int rc = n_rows == 0 ? FU_OK : sheet ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
+    if (sheet) {
+        for (int64_t j = 0; j < sheet->numel; j++) sheet->data[j] = 0.5f;
+        sheet_header(sheet, run, cell, has_reference);
+        int y = SHEET_HEADER;
+        for (int k = 0; k < run->n_factors; k++) {
+            int n = sheet_rows(run, k, per_group, rows);
+            for (int r = 0; r < n; r++, y += cell) sheet_row(sheet, run, out_dir, k, rows[r], y, cell);
+        }
+        rc = fu_image_save_png(path, sheet);
+    }
+    fu_tensor_free(sheet);
+    free(rows);
+    return rc;
 }
