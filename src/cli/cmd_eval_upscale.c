@@ -336,8 +336,9 @@ static int load_face(const nets *n, const char *dir, const char *path, face *fc,
     return rc;
 }
 
-/* The identity goal's reference descriptor by the guides' backbone. face.json keeps face-api's;
- * the extractor's is computed afresh each run, as it depends on the extractor file. */
+/* The identity goal's reference descriptor by the guides' backbone (needed only with that
+ * method). face.json keeps face-api's; the extractor's is computed afresh each run, as it
+ * depends on the extractor file. */
 static int guide_reference(const nets *n, face *fc) {
     if (!fc->f.reference[0]) return FU_OK;
     if (!n->g.extractor) {
@@ -363,7 +364,7 @@ static int face_for(const options *o, const nets *n, face *fc, int *usable, cJSO
         if (rec) rc = write_json(path, rec);
         cJSON_Delete(rec);
     }
-    if (rc == FU_OK && !why[0]) rc = guide_reference(n, fc);
+    if (rc == FU_OK && !why[0] && (o->method_mask >> FU_EU_IDENTITY & 1)) rc = guide_reference(n, fc);
     *usable = rc == FU_OK && !why[0];
     if (rc == FU_OK && why[0]) {
         cJSON *s = cJSON_CreateObject();
