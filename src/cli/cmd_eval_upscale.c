@@ -144,7 +144,7 @@ static int open_nets(options *o, nets *n) {
     int rc = fu_generator_open(gen_path, NULL, &n->gen);
     if (rc == FU_OK) rc = check_factors(o, n->gen);
     if (rc == FU_OK) rc = fu_face_pipeline_open(&n->pipe);
-    if (rc == FU_OK) rc = upscale_guides_open(&n->g, &o->guide, n->gen->resolution);
+    if (rc == FU_OK) rc = upscale_guides_open(&n->g, &o->guide, n->gen->resolution, n->pipe.net);
     if (rc == FU_OK) rc = fu_face_guides_set_jitter(&n->g.fg, o->face_jitter);
     if (rc == FU_OK && !(n->framer = fu_faces_framer_open(FU_FACES_FRAME_FFHQ))) rc = fu_last_code();
     if (rc == FU_OK && !(n->faceres = fu_face_net_load(FU_NET_FACERES))) rc = fu_last_code();

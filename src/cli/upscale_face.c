@@ -69,7 +69,7 @@ cJSON *guide_flags_json(const guide_flags *f) {
     return o;
 }
 
-int upscale_guides_open(upscale_guides *g, const guide_flags *f, int resolution) {
+int upscale_guides_open(upscale_guides *g, const guide_flags *f, int resolution, fu_dlib_resnet *face_api) {
     char buf[1024];
     memset(g, 0, sizeof *g);
     if (f->extractor) {
@@ -79,8 +79,9 @@ int upscale_guides_open(upscale_guides *g, const guide_flags *f, int resolution)
         return rc;
     }
     if (!(g->heads = fu_heads_load(f->heads))) return fu_last_code();
-    if (!(g->net = fu_dlib_resnet_load(fu_model_path(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf)))) return fu_last_code();
-    return fu_face_guides_init(&g->fg, g->net, g->heads, resolution);
+    if (!face_api && !(face_api = g->net = fu_dlib_resnet_load(fu_model_path(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf))))
+        return fu_last_code();
+    return fu_face_guides_init(&g->fg, face_api, g->heads, resolution);
 }
 
 void upscale_guides_close(upscale_guides *g) {
@@ -98,7 +99,7 @@ int upscale_face_open(upscale_face *uf, const guide_flags *f, const char *identi
     if (!uf->active) return FU_OK;
     if (wants_identity && !identity)
         return fu_fail(FU_E_INPUT, "IDENTITY_SCORE and L2_IDENTITY compare with a reference face: pass --identity PHOTO");
-    int rc = upscale_guides_open(&uf->g, f, resolution);
+    int rc = upscale_guides_open(&uf->g, f, resolution, NULL);
     if (rc == FU_OK && identity) {
         float ref[FU_DLIB_RESNET_DIM];
         rc = reference_face(identity, uf->g.fg.net, resolution, ref, &uf->reference);

@@ -36,13 +36,14 @@ cJSON *guide_flags_json(const guide_flags *f);
 typedef struct upscale_guides {
     fu_face_extractor *extractor; /* the augmented extractor, when one is used */
     fu_heads *heads;              /* NULL when the extractor's heads are used */
-    fu_dlib_resnet *net;          /* NULL when the extractor's backbone is used */
+    fu_dlib_resnet *net;          /* face-api's backbone when loaded here (owned), else NULL */
     fu_face_guides fg;
 } upscale_guides;
 
 /* Loads what resolved flags name; IDENTITY_SCORE keeps the calibration constants unless
- * f->learnt_comparer. */
-int upscale_guides_open(upscale_guides *g, const guide_flags *f, int resolution);
+ * f->learnt_comparer. face_api (may be NULL) is face-api's dlib ResNet when the caller has it
+ * loaded already; it is used, not owned, instead of loading a second copy. */
+int upscale_guides_open(upscale_guides *g, const guide_flags *f, int resolution, fu_dlib_resnet *face_api);
 void upscale_guides_close(upscale_guides *g);
 
 typedef struct upscale_face {
