@@ -53,7 +53,7 @@ static int models_present(void) {
            file_exists(fu_model_path(FU_DLIB_LANDMARKS_MODEL, buf, sizeof buf));
 }
 
-/* Built once per test run: 2 UTKFace faces per race, 2 CelebA faces, every 60th val/test face,
+/* Built once per test run: 4 UTKFace faces per race, 2 CelebA faces, every 60th val/test face,
  * look-alikes for 3 train and 2 test faces. NULL (with *why) when data or models are absent. */
 static const char *tiny_data(const char **why, int *failed) {
     static char path[512];
@@ -68,7 +68,7 @@ static const char *tiny_data(const char **why, int *failed) {
     if (state == 0) {
         snprintf(data, sizeof data, "%s/data", shared);
         snprintf(path, sizeof path, "%s/finetune_tiny.bin", fu_test_tmpdir());
-        fu_xdata_config c = {.per_race = 2, .celeba_every = 4500, .lookalikes_train = 3, .lookalikes_test = 2, .holdout_every = 60};
+        fu_xdata_config c = {.per_race = 4, .celeba_every = 4500, .lookalikes_train = 3, .lookalikes_test = 2, .holdout_every = 60};
         fu_xdata d;
         state = fu_xdata_build(data, gen, &c, &d, NULL, NULL) == FU_OK && fu_xdata_save(&d, path) == FU_OK ? 1 : -1;
         if (state < 0) snprintf(error, sizeof error, "building the tiny data file failed: %s", fu_last_error());
@@ -400,6 +400,27 @@ TEST(cli_train_race_offsets_heads_and_extractor) {
     for (int c = 0; c < FU_RACE_CLASSES; c++) CHECK_NEAR(h->race_logit_bias[c], cJSON_GetArrayItem(offsets, c)->valuedouble, 1e-6);
     fu_heads_free(h);
     cJSON_Delete(j);
+    /* --folds: the race head is retrained (the file's weights change) and the offsets are fitted
+     * on the train faces' out-of-fold logits (the tiny file: 4 per class, some without a detection, so 2 folds) */
+    snprintf(args, sizeof args, "train race-offsets --data %s --heads %s --out %s --folds 2 --threads 1", path, heads, out);
+    int folds_rc = run_faceup(args, outs, sizeof outs, errs, sizeof errs);
+    CHECK_MSG(folds_rc == 0, "%s", errs);
+    REQUIRE(folds_rc == 0);
+    j = cJSON_Parse(outs);
+    REQUIRE(j);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(j, "head_retrained")));
+    cJSON *folds = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "fit"), "folds");
+    CHECK(folds && folds->valuedouble == 2);
+    CHECK(json_num(j, "fit", "offsets", "balanced") >= 0);
+    fu_heads *old = fu_heads_load(heads), *refit = fu_heads_load(out);
+    REQUIRE(old && refit);
+    CHECK(memcmp(old->race.w[0]->data, refit->race.w[0]->data, (size_t)old->race.w[0]->numel * sizeof(float)) != 0);
+    CHECK(memcmp(old->attr.w[0]->data, refit->attr.w[0]->data, (size_t)old->attr.w[0]->numel * sizeof(float)) == 0);
+    fu_heads_free(old);
+    fu_heads_free(refit);
+    cJSON_Delete(j);
+    snprintf(args, sizeof args, "train race-offsets --data %s --heads %s --out %s --folds 1", path, heads, out);
+    CHECK(run_faceup(args, outs, sizeof outs, errs, sizeof errs) == 2);
     /* an extractor file keeps its backbone (F16 round trip) and gains the offsets */
     fu_face_extractor *x = fu_finetune_initial(heads);
     REQUIRE(x);

@@ -57,6 +57,60 @@ TEST(race_offsets_fit_undoes_a_known_shift) {
     CHECK(fu_race_offsets_fit(logits, none, 3, even, bias) == FU_E_INPUT);
 }
 
+/* Rows of a learnable 5-class problem: class y adds 3 to dimension y, unit noise everywhere. */
+static void separable_rows(fu_rng *r, int64_t n, int dim, float *x, int *y, int first_class) {
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = (int)((i + first_class) % FU_RACE_CLASSES);
+        fu_rng_fill_normal(r, x + i * dim, dim, 0, 1);
+        x[i * dim + y[i]] += 3.0f;
+    }
+}
+
+static fu_heads_train_config small_training(void) {
+    fu_heads_train_config c = fu_heads_train_defaults();
+    c.batch = 32, c.max_epochs = 25, c.patience = 5;
+    return c;
+}
+
+/* Out-of-fold logits: every row gets the logits of a head that can classify it (so they land on
+ * the right rows), and the folds are stratified (a class of 4 rows spread over 4 folds). */
+TEST(race_offsets_out_of_fold_logits) {
+    enum { N = 500, DIM = 12, NSEL = 100 };
+    static float x[N * DIM], xs[NSEL * DIM], oof[N * FU_RACE_CLASSES];
+    static int y[N], ys[NSEL];
+    fu_rng r;
+    fu_rng_seed(&r, 21);
+    separable_rows(&r, N, DIM, x, y, 0);
+    separable_rows(&r, NSEL, DIM, xs, ys, 2);
+    const fu_mlp_shape shape = {"race", DIM, 16, FU_RACE_CLASSES};
+    fu_heads_train_config cfg = small_training();
+    fu_race_rows rows = {N, x, y}, select = {NSEL, xs, ys};
+    for (int64_t i = 0; i < N * FU_RACE_CLASSES; i++) oof[i] = NAN;
+    REQUIRE(fu_race_oof_logits(&rows, &select, 5, &shape, &cfg, oof) == FU_OK);
+    for (int64_t i = 0; i < N * FU_RACE_CLASSES; i++) REQUIRE(isfinite(oof[i]));
+    float zero[FU_RACE_CLASSES] = {0};
+    fu_race_recall rec;
+    fu_race_recall_of(oof, y, N, zero, fu_race_gear_anchor, &rec);
+    CHECK_MSG(rec.balanced > 0.85, "out-of-fold balanced recall %g", rec.balanced);
+    /* class 4 only at rows 0, 4, 8, 12: with 4 folds by row order they would all fall in fold
+     * 0, whose head would then train without class 4; stratified, each fold holds one */
+    static float xr[40 * DIM], oofr[40 * FU_RACE_CLASSES];
+    static int yr[40];
+    for (int i = 0; i < 40; i++) {
+        yr[i] = i % 4 == 0 && i < 16 ? 4 : i % 4;
+        fu_rng_fill_normal(&r, xr + i * DIM, DIM, 0, 1);
+        xr[i * DIM + yr[i]] += 3.0f;
+    }
+    fu_race_rows rare = {40, xr, yr};
+    CHECK_MSG(fu_race_oof_logits(&rare, &select, 4, &shape, &cfg, oofr) == FU_OK, "%s", fu_last_error());
+    /* refused: one fold, more folds than rows, a label out of range */
+    CHECK(fu_race_oof_logits(&rows, &select, 1, &shape, &cfg, oof) == FU_E_INPUT);
+    fu_race_rows few = {3, x, y};
+    CHECK(fu_race_oof_logits(&few, &select, 5, &shape, &cfg, oof) == FU_E_INPUT);
+    yr[7] = 9;
+    CHECK(fu_race_oof_logits(&rare, &select, 4, &shape, &cfg, oofr) == FU_E_INPUT);
+}
+
 TEST(race_offsets_recall_counts) {
     /* 4 faces: two White (one right), one Black (right), one unlabelled */
     const float l[4 * 5] = {2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 3, 0, 0, 0, 9, 0, 0, 0, 0};

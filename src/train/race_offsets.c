@@ -102,40 +102,101 @@ int fu_race_offsets_fit(const float *logits, const int *labels, int64_t n, const
     return FU_OK;
 }
 
-/* Raw race logits [n, 5] of descriptors e [n, 128]. */
-static int mlp_logits(const fu_heads *h, const float *e, int64_t n, float *out) {
+int fu_race_mlp_logits(const fu_mlp *m, const float *x, int64_t n, float *out) {
+    int64_t in = m->w[0]->shape[1], n_out = m->w[1]->shape[0];
     fu_graph *g = fu_graph_new();
-    fu_tensor *in = g ? fu_graph_tensor(g, 2, (int64_t[]){n, 128}) : NULL;
-    if (in) memcpy(in->data, e, (size_t)n * 128 * sizeof *e);
-    fu_tensor *y = in ? fu_mlp_forward(g, &h->race, in) : NULL;
-    if (y) memcpy(out, y->data, (size_t)n * FU_RACE_CLASSES * sizeof *out);
+    fu_tensor *t = g ? fu_graph_tensor(g, 2, (int64_t[]){n, in}) : NULL;
+    if (t) memcpy(t->data, x, (size_t)(n * in) * sizeof *x);
+    fu_tensor *y = t ? fu_mlp_forward(g, m, t) : NULL;
+    if (y) memcpy(out, y->data, (size_t)(n * n_out) * sizeof *out);
     int rc = y ? FU_OK : (fu_last_code() ? fu_last_code() : FU_E_INTERNAL);
     fu_graph_free(g);
     return rc;
 }
 
-int fu_race_split_logits(const fu_xdata *d, fu_face_extractor *x, const fu_heads *h, int split, float **logits, int **labels,
-                         int64_t *n) {
+int fu_race_split_descriptors(const fu_xdata *d, fu_face_extractor *x, int split, float **desc, int **labels, int64_t *n) {
     int64_t m = 0, cap = d->n ? d->n : 1;
     int64_t *idx = malloc((size_t)cap * sizeof *idx);
-    float *e = malloc((size_t)cap * 128 * sizeof *e);
-    *logits = malloc((size_t)cap * FU_RACE_CLASSES * sizeof **logits);
+    *desc = malloc((size_t)cap * 128 * sizeof **desc);
     *labels = malloc((size_t)cap * sizeof **labels);
-    int rc = idx && e && *logits && *labels ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
+    int rc = idx && *desc && *labels ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
     for (int64_t i = 0; rc == FU_OK && i < d->n; i++)
         if (d->f[i].split == split && d->f[i].source == FU_FACES_UTKFACE && d->f[i].race >= 0) {
             (*labels)[m] = d->f[i].race;
             idx[m++] = i;
         }
-    if (rc == FU_OK && x && m) rc = fu_extractor_describe(x, d, idx, m, e);
-    for (int64_t i = 0; rc == FU_OK && !x && i < m; i++) memcpy(e + i * 128, d->f[idx[i]].teacher, 128 * sizeof *e);
-    if (rc == FU_OK && m) rc = mlp_logits(h, e, m, *logits);
+    if (rc == FU_OK && x && m) rc = fu_extractor_describe(x, d, idx, m, *desc);
+    for (int64_t i = 0; rc == FU_OK && !x && i < m; i++) memcpy(*desc + i * 128, d->f[idx[i]].teacher, 128 * sizeof **desc);
     free(idx);
-    free(e);
     *n = rc == FU_OK ? m : 0;
     if (rc != FU_OK) {
-        free(*logits), free(*labels);
-        *logits = NULL, *labels = NULL;
+        free(*desc), free(*labels);
+        *desc = NULL, *labels = NULL;
     }
+    return rc;
+}
+
+/* Stratified folds: the j-th row of each class goes to fold j % folds, so every fold holds its
+ * share of a rare class. */
+static void assign_folds(const int *y, int64_t n, int folds, int *fold) {
+    int64_t seen[FU_RACE_CLASSES] = {0};
+    for (int64_t i = 0; i < n; i++) fold[i] = (int)(seen[y[i]]++ % folds);
+}
+
+/* The rows of fold `f` (in == 1) or of every other fold (in == 0) into x, y and their indices
+ * into at; returns their count. */
+static int64_t gather(const fu_race_rows *rows, int64_t dim, const int *fold, int f, int in, float *x, int *y, int64_t *at) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < rows->n; i++) {
+        if ((fold[i] == f) != in) continue;
+        memcpy(x + m * dim, rows->x + i * dim, (size_t)dim * sizeof *x);
+        y[m] = rows->y[i];
+        at[m++] = i;
+    }
+    return m;
+}
+
+/* One fold: a fresh MLP trained on the other folds, its logits of the fold's rows into oof.
+ * x, y, at, fold_logits: scratch for rows->n rows. */
+static int oof_fold(const fu_race_rows *rows, const fu_race_rows *select, const int *fold, int f, const fu_mlp_shape *shape,
+                    const fu_heads_train_config *cfg, float *x, int *y, int64_t *at, float *fold_logits, float *oof) {
+    int64_t dim = shape->in;
+    fu_race_rows train = {gather(rows, dim, fold, f, 0, x, y, at), x, y};
+    fu_heads_train_config c = *cfg;
+    c.seed = cfg->seed + (uint64_t)f;
+    fu_rng r;
+    fu_rng_seed(&r, c.seed);
+    fu_mlp m = {0};
+    fu_race_fit fit;
+    int rc = fu_mlp_init(&m, shape, &r);
+    if (rc == FU_OK) rc = fu_race_mlp_train(&m, 0, &train, select, &c, &fit, NULL, NULL);
+    int64_t k = rc == FU_OK ? gather(rows, dim, fold, f, 1, x, y, at) : 0;
+    if (rc == FU_OK && k) rc = fu_race_mlp_logits(&m, x, k, fold_logits);
+    for (int64_t j = 0; rc == FU_OK && j < k; j++)
+        memcpy(oof + at[j] * FU_RACE_CLASSES, fold_logits + j * FU_RACE_CLASSES, FU_RACE_CLASSES * sizeof *oof);
+    fu_mlp_release(&m);
+    return rc;
+}
+
+int fu_race_oof_logits(const fu_race_rows *rows, const fu_race_rows *select, int folds, const fu_mlp_shape *shape,
+                       const fu_heads_train_config *cfg, float *oof) {
+    if (folds < 2 || rows->n < folds)
+        return fu_fail(FU_E_INPUT, "race offsets: %d folds need at least 2 folds and as many faces (have %lld)", folds, (long long)rows->n);
+    if (shape->out != FU_RACE_CLASSES) return fu_fail(FU_E_INPUT, "race offsets: the MLP must have %d outputs", FU_RACE_CLASSES);
+    for (int64_t i = 0; i < rows->n; i++)
+        if (rows->y[i] < 0 || rows->y[i] >= FU_RACE_CLASSES) return fu_fail(FU_E_INPUT, "race offsets: class %d out of range", rows->y[i]);
+    int64_t per_class[FU_RACE_CLASSES] = {0};
+    for (int64_t i = 0; i < rows->n; i++) per_class[rows->y[i]]++;
+    for (int c = 0; c < FU_RACE_CLASSES; c++)
+        if (per_class[c] < folds)
+            return fu_fail(FU_E_INPUT, "race offsets: class %s has %lld faces, fewer than the %d folds", fu_race_name(c), (long long)per_class[c], folds);
+    size_t n = (size_t)rows->n;
+    float *x = malloc(n * (size_t)shape->in * sizeof *x), *fold_logits = malloc(n * FU_RACE_CLASSES * sizeof *fold_logits);
+    int *y = malloc(n * sizeof *y), *fold = malloc(n * sizeof *fold);
+    int64_t *at = malloc(n * sizeof *at);
+    int rc = x && y && fold && at && fold_logits ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
+    if (rc == FU_OK) assign_folds(rows->y, rows->n, folds, fold);
+    for (int f = 0; rc == FU_OK && f < folds; f++) rc = oof_fold(rows, select, fold, f, shape, cfg, x, y, at, fold_logits, oof);
+    free(x), free(y), free(fold), free(at), free(fold_logits);
     return rc;
 }

@@ -17,6 +17,7 @@
 #define FU_TRAIN_RACE_OFFSETS_H
 #include <stdint.h>
 #include "face/heads.h"
+#include "train/train_heads.h"
 
 #define FU_RACE_OFFSET_RANGE 6.0f
 #define FU_RACE_OFFSET_STEP 0.05f
@@ -40,13 +41,25 @@ void fu_race_recall_of(const float *logits, const int *labels, int64_t n, const 
 int fu_race_offsets_fit(const float *logits, const int *labels, int64_t n, const double anchor[FU_RACE_CLASSES],
                         float bias[FU_RACE_CLASSES]);
 
-/* The race MLP's logits (without any offsets) of the UTKFace faces of `split` of a fine-tune data
- * file (train/finetune_data.h): descriptors from x's backbone, or, with x NULL, the data file's
- * cached descriptors of face-api's network (what a heads file's MLPs were trained on). Allocates
- * *logits [n, 5] and *labels [n] (free both; n may be 0). FU_OK or an error. */
+/* The UTKFace faces of `split` of a fine-tune data file (train/finetune_data.h) and their
+ * descriptors: from x's backbone, or, with x NULL, the data file's cached descriptors of
+ * face-api's network (what a heads file's MLPs were trained on). Allocates *desc [n, 128] and
+ * *labels [n] (free both; n may be 0). FU_OK or an error. */
 struct fu_xdata;
 struct fu_face_extractor;
-int fu_race_split_logits(const struct fu_xdata *d, struct fu_face_extractor *x, const fu_heads *h, int split, float **logits,
-                         int **labels, int64_t *n);
+int fu_race_split_descriptors(const struct fu_xdata *d, struct fu_face_extractor *x, int split, float **desc, int **labels,
+                              int64_t *n);
+
+/* Raw logits [n, out] of an MLP on rows x [n, in] (no offsets). FU_OK or an error. */
+int fu_race_mlp_logits(const fu_mlp *m, const float *x, int64_t n, float *out);
+
+/* Out-of-fold logits, for fitting offsets on many faces the classifier has not seen: the j-th
+ * row of each class belongs to fold j % folds (stratified); for each fold a fresh MLP of `shape` (seeded cfg->seed + fold) is
+ * trained by fu_race_mlp_train (train/train_heads.h) on the other folds' rows, its epoch chosen
+ * on `select`, and its logits of the fold's rows go to oof [rows->n, 5]. An offset fitted on
+ * these describes a head trained by the same recipe on all rows. FU_OK or an error (folds < 2,
+ * a class with fewer rows than folds, a label out of range). */
+int fu_race_oof_logits(const fu_race_rows *rows, const fu_race_rows *select, int folds, const fu_mlp_shape *shape,
+                       const fu_heads_train_config *cfg, float *oof);
 
 #endif
