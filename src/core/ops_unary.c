@@ -152,41 +152,59 @@ static int prelu_forward(fu_node *n) {
         const float a = alpha[shared ? 0 : r % C];
         const float *xr = x + r * inner;
         float *yr = y + r * inner;
+        #pragma omp simd
         for (int64_t k = 0; k < inner; k++) yr[k] = xr[k] > 0 ? xr[k] : a * xr[k];
     }
     return FU_OK;
+}
+
+/* One row of the backward: gx += dy/dx * gy (when gx), and returns the row's dy/dalpha sum,
+ * sum of gy * x where x <= 0 (in float: a row is one channel's plane, at most a few thousand
+ * elements; rows are summed in double by the caller). */
+static float prelu_backward_row(const float *xr, const float *gr, float *gxr, float a, int64_t inner) {
+    float s = 0;
+    if (gxr) {
+        #pragma omp simd reduction(+ : s)
+        for (int64_t k = 0; k < inner; k++) {
+            const int pos = xr[k] > 0;
+            gxr[k] += pos ? gr[k] : a * gr[k];
+            s += pos ? 0.0f : gr[k] * xr[k];
+        }
+    } else {
+        #pragma omp simd reduction(+ : s)
+        for (int64_t k = 0; k < inner; k++) s += xr[k] > 0 ? 0.0f : gr[k] * xr[k];
+    }
+    return s;
 }
 
 static void prelu_backward(fu_node *n) {
     const float *x = n->in[0]->data, *alpha = n->in[1]->data, *gy = n->out->grad;
     float *gx = fu_in_grad(n, 0), *ga = fu_in_grad(n, 1);
     const int64_t C = n->ip[0], inner = n->ip[1], shared = n->ip[2];
-    if (inner == 0) return;
+    if (inner == 0 || (!gx && !ga)) return;
     const int64_t rows = n->out->numel / inner;
-    if (gx) {
-        #pragma omp parallel for schedule(static) if (n->out->numel > PAR_MIN)
-        for (int64_t r = 0; r < rows; r++) {
-            const float a = alpha[shared ? 0 : r % C];
-            const float *xr = x + r * inner, *gr = gy + r * inner;
-            float *gxr = gx + r * inner;
-            for (int64_t k = 0; k < inner; k++) gxr[k] += xr[k] > 0 ? gr[k] : a * gr[k];
-        }
-    }
-    if (ga) {
-        /* dy/dalpha = x where x <= 0, summed per slope over batch and space (in double: these
-         * sums can run over millions of elements). Slopes are independent, so they run in
-         * parallel; a single shared slope sums every row on one thread. */
-        const int64_t groups = shared ? 1 : C;
-        #pragma omp parallel for schedule(static) if (groups > 1 && n->out->numel > PAR_MIN)
-        for (int64_t c = 0; c < groups; c++) {
+    /* One pass over x and gy for both gradients. The rows of a slope are every C-th row; slopes
+     * are independent, so they run in parallel. A single shared slope: rows run in parallel
+     * when only gx is wanted; its sum runs on one thread, in row order (an OpenMP reduction
+     * would add the threads' parts in any order, and resumed training must repeat bit for bit). */
+    if (!shared) {
+        #pragma omp parallel for schedule(static) if (C > 1 && n->out->numel > PAR_MIN)
+        for (int64_t c = 0; c < C; c++) {
             double s = 0;
-            for (int64_t r = c; r < rows; r += groups) {
-                const float *xr = x + r * inner, *gr = gy + r * inner;
-                for (int64_t k = 0; k < inner; k++) s += xr[k] > 0 ? 0.0 : (double)gr[k] * xr[k];
-            }
-            ga[c] += (float)s;
+            for (int64_t r = c; r < rows; r += C)
+                s += prelu_backward_row(x + r * inner, gy + r * inner, gx ? gx + r * inner : NULL, alpha[c], inner);
+            if (ga) ga[c] += (float)s;
         }
+        return;
     }
+    if (!ga) {
+        #pragma omp parallel for schedule(static) if (n->out->numel > PAR_MIN)
+        for (int64_t r = 0; r < rows; r++) prelu_backward_row(x + r * inner, gy + r * inner, gx + r * inner, alpha[0], inner);
+        return;
+    }
+    double s = 0;
+    for (int64_t r = 0; r < rows; r++) s += prelu_backward_row(x + r * inner, gy + r * inner, gx ? gx + r * inner : NULL, alpha[0], inner);
+    ga[0] += (float)s;
 }
 
 static const fu_op op_prelu = {"prelu", prelu_forward, prelu_backward, NULL};
