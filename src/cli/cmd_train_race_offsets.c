@@ -88,12 +88,19 @@ static void split_rows_free(split_rows *s) {
     free(s->y);
 }
 
+/* The target's race logits (without offsets) of s's faces into *logits ([max(n, 1), 5], free it). */
+static int race_logits(const target *t, const split_rows *s, float **logits) {
+    *logits = malloc((size_t)(s->n ? s->n : 1) * FU_RACE_CLASSES * sizeof **logits);
+    if (!*logits) return fu_fail(FU_E_INTERNAL, "out of memory");
+    return s->n ? fu_race_mlp_logits(&t->h->race, s->e, s->n, *logits) : FU_OK;
+}
+
 /* Recall of the target's current race head and offsets on s; NULL for a split without faces. */
 static cJSON *split_json(const target *t, const split_rows *s, int *rc) {
     if (*rc != FU_OK || !s->n) return cJSON_CreateNull();
-    float *logits = malloc((size_t)s->n * FU_RACE_CLASSES * sizeof *logits);
-    *rc = logits ? fu_race_mlp_logits(&t->h->race, s->e, s->n, logits) : fu_fail(FU_E_INTERNAL, "out of memory");
+    float *logits;
     fu_race_recall r;
+    *rc = race_logits(t, s, &logits);
     if (*rc == FU_OK) fu_race_recall_of(logits, s->y, s->n, t->h->race_logit_bias, fu_race_gear_anchor, &r);
     free(logits);
     return *rc == FU_OK ? recall_json(&r) : cJSON_CreateNull();
@@ -101,9 +108,8 @@ static cJSON *split_json(const target *t, const split_rows *s, int *rc) {
 
 /* The offsets of the target's head fitted on s's faces (the val split, without --folds). */
 static int fit_on_split(target *t, const split_rows *s) {
-    float *logits = malloc((size_t)(s->n ? s->n : 1) * FU_RACE_CLASSES * sizeof *logits);
-    int rc = logits ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
-    if (rc == FU_OK && s->n) rc = fu_race_mlp_logits(&t->h->race, s->e, s->n, logits);
+    float *logits;
+    int rc = race_logits(t, s, &logits);
     if (rc == FU_OK) rc = fu_race_offsets_fit(logits, s->y, s->n, fu_race_gear_anchor, t->h->race_logit_bias);
     free(logits);
     return rc;
@@ -187,7 +193,7 @@ int cmd_train_race_offsets(int argc, char **argv) {
     const char *data = NULL, *in = NULL, *out = NULL;
     int threads = 0, folds = 0, seed = 1;
     arg_spec specs[] = {
-        {"--data", ARG_STRING, &data, 0, 0, "fine-tune data file (faceup train finetune-data): fitted on its val split"},
+        {"--data", ARG_STRING, &data, 0, 0, "fine-tune data file (faceup train finetune-data): fitted on its val split (train with --folds)"},
         {"--heads", ARG_STRING, &in, 0, 0, "heads or extractor file (default " FU_HEADS_DEFAULT ")"},
         {"--out", ARG_STRING, &out, 0, 0, "file to write: the input with the fitted race.logit_bias"},
         {"--folds", ARG_INT, &folds, 2, 100, "retrain the race head on the train split and fit the offsets on its K-fold out-of-fold logits"},
