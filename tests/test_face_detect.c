@@ -151,7 +151,10 @@ TEST(face_box_calibration) {
     fu_face_detector *det = load_detector();
     if (!det) SKIP("blazeface model absent (tools/fetch-models.sh)");
     cJSON *ref = load_dlib_reference();
-    if (!ref) SKIP("no dlib reference boxes (needs libdlib-dev: tests/reference/dlib_reference.sh)");
+    if (!ref) {
+        fu_face_detector_free(det);
+        SKIP("no dlib reference boxes (needs libdlib-dev: tests/reference/dlib_reference.sh)");
+    }
     char spath[1024];
     fu_shape_predictor *sp = fu_dlib_load_shape_predictor(fu_model_path(FU_DLIB_LANDMARKS_MODEL, spath, sizeof spath));
     REQUIRE(sp);

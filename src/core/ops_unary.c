@@ -159,20 +159,19 @@ static int prelu_forward(fu_node *n) {
 }
 
 /* One row of the backward: gx += dy/dx * gy (when gx), and returns the row's dy/dalpha sum,
- * sum of gy * x where x <= 0 (in float: a row is one channel's plane, at most a few thousand
- * elements; rows are summed in double by the caller). */
-static float prelu_backward_row(const float *xr, const float *gr, float *gxr, float a, int64_t inner) {
-    float s = 0;
+ * sum of gy * x where x <= 0, in double (these sums run over millions of elements). */
+static double prelu_backward_row(const float *xr, const float *gr, float *gxr, float a, int64_t inner) {
+    double s = 0;
     if (gxr) {
         #pragma omp simd reduction(+ : s)
         for (int64_t k = 0; k < inner; k++) {
             const int pos = xr[k] > 0;
             gxr[k] += pos ? gr[k] : a * gr[k];
-            s += pos ? 0.0f : gr[k] * xr[k];
+            s += pos ? 0.0 : (double)gr[k] * xr[k];
         }
     } else {
         #pragma omp simd reduction(+ : s)
-        for (int64_t k = 0; k < inner; k++) s += xr[k] > 0 ? 0.0f : gr[k] * xr[k];
+        for (int64_t k = 0; k < inner; k++) s += xr[k] > 0 ? 0.0 : (double)gr[k] * xr[k];
     }
     return s;
 }
