@@ -143,17 +143,14 @@ static int refit_head_and_offsets(target *t, const split_rows *train, const spli
         cJSON_AddItemToObject(o, "fit", f);
     }
     free(oof);
-    fu_rng r;
-    fu_rng_seed(&r, seed);
-    fu_mlp fresh = {0};
+    fu_mlp fresh;
     fu_race_fit fit;
-    if (rc == FU_OK) rc = fu_mlp_init(&fresh, &shape, &r);
-    if (rc == FU_OK) rc = fu_race_mlp_train(&fresh, 0, &rows, &select, &cfg, &fit, NULL, NULL);
+    if (rc == FU_OK) rc = fu_race_mlp_fresh(&shape, &rows, &select, &cfg, &fresh, &fit);
     if (rc == FU_OK) {
         fu_mlp_release(&t->h->race);
         t->h->race = fresh;
         cJSON_AddNumberToObject(o, "head_best_epoch", fit.select.best_epoch);
-    } else fu_mlp_release(&fresh);
+    }
     return rc;
 }
 

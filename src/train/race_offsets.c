@@ -156,6 +156,17 @@ static int64_t gather(const fu_race_rows *rows, int64_t dim, const int *fold, in
     return m;
 }
 
+int fu_race_mlp_fresh(const fu_mlp_shape *shape, const fu_race_rows *train, const fu_race_rows *select,
+                      const fu_heads_train_config *cfg, fu_mlp *m, fu_race_fit *fit) {
+    fu_rng r;
+    fu_rng_seed(&r, cfg->seed);
+    *m = (fu_mlp){0};
+    int rc = fu_mlp_init(m, shape, &r);
+    if (rc == FU_OK) rc = fu_race_mlp_train(m, 0, train, select, cfg, fit, NULL, NULL);
+    if (rc != FU_OK) fu_mlp_release(m);
+    return rc;
+}
+
 /* One fold: a fresh MLP trained on the other folds, its logits of the fold's rows into oof.
  * x, y, at, fold_logits: scratch for rows->n rows. */
 static int oof_fold(const fu_race_rows *rows, const fu_race_rows *select, const int *fold, int f, const fu_mlp_shape *shape,
@@ -164,14 +175,12 @@ static int oof_fold(const fu_race_rows *rows, const fu_race_rows *select, const 
     fu_race_rows train = {gather(rows, dim, fold, f, 0, x, y, at), x, y};
     fu_heads_train_config c = *cfg;
     c.seed = cfg->seed + (uint64_t)f;
-    fu_rng r;
-    fu_rng_seed(&r, c.seed);
-    fu_mlp m = {0};
+    fu_mlp m;
     fu_race_fit fit;
-    int rc = fu_mlp_init(&m, shape, &r);
-    if (rc == FU_OK) rc = fu_race_mlp_train(&m, 0, &train, select, &c, &fit, NULL, NULL);
-    int64_t k = rc == FU_OK ? gather(rows, dim, fold, f, 1, x, y, at) : 0;
-    if (rc == FU_OK && k) rc = fu_race_mlp_logits(&m, x, k, fold_logits);
+    int rc = fu_race_mlp_fresh(shape, &train, select, &c, &m, &fit);
+    if (rc != FU_OK) return rc;
+    int64_t k = gather(rows, dim, fold, f, 1, x, y, at);
+    if (k) rc = fu_race_mlp_logits(&m, x, k, fold_logits);
     for (int64_t j = 0; rc == FU_OK && j < k; j++)
         memcpy(oof + at[j] * FU_RACE_CLASSES, fold_logits + j * FU_RACE_CLASSES, FU_RACE_CLASSES * sizeof *oof);
     fu_mlp_release(&m);

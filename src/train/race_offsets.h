@@ -53,11 +53,17 @@ int fu_race_split_descriptors(const struct fu_xdata *d, struct fu_face_extractor
 /* Raw logits [n, out] of an MLP on rows x [n, in] (no offsets). FU_OK or an error. */
 int fu_race_mlp_logits(const fu_mlp *m, const float *x, int64_t n, float *out);
 
+/* A fresh MLP of `shape` (initialised from cfg->seed) trained by fu_race_mlp_train
+ * (train/train_heads.h) on train, its epoch chosen on select, into *m (release it with
+ * fu_mlp_release). On an error nothing is left allocated in *m. */
+int fu_race_mlp_fresh(const fu_mlp_shape *shape, const fu_race_rows *train, const fu_race_rows *select,
+                      const fu_heads_train_config *cfg, fu_mlp *m, fu_race_fit *fit);
+
 /* Out-of-fold logits, for fitting offsets on many faces the classifier has not seen: the j-th
- * row of each class belongs to fold j % folds (stratified); for each fold a fresh MLP of `shape` (seeded cfg->seed + fold) is
- * trained by fu_race_mlp_train (train/train_heads.h) on the other folds' rows, its epoch chosen
- * on `select`, and its logits of the fold's rows go to oof [rows->n, 5]. An offset fitted on
- * these describes a head trained by the same recipe on all rows. FU_OK or an error (folds < 2,
+ * row of each class belongs to fold j % folds (stratified); for each fold a fresh MLP
+ * (fu_race_mlp_fresh, seeded cfg->seed + fold) is trained on the other folds' rows, its epoch
+ * chosen on `select`, and its logits of the fold's rows go to oof [rows->n, 5]. An offset fitted
+ * on these describes a head trained by the same recipe on all rows. FU_OK or an error (folds < 2,
  * a class with fewer rows than folds, a label out of range). */
 int fu_race_oof_logits(const fu_race_rows *rows, const fu_race_rows *select, int folds, const fu_mlp_shape *shape,
                        const fu_heads_train_config *cfg, float *oof);
