@@ -145,8 +145,8 @@ TEST(finetune_tiny_run_losses_fall_and_retention_keeps_descriptors) {
     fu_face_extractor *kept = fu_face_extractor_load(out), *free_run = fu_face_extractor_load(loose);
     REQUIRE(kept && free_run);
     fu_extractor_scores sk, sf;
-    REQUIRE(fu_extractor_score(kept, &d, FU_XSPLIT_VAL, &sk) == FU_OK);
-    REQUIRE(fu_extractor_score(free_run, &d, FU_XSPLIT_VAL, &sf) == FU_OK);
+    REQUIRE(fu_extractor_score(kept, &d, FU_XSPLIT_VAL, &sk, NULL, NULL) == FU_OK);
+    REQUIRE(fu_extractor_score(free_run, &d, FU_XSPLIT_VAL, &sf, NULL, NULL) == FU_OK);
     CHECK_MSG(sk.drift_mean < sf.drift_mean, "drift with retention %.4f, without %.4f", sk.drift_mean, sf.drift_mean);
     CHECK_MSG(sk.drift_mean < 0.15, "drift with retention %.4f (dlib's same-person distance is 0.6)", sk.drift_mean);
     /* the file is also a heads file */

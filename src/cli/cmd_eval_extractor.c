@@ -34,6 +34,7 @@ typedef struct {
 static int exit_code(int rc) { return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT); }
 
 static void on_progress(void *ctx, int done, int total) { progress_update(ctx, done, total, NULL); }
+static void on_faces(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, NULL); }
 
 /* LFW accuracy of dlib's descriptors (face-api's own network when stock), cached in
  * lfw-dlib-resnet.bin (stock) or lfw-extractor.bin under the default cache folder. */
@@ -108,8 +109,10 @@ static int evaluate(const opts *o, fu_face_extractor *x, const fu_xdata *d, int 
     fu_extractor_scores s;
     fu_lfw_result lfw = {0};
     int n_pairs = 0;
-    if (!o->quiet) fprintf(stderr, "faceup eval extractor: scoring the %s extractor on the %s split\n", stock ? "starting" : "fine-tuned", o->split);
-    int rc = fu_extractor_score(x, d, strcmp(o->split, "val") ? FU_XSPLIT_TEST : FU_XSPLIT_VAL, &s);
+    progress bar;
+    progress_start(&bar, stock ? "faces (before)" : "faces (after)", o->quiet);
+    int rc = fu_extractor_score(x, d, strcmp(o->split, "val") ? FU_XSPLIT_TEST : FU_XSPLIT_VAL, &s, on_faces, &bar);
+    progress_finish(&bar);
     if (rc == FU_OK && !o->no_lfw) rc = lfw_accuracy(o, x->net, stock, stock ? "lfw (before)" : "lfw (after)", &lfw, &n_pairs);
     if (rc == FU_OK) *out = scores_json(&s, &lfw, !o->no_lfw, n_pairs);
     return rc;

@@ -76,16 +76,14 @@ static cJSON *recall_json(const int *pred, const int *y, int64_t n) {
 
 /* Softmax probabilities of an MLP on n rows, its logits plus bias (5 offsets, or NULL), into
  * probs (n x 5). */
-static int mlp_probs(const fu_mlp *m, const float *bias, const float *x, int64_t n, int dim, float *probs) {
-    fu_graph *g = fu_graph_new();
-    fu_tensor *in = g ? fu_graph_tensor(g, 2, (int64_t[]){n, dim}) : NULL;
-    if (in) memcpy(in->data, x, (size_t)n * (size_t)dim * sizeof(float));
-    fu_tensor *logits = in ? fu_mlp_forward(g, m, in) : NULL;
-    for (int64_t i = 0; logits && bias && i < logits->numel; i++) logits->data[i] += bias[i % FU_RACE_CLASSES];
-    fu_tensor *p = logits ? fu_softmax(g, logits, 1) : NULL;
-    if (p) memcpy(probs, p->data, (size_t)n * FU_RACE_CLASSES * sizeof(float));
-    int rc = p ? FU_OK : fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
-    fu_graph_free(g);
+static int mlp_probs(const fu_mlp *m, const float *bias, const float *x, int64_t n, float *probs) {
+    int rc = fu_mlp_rows(m, x, n, probs);
+    for (int64_t i = 0; rc == FU_OK && i < n; i++) {
+        float *p = probs + i * FU_RACE_CLASSES, top = -INFINITY, sum = 0;
+        for (int c = 0; c < FU_RACE_CLASSES; c++) p[c] += bias ? bias[c] : 0, top = fmaxf(top, p[c]);
+        for (int c = 0; c < FU_RACE_CLASSES; c++) sum += p[c] = expf(p[c] - top);
+        for (int c = 0; c < FU_RACE_CLASSES; c++) p[c] /= sum;
+    }
     return rc;
 }
 
@@ -116,10 +114,10 @@ static cJSON *confidence_json(const float *probs, const int *y, int64_t n) {
     return a;
 }
 
-static cJSON *score_json(const fu_mlp *m, const float *bias, const float *x, const int *y, int64_t n, int dim, int *rc) {
+static cJSON *score_json(const fu_mlp *m, const float *bias, const float *x, const int *y, int64_t n, int *rc) {
     float *probs = malloc((size_t)(n ? n : 1) * FU_RACE_CLASSES * sizeof(float));
     int *pred = malloc((size_t)(n ? n : 1) * sizeof(int));
-    *rc = probs && pred ? mlp_probs(m, bias, x, n, dim, probs) : fu_fail(FU_E_INTERNAL, "out of memory");
+    *rc = probs && pred ? mlp_probs(m, bias, x, n, probs) : fu_fail(FU_E_INTERNAL, "out of memory");
     cJSON *o = NULL;
     if (*rc == FU_OK) {
         for (int64_t i = 0; i < n; i++) pred[i] = argmax5(probs + i * FU_RACE_CLASSES);
@@ -161,12 +159,12 @@ static void split_rows_free(split_rows *s) {
 }
 
 /* Trains m on TRAIN, chosen on DEV; JSON of the fit and the VAL scores. */
-static int train_scored(fu_mlp *m, int flip, const split_rows *s, int dim, const fu_heads_train_config *cfg, const char *name, progress *bar,
+static int train_scored(fu_mlp *m, int flip, const split_rows *s, const fu_heads_train_config *cfg, const char *name, progress *bar,
                         cJSON *out) {
     fu_race_rows train = {s->n[FU_RD_TRAIN], s->x[FU_RD_TRAIN], s->y[FU_RD_TRAIN]}, dev = {s->n[FU_RD_DEV], s->x[FU_RD_DEV], s->y[FU_RD_DEV]};
     fu_race_fit fit;
     int rc = fu_race_mlp_train(m, flip, &train, &dev, cfg, &fit, on_epoch, bar);
-    cJSON *val = rc == FU_OK ? score_json(m, NULL, s->x[FU_RD_VAL], s->y[FU_RD_VAL], s->n[FU_RD_VAL], dim, &rc) : NULL;
+    cJSON *val = rc == FU_OK ? score_json(m, NULL, s->x[FU_RD_VAL], s->y[FU_RD_VAL], s->n[FU_RD_VAL], &rc) : NULL;
     if (rc == FU_OK) {
         cJSON *o = fit_json(&fit);
         cJSON_AddItemToObject(o, "val", val);
@@ -242,7 +240,7 @@ static int judge_run(const fu_race_data *d, fu_race_judge *j, fu_face_net *gear,
     free(x);
     progress bar;
     progress_start(&bar, "race judge", quiet);
-    if (rc == FU_OK) rc = train_scored(&j->mlp, 0, &s, FU_RACE_JUDGE_IN, cfg, "faceres_judge", &bar, report);
+    if (rc == FU_OK) rc = train_scored(&j->mlp, 0, &s, cfg, "faceres_judge", &bar, report);
     int *pred = rc == FU_OK ? malloc((size_t)s.n[FU_RD_VAL] * sizeof(int)) : NULL;
     if (rc == FU_OK && !pred) rc = fu_fail(FU_E_INTERNAL, "out of memory");
     if (rc == FU_OK) rc = gear_val(gear, pack, d, pred, &bar);
@@ -317,15 +315,14 @@ int cmd_train_race_judge(int argc, char **argv) {
  * worst class's recall is as high as possible (train/race_offsets.h with zero anchors, leximin),
  * instead of argmax of a model trained on class-balanced batches. `--race keep` wins for every
  * class when it aims at the right one (bench/RESULTS.md), so the class it misses most is the
- * one to fix. log-probabilities stand in for logits (argmax of log p + b is the same). */
-static int fit_thumb_offsets(const fu_mlp *m, const split_rows *s, int dim, float bias[FU_RACE_CLASSES]) {
+ * one to fix. */
+static int fit_thumb_offsets(const fu_mlp *m, const split_rows *s, float bias[FU_RACE_CLASSES]) {
     int64_t n = s->n[FU_RD_DEV];
-    float *lp = malloc((size_t)(n ? n : 1) * FU_RACE_CLASSES * sizeof(float));
-    int rc = lp ? mlp_probs(m, NULL, s->x[FU_RD_DEV], n, dim, lp) : fu_fail(FU_E_INTERNAL, "out of memory");
-    for (int64_t i = 0; rc == FU_OK && i < n * FU_RACE_CLASSES; i++) lp[i] = logf(fmaxf(lp[i], 1e-30f));
+    float *logits = malloc((size_t)(n ? n : 1) * FU_RACE_CLASSES * sizeof(float));
+    int rc = logits ? fu_mlp_rows(m, s->x[FU_RD_DEV], n, logits) : fu_fail(FU_E_INTERNAL, "out of memory");
     static const double no_anchor[FU_RACE_CLASSES] = {0};
-    if (rc == FU_OK) rc = fu_race_offsets_fit(lp, s->y[FU_RD_DEV], n, no_anchor, bias);
-    free(lp);
+    if (rc == FU_OK) rc = fu_race_offsets_fit(logits, s->y[FU_RD_DEV], n, no_anchor, bias);
+    free(logits);
     return rc;
 }
 
@@ -337,13 +334,13 @@ static int thumb_one(const fu_race_data *d, const float *thumbs, int side, const
     char name[32];
     split_rows s;
     rc = split_rows_make(d, thumbs, dim, 2, -1, &s);   /* [0,1] -> [-1,1], as fu_heads_thumb_race feeds them */
-    cJSON *before = rc == FU_OK ? score_json(old, old_bias, s.x[FU_RD_VAL], s.y[FU_RD_VAL], s.n[FU_RD_VAL], dim, &rc) : NULL;
+    cJSON *before = rc == FU_OK ? score_json(old, old_bias, s.x[FU_RD_VAL], s.y[FU_RD_VAL], s.n[FU_RD_VAL], &rc) : NULL;
     snprintf(name, sizeof name, "thumb%d_before", side);
     if (rc == FU_OK) cJSON_AddItemToObject(report, name, before);
     snprintf(name, sizeof name, "thumb%d", side);
-    if (rc == FU_OK) rc = train_scored(fresh, side, &s, dim, cfg, name, bar, report);
-    if (rc == FU_OK && bias) rc = fit_thumb_offsets(fresh, &s, dim, bias);
-    cJSON *with = rc == FU_OK && bias ? score_json(fresh, bias, s.x[FU_RD_VAL], s.y[FU_RD_VAL], s.n[FU_RD_VAL], dim, &rc) : NULL;
+    if (rc == FU_OK) rc = train_scored(fresh, side, &s, cfg, name, bar, report);
+    if (rc == FU_OK && bias) rc = fit_thumb_offsets(fresh, &s, bias);
+    cJSON *with = rc == FU_OK && bias ? score_json(fresh, bias, s.x[FU_RD_VAL], s.y[FU_RD_VAL], s.n[FU_RD_VAL], &rc) : NULL;
     if (with) {
         cJSON_AddItemToObject(with, "offsets", cJSON_CreateFloatArray(bias, FU_RACE_CLASSES));
         cJSON_AddItemToObject(cJSON_GetObjectItem(report, name), "val_with_offsets", with);

@@ -13,12 +13,15 @@
 #include "face/models.h"
 #include "faceup.h"
 #include "io/safetensors.h"
+#include "progress.h"
 #include "train/finetune.h"
 #include "train/race_offsets.h"
 
 #define MAX_META 8
 
 static int exit_code(int rc) { return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT); }
+
+static void on_faces(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, NULL); }
 
 /* The file being calibrated: an extractor (backbone + heads) or a heads file. */
 typedef struct target {
@@ -92,7 +95,7 @@ static void split_rows_free(split_rows *s) {
 static int race_logits(const target *t, const split_rows *s, float **logits) {
     *logits = malloc((size_t)(s->n ? s->n : 1) * FU_RACE_CLASSES * sizeof **logits);
     if (!*logits) return fu_fail(FU_E_INTERNAL, "out of memory");
-    return s->n ? fu_race_mlp_logits(&t->h->race, s->e, s->n, *logits) : FU_OK;
+    return s->n ? fu_mlp_rows(&t->h->race, s->e, s->n, *logits) : FU_OK;
 }
 
 /* Recall of the target's current race head and offsets on s; NULL for a split without faces. */
@@ -154,11 +157,23 @@ static int refit_head_and_offsets(target *t, const split_rows *train, const spli
     return rc;
 }
 
-static int fit(const fu_xdata *d, target *t, int folds, uint64_t seed, const char *out) {
-    split_rows s[3] = {0};   /* FU_XSPLIT_TRAIN, _VAL, _TEST */
+/* The UTKFace rows of the splits the fit and the report need; an extractor's backbone describes
+ * them (the longest part: a bar per split), a heads file reads the cached descriptors. */
+static int describe_splits(const fu_xdata *d, target *t, int folds, int quiet, split_rows s[3]) {
+    static const char *labels[3] = {"describe train", "describe val", "describe test"};
     int rc = FU_OK;
-    for (int k = folds ? FU_XSPLIT_TRAIN : FU_XSPLIT_VAL; rc == FU_OK && k <= FU_XSPLIT_TEST; k++)
-        rc = fu_race_split_descriptors(d, t->x, k, &s[k].e, &s[k].y, &s[k].n);
+    for (int k = folds ? FU_XSPLIT_TRAIN : FU_XSPLIT_VAL; rc == FU_OK && k <= FU_XSPLIT_TEST; k++) {
+        progress bar;
+        progress_start(&bar, labels[k], quiet || !t->x);
+        rc = fu_race_split_descriptors(d, t->x, k, &s[k].e, &s[k].y, &s[k].n, on_faces, &bar);
+        progress_finish(&bar);
+    }
+    return rc;
+}
+
+static int fit(const fu_xdata *d, target *t, int folds, uint64_t seed, int quiet, const char *out) {
+    split_rows s[3] = {0};   /* FU_XSPLIT_TRAIN, _VAL, _TEST */
+    int rc = describe_splits(d, t, folds, quiet, s);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "out", out);
     cJSON_AddStringToObject(o, "kind", t->x ? "extractor" : "heads");
@@ -188,7 +203,7 @@ static int fit(const fu_xdata *d, target *t, int folds, uint64_t seed, const cha
 
 int cmd_train_race_offsets(int argc, char **argv) {
     const char *data = NULL, *in = NULL, *out = NULL;
-    int threads = 0, folds = 0, seed = 1;
+    int threads = 0, folds = 0, seed = 1, quiet = 0;
     arg_spec specs[] = {
         {"--data", ARG_STRING, &data, 0, 0, "fine-tune data file (faceup train finetune-data): fitted on its val split (train with --folds)"},
         {"--heads", ARG_STRING, &in, 0, 0, "heads or extractor file (default " FU_HEADS_DEFAULT ")"},
@@ -196,6 +211,7 @@ int cmd_train_race_offsets(int argc, char **argv) {
         {"--folds", ARG_INT, &folds, 2, 100, "retrain the race head on the train split and fit the offsets on its K-fold out-of-fold logits"},
         {"--seed", ARG_INT, &seed, 0, 1 << 30, "seed of the retrained heads (--folds; default 1)"},
         {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
+        {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
         {0},
     };
     const char *usage = "faceup train race-offsets --data FILE --out FILE [--heads FILE] [--folds K [--seed S]]\n"
@@ -216,7 +232,7 @@ int cmd_train_race_offsets(int argc, char **argv) {
     fu_xdata d = {0};
     int rc = target_open(in, &t);
     if (rc == FU_OK) rc = fu_xdata_load(data, &d);
-    if (rc == FU_OK) rc = fit(&d, &t, folds, (uint64_t)seed, out);
+    if (rc == FU_OK) rc = fit(&d, &t, folds, (uint64_t)seed, quiet, out);
     if (rc != FU_OK) fprintf(stderr, "faceup train race-offsets: %s\n", fu_last_error());
     fu_xdata_free(&d);
     target_close(&t);

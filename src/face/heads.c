@@ -205,12 +205,30 @@ fu_tensor *fu_mlp_forward(fu_graph *g, const fu_mlp *m, fu_tensor *x) {
     return hidden ? fu_linear(g, hidden, m->w[1], m->b[1]) : NULL;
 }
 
+int fu_mlp_rows(const fu_mlp *m, const float *x, int64_t n, float *out) {
+    int64_t in = m->w[0]->shape[1], n_out = m->w[1]->shape[0];
+    fu_graph *g = fu_graph_new();
+    fu_tensor *t = g ? fu_graph_tensor(g, 2, (int64_t[]){n, in}) : NULL;
+    if (t) memcpy(t->data, x, (size_t)(n * in) * sizeof *x);
+    fu_tensor *y = t ? fu_mlp_forward(g, m, t) : NULL;
+    if (y) memcpy(out, y->data, (size_t)(n * n_out) * sizeof *out);
+    int rc = y ? FU_OK : (fu_last_code() ? fu_last_code() : FU_E_INTERNAL);
+    fu_graph_free(g);
+    return rc;
+}
+
 fu_tensor *fu_heads_race_logits(fu_graph *g, const fu_heads *h, fu_tensor *desc) {
     fu_tensor *logits = desc ? fu_mlp_forward(g, &h->race, desc) : NULL;
     fu_tensor *bias = logits ? fu_graph_tensor(g, 2, (int64_t[]){1, FU_RACE_CLASSES}) : NULL;
     if (!bias) return NULL;
     memcpy(bias->data, h->race_logit_bias, sizeof h->race_logit_bias);
     return fu_add(g, logits, bias);   /* broadcast over the rows */
+}
+
+int fu_heads_race_rows(const fu_heads *h, const float *desc, int64_t n, float *out) {
+    int rc = fu_mlp_rows(&h->race, desc, n, out);
+    for (int64_t i = 0; rc == FU_OK && i < n * FU_RACE_CLASSES; i++) out[i] += h->race_logit_bias[i % FU_RACE_CLASSES];
+    return rc;
 }
 
 /* [1,3,s,s] in [0,1] -> [1, 3 s s] in [-1,1] (s = 8 or 16, larger powers of two downscaled). */

@@ -84,10 +84,15 @@ int fu_heads_items(const fu_heads *h, char names[16][64], struct fu_st_item item
 void fu_heads_items_release(fu_tensor *owned[FU_HEADS_OWNED]);
 /* x [N, in] -> logits [N, out]; NULL with a message on a shape mismatch. */
 fu_tensor *fu_mlp_forward(fu_graph *g, const fu_mlp *m, fu_tensor *x);
+/* The same on plain rows: x [n, in] -> out [n, out] through a graph of its own (no offsets).
+ * FU_OK or an error. */
+int fu_mlp_rows(const fu_mlp *m, const float *x, int64_t n, float *out);
 
 /* Race logits of descriptors [N, 128]: the race MLP plus race_logit_bias (a constant). Every
  * user of the race head (guides, scores, training) goes through this. NULL with a message. */
 fu_tensor *fu_heads_race_logits(fu_graph *g, const fu_heads *h, fu_tensor *desc);
+/* The same on plain rows: desc [n, 128] -> out [n, 5]. FU_OK or an error. */
+int fu_heads_race_rows(const fu_heads *h, const float *desc, int64_t n, float *out);
 
 /* Race probabilities of a thumbnail [1,3,s,s] in [0,1]: s = 8 or 16 use that classifier (with
  * its logit offsets); a larger power of two is bicubic-downscaled to 16 first. Returns the most

@@ -508,7 +508,8 @@ int fu_finetune_run(const fu_xdata *d, const fu_finetune_config *cfg, fu_finetun
 
 /* ------------------------------------------------------------------ scores */
 
-int fu_extractor_describe(fu_face_extractor *x, const fu_xdata *d, const int64_t *idx, int64_t n, float *out) {
+int fu_extractor_describe(fu_face_extractor *x, const fu_xdata *d, const int64_t *idx, int64_t n, float *out,
+                          fu_faces_progress progress, void *ctx) {
     int rc = FU_OK;
     float *buf = malloc((size_t)SCORE_BATCH * FU_XCHIP_BYTES * sizeof(float));
     if (!buf) return fu_fail(FU_E_INTERNAL, "out of memory");
@@ -521,19 +522,9 @@ int fu_extractor_describe(fu_face_extractor *x, const fu_xdata *d, const int64_t
         if (e) memcpy(out + i * 128, e->data, (size_t)b * 128 * sizeof(float));
         else rc = fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
         fu_graph_free(g);
+        if (progress) progress(i + b, n, ctx);
     }
     free(buf);
-    return rc;
-}
-
-/* Race (with its logit offsets) or attribute logits of descriptors e [n,128] into out [n, 5 or 40]. */
-static int head_logits(const fu_heads *h, int race, const float *e, int64_t n, float *out) {
-    fu_graph *g = fu_graph_new();
-    fu_tensor *in = g ? tensor_of(g, e, 2, (int64_t[]){n, 128}) : NULL;
-    fu_tensor *y = !in ? NULL : race ? fu_heads_race_logits(g, h, in) : fu_mlp_forward(g, &h->attr, in);
-    if (y) memcpy(out, y->data, (size_t)y->numel * sizeof(float));
-    int rc = y ? FU_OK : (fu_last_code() ? fu_last_code() : FU_E_INTERNAL);
-    fu_graph_free(g);
     return rc;
 }
 
@@ -610,7 +601,8 @@ static int score_pairs(fu_face_extractor *x, const fu_xdata *d, int split, fu_ex
     return rc;
 }
 
-int fu_extractor_score(fu_face_extractor *x, const fu_xdata *d, int split, fu_extractor_scores *s) {
+int fu_extractor_score(fu_face_extractor *x, const fu_xdata *d, int split, fu_extractor_scores *s, fu_faces_progress progress,
+                       void *ctx) {
     memset(s, 0, sizeof *s);
     int64_t n = 0, *idx = malloc((size_t)(d->n ? d->n : 1) * sizeof *idx);
     float *e = malloc((size_t)(d->n ? d->n : 1) * 128 * sizeof *e);
@@ -619,10 +611,10 @@ int fu_extractor_score(fu_face_extractor *x, const fu_xdata *d, int split, fu_ex
     for (int64_t i = 0; rc == FU_OK && i < d->n; i++)
         if (d->f[i].split == split) idx[n++] = i;
     if (rc == FU_OK && n == 0) rc = fu_fail(FU_E_INPUT, "the data file has no %s faces", split == FU_XSPLIT_TEST ? "test" : "val");
-    if (rc == FU_OK) rc = fu_extractor_describe(x, d, idx, n, e);
-    if (rc == FU_OK) rc = head_logits(x->heads, 1, e, n, logits);
+    if (rc == FU_OK) rc = fu_extractor_describe(x, d, idx, n, e, progress, ctx);
+    if (rc == FU_OK) rc = fu_heads_race_rows(x->heads, e, n, logits);
     if (rc == FU_OK) score_race(d, idx, n, logits, s);
-    if (rc == FU_OK) rc = head_logits(x->heads, 0, e, n, logits);
+    if (rc == FU_OK) rc = fu_mlp_rows(&x->heads->attr, e, n, logits);
     if (rc == FU_OK) score_attrs(d, idx, n, logits, s);
     for (int64_t i = 0; rc == FU_OK && i < n; i++) {
         double d2 = 0;

@@ -102,19 +102,8 @@ int fu_race_offsets_fit(const float *logits, const int *labels, int64_t n, const
     return FU_OK;
 }
 
-int fu_race_mlp_logits(const fu_mlp *m, const float *x, int64_t n, float *out) {
-    int64_t in = m->w[0]->shape[1], n_out = m->w[1]->shape[0];
-    fu_graph *g = fu_graph_new();
-    fu_tensor *t = g ? fu_graph_tensor(g, 2, (int64_t[]){n, in}) : NULL;
-    if (t) memcpy(t->data, x, (size_t)(n * in) * sizeof *x);
-    fu_tensor *y = t ? fu_mlp_forward(g, m, t) : NULL;
-    if (y) memcpy(out, y->data, (size_t)(n * n_out) * sizeof *out);
-    int rc = y ? FU_OK : (fu_last_code() ? fu_last_code() : FU_E_INTERNAL);
-    fu_graph_free(g);
-    return rc;
-}
-
-int fu_race_split_descriptors(const fu_xdata *d, fu_face_extractor *x, int split, float **desc, int **labels, int64_t *n) {
+int fu_race_split_descriptors(const fu_xdata *d, fu_face_extractor *x, int split, float **desc, int **labels, int64_t *n,
+                              void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx) {
     int64_t m = 0, cap = d->n ? d->n : 1;
     int64_t *idx = malloc((size_t)cap * sizeof *idx);
     *desc = malloc((size_t)cap * 128 * sizeof **desc);
@@ -125,7 +114,7 @@ int fu_race_split_descriptors(const fu_xdata *d, fu_face_extractor *x, int split
             (*labels)[m] = d->f[i].race;
             idx[m++] = i;
         }
-    if (rc == FU_OK && x && m) rc = fu_extractor_describe(x, d, idx, m, *desc);
+    if (rc == FU_OK && x && m) rc = fu_extractor_describe(x, d, idx, m, *desc, progress, ctx);
     for (int64_t i = 0; rc == FU_OK && !x && i < m; i++) memcpy(*desc + i * 128, d->f[idx[i]].teacher, 128 * sizeof **desc);
     free(idx);
     *n = rc == FU_OK ? m : 0;
@@ -180,7 +169,7 @@ static int oof_fold(const fu_race_rows *rows, const fu_race_rows *select, const 
     int rc = fu_race_mlp_fresh(shape, &train, select, &c, &m, &fit);
     if (rc != FU_OK) return rc;
     int64_t k = gather(rows, dim, fold, f, 1, x, y, at);
-    if (k) rc = fu_race_mlp_logits(&m, x, k, fold_logits);
+    if (k) rc = fu_mlp_rows(&m, x, k, fold_logits);
     for (int64_t j = 0; rc == FU_OK && j < k; j++)
         memcpy(oof + at[j] * FU_RACE_CLASSES, fold_logits + j * FU_RACE_CLASSES, FU_RACE_CLASSES * sizeof *oof);
     fu_mlp_release(&m);

@@ -44,14 +44,12 @@ int fu_race_offsets_fit(const float *logits, const int *labels, int64_t n, const
 /* The UTKFace faces of `split` of a fine-tune data file (train/finetune_data.h) and their
  * descriptors: from x's backbone, or, with x NULL, the data file's cached descriptors of
  * face-api's network (what a heads file's MLPs were trained on). Allocates *desc [n, 128] and
- * *labels [n] (free both; n may be 0). FU_OK or an error. */
+ * *labels [n] (free both; n may be 0). progress (may be NULL) follows the backbone's pass.
+ * FU_OK or an error. */
 struct fu_xdata;
 struct fu_face_extractor;
 int fu_race_split_descriptors(const struct fu_xdata *d, struct fu_face_extractor *x, int split, float **desc, int **labels,
-                              int64_t *n);
-
-/* Raw logits [n, out] of an MLP on rows x [n, in] (no offsets). FU_OK or an error. */
-int fu_race_mlp_logits(const fu_mlp *m, const float *x, int64_t n, float *out);
+                              int64_t *n, void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx);
 
 /* A fresh MLP of `shape` (initialised from cfg->seed) trained by fu_race_mlp_train
  * (train/train_heads.h) on train, its epoch chosen on select, into *m (release it with
