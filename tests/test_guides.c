@@ -492,7 +492,7 @@ static void check_sheet_reference_cell(const char *path, int R, int cell) {
     fu_tensor_free(img);
 }
 
-/* --identity with a real face, --race keep and --attr: the JSON reports the thumbnail's race,
+/* --identity with a real face, --race keep and --attr: the JSON (and stderr) report the thumbnail's race,
  * and for each result its identity similarity, race and attributes. */
 TEST(cli_upscale_face_flags_json) {
     const char *shared = fu_test_shared_dir();
@@ -512,7 +512,7 @@ TEST(cli_upscale_face_flags_json) {
     fu_tensor_fill(t16, 0.5f);
     REQUIRE(t16 && fu_image_save_png(thumb, t16) == FU_OK);
     fu_tensor_free(t16);
-    snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 2 --eps 1 --json --quiet --threads 1 --overwrite --no-face-check "
+    snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 2 --eps 1 --json --threads 1 --overwrite --no-face-check "
              "--identity %s --race keep --attr Smiling=1 --sheet %s", thumb, o, gen_path, ref, sheet);
     int rc = run_faceup(args, out, sizeof out, err, sizeof err);
     /* eps 1 meets L2, but the attribute rule (terms <= 0.1) may reject: exit 0 or 1 */
@@ -524,6 +524,9 @@ TEST(cli_upscale_face_flags_json) {
     REQUIRE(keep);
     int k = fu_race_parse(cJSON_GetObjectItem(keep, "class")->valuestring);
     CHECK(k >= 0);
+    char said[128];   /* stderr names the same target */
+    snprintf(said, sizeof said, "keeping the thumbnail's race: %s (p ", cJSON_GetObjectItem(keep, "class")->valuestring);
+    CHECK_MSG(strstr(err, said), "stderr: %s", err);
     cJSON *seed = cJSON_GetArrayItem(cJSON_GetObjectItem(res, "seeds"), 0);
     cJSON *terms = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(seed, "waves"), 0), "terms");
     char race_term[32];
