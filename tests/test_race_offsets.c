@@ -146,6 +146,10 @@ TEST(heads_race_logit_bias_stored_checked_and_applied) {
     fu_tensor *raw = fu_mlp_forward(g, &back->race, x), *with = fu_heads_race_logits(g, back, x);
     REQUIRE(raw && with && with->numel == 15);
     for (int i = 0; i < 15; i++) CHECK_NEAR(with->data[i], raw->data[i] + b[i % 5], 1e-5f);
+    /* the plain-row versions give the same numbers */
+    float rows_raw[15], rows_with[15];
+    REQUIRE(fu_mlp_rows(&back->race, x->data, 3, rows_raw) == FU_OK && fu_heads_race_rows(back, x->data, 3, rows_with) == FU_OK);
+    for (int i = 0; i < 15; i++) CHECK(rows_raw[i] == raw->data[i] && rows_with[i] == with->data[i]);
     fu_graph_free(g);
     fu_tensor_free(x);
     fu_heads_free(back);
