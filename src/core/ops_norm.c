@@ -101,11 +101,13 @@ static void bn_channel_stats(const float *x, int64_t N, int64_t C, int64_t S, in
     double sum = 0, sq = 0;
     for (int64_t b = 0; b < N; b++) {
         const float *xp = x + (b * C + c) * S;
+        #pragma omp simd reduction(+ : sum)
         for (int64_t s = 0; s < S; s++) sum += xp[s];
     }
     double m = sum / (double)(N * S);
     for (int64_t b = 0; b < N; b++) {
         const float *xp = x + (b * C + c) * S;
+        #pragma omp simd reduction(+ : sq)
         for (int64_t s = 0; s < S; s++) { double d = xp[s] - m; sq += d * d; }
     }
     *mean = m;
@@ -147,6 +149,7 @@ static int batch_norm_forward(fu_node *n) {
         for (int64_t b = 0; b < N; b++) {
             const float *xp = x + (b * C + c) * S;
             float *yp = y + (b * C + c) * S;
+            #pragma omp simd
             for (int64_t s = 0; s < S; s++) yp[s] = (xp[s] - m) * scale + shift;
         }
     }
@@ -171,6 +174,7 @@ static void batch_norm_backward(fu_node *n) {
         double sg = 0, sgx = 0;
         for (int64_t b = 0; b < N; b++) {
             const float *xp = x + (b * C + c) * S, *gp = gy + (b * C + c) * S;
+            #pragma omp simd reduction(+ : sg, sgx)
             for (int64_t s = 0; s < S; s++) {
                 sg += gp[s];
                 sgx += (double)gp[s] * ((xp[s] - m) * invstd);
@@ -184,6 +188,7 @@ static void batch_norm_backward(fu_node *n) {
         for (int64_t b = 0; b < N; b++) {
             const float *xp = x + (b * C + c) * S, *gp = gy + (b * C + c) * S;
             float *gxp = gx + (b * C + c) * S;
+            #pragma omp simd
             for (int64_t s = 0; s < S; s++) gxp[s] += scale * (gp[s] - mg - (xp[s] - m) * invstd * mgx);
         }
     }
