@@ -151,6 +151,40 @@ TEST(face_net_crops) {
     fu_face_net_free(gear);
 }
 
+/* Test-time mirroring: the output is the mean of the network's outputs for the crop and for
+ * the crop warped with the left-right mirrored theta (output column u -> S-1-u), and the cache
+ * tag says so. */
+TEST(face_net_mirror_averages_the_mirrored_crop) {
+    if (!models_present()) SKIP("face models absent (tools/fetch-models.sh)");
+    fu_face_net *net = fu_face_net_load(FU_NET_DLIB_RESNET);
+    REQUIRE(net);
+    int S = fu_face_net_input_size(net), dim = fu_face_net_out_dim(net);
+    fu_tensor *img = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)170, (int64_t)160);
+    REQUIRE(img);
+    for (int64_t i = 0; i < img->numel; i++) img->data[i] = 0.5f + 0.4f * sinf(0.013f * (float)(i % 27191) + 0.7f * (float)(i / 27200));
+    double theta[2][6] = {{0.9, 0.15, 4, -0.12, 0.95, 6}};
+    memcpy(theta[1], theta[0], sizeof theta[0]);   /* the same warp, read right to left */
+    theta[1][0] = -theta[0][0], theta[1][2] = theta[0][2] + theta[0][0] * (S - 1);
+    theta[1][3] = -theta[0][3], theta[1][5] = theta[0][5] + theta[0][3] * (S - 1);
+    fu_tensor *both[2] = {img, img};
+    float plain[2 * 128], mirrored[128];
+    REQUIRE(dim == 128 && fu_face_net_run(net, both, (const double (*)[6])theta, 2, plain) == FU_OK);
+    char tag[128];
+    CHECK(strstr(fu_face_net_cache_tag(net, tag, sizeof tag), "+mirror") == NULL);
+    fu_face_net_set_mirror(net, 1);
+    CHECK(strstr(fu_face_net_cache_tag(net, tag, sizeof tag), "+mirror") != NULL);
+    REQUIRE(fu_face_net_run(net, both, (const double (*)[6])theta, 1, mirrored) == FU_OK);
+    double worst = 0, apart = 0;
+    for (int k = 0; k < 128; k++) {
+        worst = fmax(worst, fabs(mirrored[k] - 0.5 * (plain[k] + plain[128 + k])));
+        apart = fmax(apart, fabs(plain[k] - plain[128 + k]));
+    }
+    CHECK_MSG(worst < 1e-5, "mirrored output off the mean by %g", worst);
+    CHECK_MSG(apart > 1e-3, "the two crops gave the same descriptor (%g): the test would prove nothing", apart);
+    fu_tensor_free(img);
+    fu_face_net_free(net);
+}
+
 /* 40 LFW pairs (2 same and 2 different per fold) through detection, landmarks, dlib's chip and
  * dlib's ResNet: dlib's descriptor is 99.38% accurate on LFW, so a subset this small must still
  * be nearly all right (measured: 100%). */

@@ -19,7 +19,7 @@
 
 typedef struct {
     const char *data, *model, *roc, *csv, *cache, *calibration;
-    int max_pairs, json, write_calibration, no_cache, batch, quiet, threads;
+    int max_pairs, json, write_calibration, no_cache, batch, quiet, threads, mirror;
 } lfw_opts;
 
 typedef struct {
@@ -47,7 +47,7 @@ static fu_lfw_metric primary_metric(fu_face_net_kind kind) {
 
 static int embed_all(const lfw_opts *o, fu_face_net_kind kind, lfw_run *run) {
     char cache_path[4096], name[64];
-    snprintf(name, sizeof name, "lfw-%s", fu_face_net_name(kind));
+    snprintf(name, sizeof name, "lfw-%s%s", fu_face_net_name(kind), o->mirror ? "-mirror" : "");
     int rc = o->cache ? (snprintf(cache_path, sizeof cache_path, "%s", o->cache), FU_OK)
                       : fu_ecache_default_path(name, cache_path, sizeof cache_path);
     fu_face_finder *finder = rc == FU_OK ? fu_face_finder_load(1) : NULL;
@@ -56,6 +56,7 @@ static int embed_all(const lfw_opts *o, fu_face_net_kind kind, lfw_run *run) {
         fu_face_finder_free(finder);
         return rc == FU_OK ? fu_last_code() : rc;
     }
+    fu_face_net_set_mirror(net, o->mirror);
     progress pr;
     progress_start(&pr, "lfw embed", o->quiet);
     fu_lfw_embed_opts eo = {o->no_cache ? NULL : cache_path, o->batch, on_progress, &pr, o->quiet};
@@ -137,6 +138,7 @@ static void report(const lfw_opts *o, const lfw_run *run) {
     if (o->json) {
         cJSON *root = cJSON_CreateObject(), *metrics = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "model", o->model);
+        cJSON_AddBoolToObject(root, "mirror", o->mirror);
         cJSON_AddNumberToObject(root, "pairs", run->pairs.n);
         cJSON_AddNumberToObject(root, "images", e->n_images);
         cJSON_AddNumberToObject(root, "no_face", e->n_missing);
@@ -152,8 +154,8 @@ static void report(const lfw_opts *o, const lfw_run *run) {
         cJSON_Delete(root);
         return;
     }
-    printf("LFW %s: %d pairs, %d images (%d from the cache, %d without a face), embedding %.1f s\n", o->model, run->pairs.n,
-           e->n_images, e->n_cached, e->n_missing, run->seconds);
+    printf("LFW %s%s: %d pairs, %d images (%d from the cache, %d without a face), embedding %.1f s\n", o->model,
+           o->mirror ? " (mirrored)" : "", run->pairs.n, e->n_images, e->n_cached, e->n_missing, run->seconds);
     for (int m = 0; m < FU_LFW_N_METRICS; m++) {
         const fu_lfw_result *r = &run->result[m];
         printf("  %-16s accuracy %.2f%% +- %.2f%%  AUC %.4f  threshold %.4f%s\n", fu_lfw_metric_name((fu_lfw_metric)m),
@@ -203,6 +205,7 @@ static int parse_lfw_args(int argc, char **argv, lfw_opts *o) {
         {"--cache", ARG_STRING, &o->cache, 0, 0, "embedding cache file (default ~/.cache/faceup/embeddings/lfw-MODEL.bin)"},
         {"--no-cache", ARG_FLAG, &o->no_cache, 0, 0, "neither read nor write the embedding cache"},
         {"--batch", ARG_INT, &o->batch, 1, FU_FACE_MAX_BATCH, "faces per network call (default 16)"},
+        {"--mirror", ARG_FLAG, &o->mirror, 0, 0, "test-time mirroring: each descriptor is the mean of the crop's and its mirror image's"},
         {"--quiet", ARG_FLAG, &o->quiet, 0, 0, "no progress or warnings on stderr"},
         {"--threads", ARG_INT, &o->threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
         {0},
@@ -211,6 +214,10 @@ static int parse_lfw_args(int argc, char **argv, lfw_opts *o) {
     if (n < 0) return n;
     if (fu_face_net_parse(o->model) != FU_NET_DLIB_RESNET && fu_face_net_parse(o->model) != FU_NET_FACERES) {
         fprintf(stderr, "faceup eval lfw: --model must be dlib-resnet or faceres\n");
+        return -1;
+    }
+    if (o->mirror && o->write_calibration) {   /* compare and upscale read the calibration without mirroring */
+        fprintf(stderr, "faceup eval lfw: --write-calibration takes thresholds of unmirrored descriptors; drop --mirror\n");
         return -1;
     }
     return 0;

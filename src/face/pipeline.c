@@ -160,6 +160,7 @@ struct fu_face_net {
     uint64_t weights_hash;     /* of a wrapped network's weights; 0 for the stock files */
     fu_tfjs_net *tfjs;
     int size, out_dim;
+    int mirror;                /* outputs average the crop and its mirror image */
     int n_out;
     const char *outputs[MAX_NET_OUTPUTS];
     int out_width[MAX_NET_OUTPUTS];
@@ -241,10 +242,14 @@ fu_face_net *fu_face_net_wrap_dlib(fu_dlib_resnet *dlib) {
 
 const char *fu_face_net_cache_tag(const fu_face_net *net, char *buf, size_t n) {
     const char *crop = net->kind == FU_NET_DLIB_RESNET ? "dlib150-chip68-kpbox" : "human-box";
-    if (net->weights_hash) snprintf(buf, n, "%s/%s/weights-%016llx", net_names[net->kind], crop, (unsigned long long)net->weights_hash);
-    else snprintf(buf, n, "%s/%s", net_names[net->kind], crop);
+    const char *mirror = net->mirror ? "+mirror" : "";
+    if (net->weights_hash)
+        snprintf(buf, n, "%s/%s%s/weights-%016llx", net_names[net->kind], crop, mirror, (unsigned long long)net->weights_hash);
+    else snprintf(buf, n, "%s/%s%s", net_names[net->kind], crop, mirror);
     return buf;
 }
+
+void fu_face_net_set_mirror(fu_face_net *net, int on) { net->mirror = on != 0; }
 
 void fu_face_net_free(fu_face_net *net) {
     if (!net) return;
@@ -269,13 +274,17 @@ int fu_face_net_theta(const fu_face_net *net, const fu_face_found *face, int wid
 /* The crops as the network's input: warped, batched, scaled as the network expects. This is
  * inference only: the batch is a copy of the crops, so no gradient flows back to the images
  * (use fu_align_warp directly for that). */
+/* The n crops, then (with net->mirror) the same n crops mirrored left-right: [n or 2n, 3, S, S]. */
 static fu_tensor *network_input(fu_face_net *net, fu_graph *g, fu_tensor *const *images, const double (*theta)[6], int n) {
     int64_t S = net->size, per = 3 * S * S;
-    fu_tensor *x = fu_graph_tensor(g, 4, (int64_t[]){n, 3, S, S});
+    fu_tensor *x = fu_graph_tensor(g, 4, (int64_t[]){net->mirror ? 2 * n : n, 3, S, S});
     for (int i = 0; x && i < n; i++) {
         fu_tensor *crop = fu_align_warp(g, images[i], theta[i], net->size);
         if (!crop) return NULL;
         memcpy(x->data + i * per, crop->data, (size_t)per * sizeof(float));
+        float *m = net->mirror ? x->data + (n + i) * per : NULL;
+        for (int64_t row = 0; m && row < 3 * S; row++)
+            for (int64_t u = 0; u < S; u++) m[row * S + u] = crop->data[row * S + S - 1 - u];
     }
     if (!x) return NULL;
     if (net->kind == FU_NET_FACERES) return fu_scale_shift(g, x, 255.0f, 0.0f);
@@ -308,21 +317,30 @@ static int check_outputs(const fu_face_net *net, fu_tensor *const *res, int n) {
 
 int fu_face_net_run(fu_face_net *net, fu_tensor *const *images, const double (*theta)[6], int n, float *out) {
     if (n <= 0) return FU_OK;
-    fu_graph *g = fu_graph_new();
-    if (!g) return fu_fail(FU_E_INTERNAL, "out of memory");
+    int rows = net->mirror ? 2 * n : n;
+    size_t per = (size_t)net->out_dim;
+    float *all = net->mirror ? malloc((size_t)rows * per * sizeof *all) : out;
+    fu_graph *g = all ? fu_graph_new() : NULL;
+    if (!g) {
+        if (all != out) free(all);
+        return fu_fail(FU_E_INTERNAL, "out of memory");
+    }
     fu_tensor *x = network_input(net, g, images, theta, n);
     int rc = x ? FU_OK : fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
     if (rc == FU_OK && net->dlib) {
         fu_tensor *d = fu_dlib_resnet_forward(net->dlib, g, x);
-        if (d) memcpy(out, d->data, (size_t)n * net->out_dim * sizeof(float));
+        if (d) memcpy(all, d->data, (size_t)rows * per * sizeof(float));
         else rc = fu_last_code();
     } else if (rc == FU_OK) {
         fu_tensor *res[MAX_NET_OUTPUTS];
         rc = fu_tfjs_net_forward(net->tfjs, g, x, net->n_out, net->outputs, res);
-        if (rc == FU_OK) rc = check_outputs(net, res, n);
-        if (rc == FU_OK) gather_outputs(net, res, n, out);
+        if (rc == FU_OK) rc = check_outputs(net, res, rows);
+        if (rc == FU_OK) gather_outputs(net, res, rows, all);
     }
     fu_graph_free(g);
+    /* with mirroring: row i is the mean of the crop's (row i) and its mirror's (row n + i) */
+    for (size_t k = 0; rc == FU_OK && all != out && k < (size_t)n * per; k++) out[k] = 0.5f * (all[k] + all[(size_t)n * per + k]);
+    if (all != out) free(all);
     return rc;
 }
 

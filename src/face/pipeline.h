@@ -76,6 +76,9 @@ fu_face_net *fu_face_net_wrap_dlib(fu_dlib_resnet *dlib);
  * the weights>" for a wrapped network, so vectors of other weights never mix. */
 const char *fu_face_net_cache_tag(const fu_face_net *net, char *buf, size_t n);
 fu_face_net_kind fu_face_net_kind_of(const fu_face_net *net);
+/* Test-time mirroring: with on, every output is the mean of the network's outputs for the crop
+ * and for its left-right mirror image (one batch of 2n crops); the cache tag gains "+mirror". */
+void fu_face_net_set_mirror(fu_face_net *net, int on);
 /* Floats per face in fu_face_net_run's output (see the header comment). */
 int fu_face_net_out_dim(const fu_face_net *net);
 /* Side of the network's square input crop. */
