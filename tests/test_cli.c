@@ -33,9 +33,6 @@ TEST(cli_exit_codes_and_messages) {
     CHECK(strstr(err, "/nonexistent/w.safetensors") && count_newlines(err) == 1);
     CHECK(run_faceup("model info tests/fixtures/pt/dtypes.pt tests/fixtures/pt/hostile_os_system.pt", out, sizeof out, err, sizeof err) == FU_E_INPUT);
     CHECK(strstr(err, "os.system") != NULL);
-    /* a calibration of mirrored descriptors would not fit compare's unmirrored ones */
-    CHECK(run_faceup("eval lfw --mirror --write-calibration", out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(strstr(err, "--mirror") && count_newlines(err) == 1);
     CHECK(run_faceup("selfcheck --json --quiet --steps 150", out, sizeof out, err, sizeof err) == FU_OK);
     CHECK(strstr(out, "\"passed\": true") != NULL);
     CHECK(run_faceup("selfcheck --steps 1 --quiet", out, sizeof out, err, sizeof err) == FU_E_INTERNAL);  /* one step cannot learn */

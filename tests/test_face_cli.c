@@ -6,6 +6,7 @@
 #include "face/models.h"
 #include "io/image.h"
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,16 @@ TEST(cli_compare_decides) {
     REQUIRE(faceup(args) == 0);
     j = cJSON_Parse(out);
     CHECK(cJSON_IsFalse(cJSON_GetObjectItem(j, "same")));
+    cJSON_Delete(j);
+    /* --mirror decides with the mirrored descriptors' own entry (eval lfw --mirror --write-calibration) */
+    snprintf(args, sizeof args, "compare --json --mirror --calibration models/calibration.json %s %s", a, b);
+    REQUIRE(faceup(args) == 0);
+    j = cJSON_Parse(out);
+    REQUIRE(j);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(j, "mirror")) && cJSON_IsTrue(cJSON_GetObjectItem(j, "same")));
+    CHECK(!strcmp(cJSON_GetObjectItem(j, "metric")->valuestring, "neg-euclidean"));
+    CHECK_NEAR(cJSON_GetObjectItem(j, "threshold")->valuedouble, -0.6049, 1e-3);
+    CHECK(fabs(cJSON_GetObjectItem(j, "cosine")->valuedouble - cosine) > 1e-6);   /* other descriptors than without --mirror */
     cJSON_Delete(j);
     snprintf(args, sizeof args, "compare %s /nonexistent/b.jpg", a);
     CHECK(faceup(args) == 2 && lines(err) == 1 && strstr(err, "/nonexistent/b.jpg"));

@@ -105,6 +105,14 @@ TEST(calibration_round_trip) {
     REQUIRE(fu_calibration_read(path, "faceres", &r) == FU_OK);
     CHECK(!strcmp(r.metric, "cosine") && r.threshold == 0.3);
     CHECK(fu_calibration_read(path, "arcface", &r) == FU_E_INPUT && strstr(fu_last_error(), "arcface"));
+    /* mirrored descriptors have an entry of their own */
+    char key[64];
+    CHECK(!strcmp(fu_calibration_key("dlib-resnet", 0, key, sizeof key), "dlib-resnet"));
+    CHECK(!strcmp(fu_calibration_key("dlib-resnet", 1, key, sizeof key), "dlib-resnet+mirror"));
+    CHECK(fu_calibration_read(path, key, &r) == FU_E_INPUT);
+    REQUIRE(fu_calibration_write(path, key, &b) == FU_OK);
+    REQUIRE(fu_calibration_read(path, key, &r) == FU_OK && r.threshold == 0.3);
+    REQUIRE(fu_calibration_read(path, "dlib-resnet", &r) == FU_OK && r.threshold == -0.6);
     FILE *f = fopen(path, "w");
     REQUIRE(f);
     fputs("[1, 2", f);

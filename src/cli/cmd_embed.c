@@ -20,7 +20,7 @@
 
 typedef struct {
     const char *model;
-    int no_detect, json, batch, quiet, threads;
+    int no_detect, json, batch, quiet, threads, mirror;
 } embed_opts;
 
 static void on_progress(void *ctx, int done, int total) { progress_update(ctx, done, total, NULL); }
@@ -32,6 +32,7 @@ static int embed_files(const embed_opts *o, char **paths, int n, float **vectors
     fu_face_net *net = finder ? fu_face_net_load((fu_face_net_kind)fu_face_net_parse(o->model)) : NULL;
     int rc = net ? FU_OK : fu_last_code();
     if (rc == FU_OK) {
+        fu_face_net_set_mirror(net, o->mirror);
         *dim = fu_face_net_out_dim(net);
         *vectors = calloc((size_t)n * *dim, sizeof **vectors);
         *results = calloc((size_t)n, sizeof **results);
@@ -54,6 +55,7 @@ static int parse_embed_args(const char *cmd, const char *usage, int argc, char *
     arg_spec specs[] = {
         {"--model", ARG_STRING, &o->model, 0, 0, "dlib-resnet (default; 128-d) or faceres (1024-d)"},
         {"--no-detect", ARG_FLAG, &o->no_detect, 0, 0, "inputs are tight face crops: the whole image is the face box"},
+        {"--mirror", ARG_FLAG, &o->mirror, 0, 0, "test-time mirroring: each descriptor is the mean of the crop's and its mirror image's"},
         {"--json", ARG_FLAG, &o->json, 0, 0, "JSON on stdout"},
         {"--quiet", ARG_FLAG, &o->quiet, 0, 0, "no progress on stderr"},
         {"--threads", ARG_INT, &o->threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
@@ -71,14 +73,15 @@ static int parse_embed_args(const char *cmd, const char *usage, int argc, char *
 
 /* ---------- embed ---------- */
 
-static cJSON *embed_json(const char *path, const fu_face_file_result *r, const float *v, int dim, const char *model) {
+static cJSON *embed_json(const char *path, const fu_face_file_result *r, const float *v, int dim, const embed_opts *eo) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", path);
     if (r->status != FU_OK) {
         cJSON_AddStringToObject(o, "error", r->error);
         return o;
     }
-    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddStringToObject(o, "model", eo->model);
+    cJSON_AddBoolToObject(o, "mirror", eo->mirror);
     float box[4] = {r->face.det.x0, r->face.det.y0, r->face.det.x1, r->face.det.y1};
     cJSON_AddItemToObject(o, "box", cJSON_CreateFloatArray(box, 4));
     if (r->face.detected) cJSON_AddNumberToObject(o, "score", r->face.det.score);
@@ -91,7 +94,7 @@ static void print_embeddings(const embed_opts *o, char **inputs, int n, const fl
     cJSON *all = o->json ? cJSON_CreateArray() : NULL;
     for (int i = 0; i < n; i++) {
         const float *v = vec + (size_t)i * dim;
-        if (all) cJSON_AddItemToArray(all, embed_json(inputs[i], &res[i], v, dim, o->model));
+        if (all) cJSON_AddItemToArray(all, embed_json(inputs[i], &res[i], v, dim, o));
         if (all || res[i].status != FU_OK) continue;
         printf("%s", inputs[i]);
         for (int k = 0; k < dim; k++) printf(" %.7g", v[k]);
@@ -154,10 +157,10 @@ static similarity measure(const float *a, const float *b, int dim) {
 }
 
 /* The calibrated decision: 1 same, 0 different, -1 unavailable (message on stderr). */
-static int decide(const char *cal_path, const char *model, const similarity *s, fu_calibration *cal) {
-    char buf[4096];
+static int decide(const char *cal_path, const embed_opts *o, const similarity *s, fu_calibration *cal) {
+    char buf[4096], key[64];
     const char *path = cal_path ? cal_path : fu_calibration_default_path(buf, sizeof buf);
-    if (fu_calibration_read(path, model, cal) != FU_OK) {
+    if (fu_calibration_read(path, fu_calibration_key(o->model, o->mirror, key, sizeof key), cal) != FU_OK) {
         fprintf(stderr, "faceup compare: warning: no same/different decision: %s\n", fu_last_error());
         return -1;
     }
@@ -172,8 +175,8 @@ static int decide(const char *cal_path, const char *model, const similarity *s, 
 static void print_comparison(const embed_opts *o, char **inputs, const similarity *s, int same, const fu_calibration *cal) {
     int is_dlib = fu_face_net_parse(o->model) == FU_NET_DLIB_RESNET;
     if (!o->json) {
-        printf("%s vs %s (%s)\n  cosine %.4f  angle %.2f deg  distance (normalised) %.4f  distance %.4f\n", inputs[0], inputs[1],
-               o->model, s->cosine, s->angle_deg, s->distance_normalized, s->distance);
+        printf("%s vs %s (%s%s)\n  cosine %.4f  angle %.2f deg  distance (normalised) %.4f  distance %.4f\n", inputs[0], inputs[1],
+               o->model, o->mirror ? ", mirrored" : "", s->cosine, s->angle_deg, s->distance_normalized, s->distance);
         if (is_dlib) printf("  dlib's criterion (distance < 0.6): %s\n", s->distance < DLIB_SAME_DISTANCE ? "same" : "different");
         if (same >= 0)
             printf("  decision: %s (%s threshold %.4f, LFW accuracy %.2f%%)\n", same ? "same person" : "different people",
@@ -184,6 +187,7 @@ static void print_comparison(const embed_opts *o, char **inputs, const similarit
     cJSON_AddStringToObject(r, "a", inputs[0]);
     cJSON_AddStringToObject(r, "b", inputs[1]);
     cJSON_AddStringToObject(r, "model", o->model);
+    cJSON_AddBoolToObject(r, "mirror", o->mirror);
     cJSON_AddNumberToObject(r, "cosine", s->cosine);
     cJSON_AddNumberToObject(r, "angle_deg", s->angle_deg);
     cJSON_AddNumberToObject(r, "distance_normalized", s->distance_normalized);
@@ -231,7 +235,7 @@ int cmd_compare(int argc, char **argv) {
     if (rc == FU_OK) {
         similarity s = measure(vec, vec + dim, dim);
         fu_calibration cal;
-        int same = decide(cal_path, o.model, &s, &cal);
+        int same = decide(cal_path, &o, &s, &cal);
         print_comparison(&o, inputs, &s, same, &cal);
     }
     free(vec);

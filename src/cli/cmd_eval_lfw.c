@@ -177,10 +177,11 @@ static int write_outputs(const lfw_opts *o, const lfw_run *run) {
         const fu_lfw_result *r = &run->result[m];
         fu_calibration cal = {{0}, mean_threshold(r), r->mean, r->std, run->pairs.n};
         snprintf(cal.metric, sizeof cal.metric, "%s", fu_lfw_metric_name(m));
-        char buf[4096];
+        char buf[4096], key[64];
         const char *path = o->calibration ? o->calibration : fu_calibration_default_path(buf, sizeof buf);
-        rc = fu_calibration_write(path, o->model, &cal);
-        if (rc == FU_OK && !o->quiet) fprintf(stderr, "faceup eval lfw: calibration for %s written to %s\n", o->model, path);
+        fu_calibration_key(o->model, o->mirror, key, sizeof key);
+        rc = fu_calibration_write(path, key, &cal);
+        if (rc == FU_OK && !o->quiet) fprintf(stderr, "faceup eval lfw: calibration for %s written to %s\n", key, path);
     }
     return rc;
 }
@@ -200,7 +201,7 @@ static int parse_lfw_args(int argc, char **argv, lfw_opts *o) {
         {"--csv", ARG_STRING, &o->csv, 0, 0, "write per-pair scores to this CSV"},
         {"--json", ARG_FLAG, &o->json, 0, 0, "results as JSON on stdout"},
         {"--write-calibration", ARG_FLAG, &o->write_calibration, 0, 0,
-         "store the 10-fold mean threshold of neg-euclidean or cosine, the more accurate, in the calibration file (for faceup compare)"},
+         "store the 10-fold mean threshold of neg-euclidean or cosine, the more accurate, in the calibration file (for faceup compare; as MODEL+mirror with --mirror)"},
         {"--calibration", ARG_STRING, &o->calibration, 0, 0, "calibration file (default models/calibration.json)"},
         {"--cache", ARG_STRING, &o->cache, 0, 0, "embedding cache file (default ~/.cache/faceup/embeddings/lfw-MODEL.bin)"},
         {"--no-cache", ARG_FLAG, &o->no_cache, 0, 0, "neither read nor write the embedding cache"},
@@ -214,10 +215,6 @@ static int parse_lfw_args(int argc, char **argv, lfw_opts *o) {
     if (n < 0) return n;
     if (fu_face_net_parse(o->model) != FU_NET_DLIB_RESNET && fu_face_net_parse(o->model) != FU_NET_FACERES) {
         fprintf(stderr, "faceup eval lfw: --model must be dlib-resnet or faceres\n");
-        return -1;
-    }
-    if (o->mirror && o->write_calibration) {   /* compare and upscale read the calibration without mirroring */
-        fprintf(stderr, "faceup eval lfw: --write-calibration takes thresholds of unmirrored descriptors; drop --mirror\n");
         return -1;
     }
     return 0;

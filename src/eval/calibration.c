@@ -38,6 +38,11 @@ static cJSON *read_json(const char *path, int missing_ok) {
 /* cJSON reads a number too large for a double (1e999) as infinity. */
 static int finite_number(const cJSON *item) { return cJSON_IsNumber(item) && isfinite(item->valuedouble); }
 
+const char *fu_calibration_key(const char *model, int mirror, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s%s", model, mirror ? "+mirror" : "");
+    return buf;
+}
+
 int fu_calibration_read(const char *path, const char *model, fu_calibration *out) {
     cJSON *root = read_json(path, 0);
     if (!root) return FU_E_INPUT;

@@ -20,6 +20,10 @@ typedef struct {
 /* Default file: $FACEUP_CALIBRATION, else models/calibration.json beside the faceup binary's
  * folder (<dir of binary>/../models), else in the current folder. Writes into buf. */
 const char *fu_calibration_default_path(char *buf, size_t cap);
+/* The entry name of a model's descriptors: "dlib-resnet", or "dlib-resnet+mirror" for descriptors
+ * averaged with their mirror image's (face/pipeline.h fu_face_net_set_mirror), whose scores and
+ * so thresholds differ. Writes into buf; returns it. */
+const char *fu_calibration_key(const char *model, int mirror, char *buf, size_t cap);
 /* The entry for model. FU_OK, or FU_E_INPUT with a message (no file, no entry, bad JSON). */
 int fu_calibration_read(const char *path, const char *model, fu_calibration *out);
 /* Adds or replaces the entry for model, keeping the others; atomic write. */
