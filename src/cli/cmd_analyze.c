@@ -12,8 +12,6 @@
 
 #define MAX_INPUTS 4096
 
-static void on_progress(void *ctx, int done, int total) { progress_update(ctx, done, total, NULL); }
-
 static cJSON *named_probabilities(const float *p, const char *const *names, int n) {
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; i < n; i++) cJSON_AddNumberToObject(o, names[i], p[i]);
@@ -61,7 +59,7 @@ static int analyze_files(char **paths, int n, int detect, int batch, int quiet, 
     if (rc == FU_OK) {
         progress pr;
         progress_start(&pr, "analyze", quiet || n < 2);
-        rc = fu_face_run_files(finder, nets, 2, (const char *const *)paths, n, batch, outs, res, on_progress, &pr);
+        rc = fu_face_run_files(finder, nets, 2, (const char *const *)paths, n, batch, outs, res, progress_on_files, &pr);
         progress_finish(&pr);
     }
     fu_face_net_free(nets[0]);

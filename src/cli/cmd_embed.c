@@ -23,8 +23,6 @@ typedef struct {
     int no_detect, json, batch, quiet, threads, mirror;
 } embed_opts;
 
-static void on_progress(void *ctx, int done, int total) { progress_update(ctx, done, total, NULL); }
-
 /* Runs the pipeline on the files: vectors (n x dim) and per-file results. FU_OK unless the
  * models cannot be loaded or a network fails (then a message is set). */
 static int embed_files(const embed_opts *o, char **paths, int n, float **vectors, int *dim, fu_face_file_result **results) {
@@ -41,7 +39,7 @@ static int embed_files(const embed_opts *o, char **paths, int n, float **vectors
     if (rc == FU_OK) {
         progress pr;
         progress_start(&pr, "embed", o->quiet || n < 2);
-        rc = fu_face_run_files(finder, &net, 1, (const char *const *)paths, n, o->batch, vectors, *results, on_progress, &pr);
+        rc = fu_face_run_files(finder, &net, 1, (const char *const *)paths, n, o->batch, vectors, *results, progress_on_files, &pr);
         progress_finish(&pr);
     }
     fu_face_net_free(net);

@@ -21,8 +21,6 @@
 
 static int exit_code(int rc) { return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT); }
 
-static void on_faces(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, NULL); }
-
 /* The file being calibrated: an extractor (backbone + heads) or a heads file. */
 typedef struct target {
     fu_face_extractor *x;
@@ -165,7 +163,7 @@ static int describe_splits(const fu_xdata *d, target *t, int folds, int quiet, s
     for (int k = folds ? FU_XSPLIT_TRAIN : FU_XSPLIT_VAL; rc == FU_OK && k <= FU_XSPLIT_TEST; k++) {
         progress bar;
         progress_start(&bar, labels[k], quiet || !t->x);
-        rc = fu_race_split_descriptors(d, t->x, k, &s[k].e, &s[k].y, &s[k].n, on_faces, &bar);
+        rc = fu_race_split_descriptors(d, t->x, k, &s[k].e, &s[k].y, &s[k].n, progress_on_count, &bar);
         progress_finish(&bar);
     }
     return rc;

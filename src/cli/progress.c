@@ -37,3 +37,7 @@ void progress_update(progress *p, long done, long total, const char *note) {
 void progress_finish(progress *p) {
     if (!p->quiet && p->tty) fputc('\n', stderr);
 }
+
+void progress_on_files(void *ctx, int done, int total) { progress_update(ctx, done, total, NULL); }
+
+void progress_on_count(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, NULL); }
