@@ -271,10 +271,10 @@ int fu_face_net_theta(const fu_face_net *net, const fu_face_found *face, int wid
     }
 }
 
-/* The crops as the network's input: warped, batched, scaled as the network expects. This is
- * inference only: the batch is a copy of the crops, so no gradient flows back to the images
- * (use fu_align_warp directly for that). */
-/* The n crops, then (with net->mirror) the same n crops mirrored left-right: [n or 2n, 3, S, S]. */
+/* The crops as the network's input: warped, batched, scaled as the network expects; with
+ * net->mirror the n crops are followed by the same n crops mirrored left-right ([2n, 3, S, S]).
+ * This is inference only: the batch is a copy of the crops, so no gradient flows back to the
+ * images (use fu_align_warp directly for that). */
 static fu_tensor *network_input(fu_face_net *net, fu_graph *g, fu_tensor *const *images, const double (*theta)[6], int n) {
     int64_t S = net->size, per = 3 * S * S;
     fu_tensor *x = fu_graph_tensor(g, 4, (int64_t[]){net->mirror ? 2 * n : n, 3, S, S});
