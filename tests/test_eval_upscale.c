@@ -324,3 +324,29 @@ TEST(cli_eval_upscale_bad_input_exit_2_without_output) {
         CHECK_MSG(!file_exists(o), "case %zu left %s", i, o);
     }
 }
+
+/* A data folder with the images directly in utkface/ and celeba/ (no images/ inside) is refused
+ * with exit 2 naming the expected layout; it used to crash (labels freed before being set). */
+TEST(cli_eval_upscale_refuses_a_data_folder_without_images_subfolders) {
+    if (!bin_or_null()) SKIP("faceup binary not built");
+    char d[512], o[512];
+    snprintf(d, sizeof d, "%s/flat_data", fu_test_tmpdir());
+    snprintf(o, sizeof o, "%s/flat_out", fu_test_tmpdir());
+    const char *dirs[] = {"", "/utkface", "/celeba", "/lfw"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(args, sizeof args, "%s%s", d, dirs[i]);
+        mkdir(args, 0777);
+    }
+    fu_tensor *face = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)64, (int64_t)64);
+    REQUIRE(face);
+    snprintf(args, sizeof args, "%s/utkface/30_0_1_2017.jpg.chip.jpg", d);
+    REQUIRE(fu_image_save_jpeg(args, face, 90) == FU_OK);
+    snprintf(args, sizeof args, "%s/celeba/000001.jpg", d);
+    REQUIRE(fu_image_save_jpeg(args, face, 90) == FU_OK);
+    fu_tensor_free(face);
+    snprintf(args, sizeof args, "eval upscale --data %s --out %s --quiet --lfw-pairs 0 --utk-per-class 1 --celeba 1", d, o);
+    int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_E_INPUT, "exit %d (%s)", rc, err);
+    CHECK(strstr(err, "expected layout: utkface/images/") && count_newlines(err) == 1);
+    CHECK(!file_exists(o));
+}

@@ -123,9 +123,15 @@ static int lfw_candidates(const char *data_dir, face_list *l) {
 
 /* UTKFace and CelebA val faces with their labels (src/train/faces.h lists and splits them). */
 static int labelled_candidates(const char *data_dir, const int count[FU_EU_N_SETS], face_list *l) {
-    fu_face_label *labels;
-    int64_t n;
+    fu_face_label *labels = NULL;
+    int64_t n = 0;
     int rc = fu_faces_list(data_dir, &labels, &n), per_class[FU_EU_N_RACES] = {0};
+    if (rc == FU_E_INPUT) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", fu_last_error());
+        return fu_fail(FU_E_INPUT, "--data %s: %s (expected layout: utkface/images/, celeba/images/ with celeba/list_attr_celeba.txt, "
+                                   "lfw/images/ with lfw/pairs.txt)", data_dir, why);
+    }
     int smiling = fu_celeba_attr_index("Smiling", 7);
     for (int64_t i = 0; rc == FU_OK && i < n; i++) {
         const fu_face_label *lab = &labels[i];
