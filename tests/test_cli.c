@@ -4,6 +4,7 @@
 #include "golden.h"
 #include "core/rng.h"
 #include "face/dlib_resnet.h"
+#include "face/models.h"
 #include "gen/vae.h"
 #include "io/image.h"
 #include "io/safetensors.h"
@@ -365,4 +366,47 @@ TEST(cli_upscale_interrupted_directory_resumes) {
         final += file_exists(path) || file_exists(alt);
     }
     CHECK(final == N_THUMBS);
+}
+
+/* faceup under `ulimit -v KB`: the exit status, stderr into err. */
+static int run_limited(int kb, const char *args, char *err, size_t n_err) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    char cmd[8192], fe[512];
+    snprintf(fe, sizeof fe, "%s/limited.err", fu_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "ulimit -v %d; FACEUP_THREADS=1 exec %s %s >/dev/null 2>%s </dev/null", kb, bin, args, fe);
+    int st = system(cmd);
+    FILE *f = fopen(fe, "r");
+    size_t k = f ? fread(err, 1, n_err - 1, f) : 0;
+    err[k] = 0;
+    if (f) fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Out of memory is exit 3 with one line, never a signal and never "bad input" (2), wherever it
+ * strikes: oneDNN's code generator used to die with SIGSEGV under upscale (104 MB and 140 MB
+ * crashed), and analyze / compare said 2 when a network ran out (220-250 MB). */
+TEST(cli_out_of_memory_exits_3_never_a_signal) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    const char *shared = fu_test_shared_dir();
+    char m[1024], face[1024], args[4096];
+    static char err[8192];
+    if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
+    if (!shared || !file_exists(fu_model_path(FU_BLAZEFACE_MODEL, m, sizeof m))) SKIP("../shared or the model cache absent");
+    snprintf(face, sizeof face, "%s/data/lfw/images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg", shared);
+    struct { const char *fmt; int kb[4]; } runs[] = {
+        {"upscale examples/thumb16.png -o %s/oom.png --steps 30 --race keep --quiet --overwrite", {104000, 124000, 140000, 150000}},
+        {"analyze %s --quiet", {200000, 220000, 230000, 250000}},
+        {"compare %s %s", {230000, 240000, 250000, 260000}},
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        int out_of_memory = 0;
+        snprintf(args, sizeof args, runs[r].fmt, r == 0 ? fu_test_tmpdir() : face, face);
+        for (int i = 0; i < 4; i++) {
+            int rc = run_limited(runs[r].kb[i], args, err, sizeof err);
+            CHECK_MSG(rc == FU_OK || rc == FU_E_NO_SOLUTION || rc == FU_E_INTERNAL, "%s at %d KB: exit %d (%s)", args, runs[r].kb[i], rc, err);
+            CHECK_MSG(rc != FU_E_INTERNAL || count_newlines(err) == 1, "%s at %d KB: stderr '%s'", args, runs[r].kb[i], err);
+            out_of_memory += rc == FU_E_INTERNAL;
+        }
+        CHECK_MSG(out_of_memory > 0, "%s: never ran out of memory; lower the limits", args);
+    }
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "faceup.h"
 
 void args_usage(const char *cmd, const char *usage, const arg_spec *specs) {
     fprintf(stderr, "usage: faceup %s %s\n", cmd, usage);
@@ -57,4 +58,11 @@ int args_parse(const char *cmd, const char *usage, const arg_spec *specs, int ar
         else if (set_number(cmd, s, v) < 0) return -1;
     }
     return n_pos;
+}
+
+int exit_status(int rc) { return rc >= FU_OK && rc <= FU_E_INTERNAL ? rc : FU_E_INTERNAL; }
+
+int exit_worst(int a, int b) {
+    a = exit_status(a), b = exit_status(b);
+    return a > b ? a : b;
 }

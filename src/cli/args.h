@@ -20,4 +20,9 @@ int args_parse(const char *cmd, const char *usage, const arg_spec *specs, int ar
                char **pos, int max_pos);
 void args_usage(const char *cmd, const char *usage, const arg_spec *specs);
 
+/* The exit status (README's table) of a status code; codes outside it count as internal errors. */
+int exit_status(int rc);
+/* The worse of two exit statuses (0 < 1 < 2 < 3): a run over several files exits with its worst. */
+int exit_worst(int a, int b);
+
 #endif

@@ -75,7 +75,7 @@ static int report(char **inputs, int n, int json, float *const *outs, const fu_f
         fu_face_attributes a;
         if (res[i].status != FU_OK) {
             fprintf(stderr, "faceup analyze: %s\n", res[i].error);
-            worst = FU_E_INPUT;
+            worst = exit_worst(worst, res[i].status);
         } else {
             fu_face_attributes_read(outs[0] + (size_t)i * FU_GEAR_DIM, outs[1] + (size_t)i * FU_EMOTION_DIM, &a);
             if (!json) print_text(inputs[i], &a);

@@ -127,7 +127,7 @@ int cmd_embed(int argc, char **argv) {
     for (int i = 0; rc == FU_OK && i < n; i++)
         if (res[i].status != FU_OK) {
             fprintf(stderr, "faceup embed: %s\n", res[i].error);
-            worst = FU_E_INPUT;
+            worst = exit_worst(worst, res[i].status);
         }
     if (rc == FU_OK) print_embeddings(&o, inputs, n, vec, dim, res);
     free(vec);
@@ -228,7 +228,7 @@ int cmd_compare(int argc, char **argv) {
     for (int i = 0; rc == FU_OK && i < 2; i++)
         if (res[i].status != FU_OK) {
             fprintf(stderr, "faceup compare: %s\n", res[i].error);
-            rc = FU_E_INPUT;
+            rc = exit_worst(rc, res[i].status);
         }
     if (rc == FU_OK) {
         similarity s = measure(vec, vec + dim, dim);

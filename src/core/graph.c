@@ -204,6 +204,7 @@ int fu_graph_backward(fu_graph *g, fu_tensor *out, const float *seed) {
     if (!(out->grad = grad_acquire(g, (size_t)out->numel * sizeof(float)))) return FU_E_INTERNAL;
     for (int64_t i = 0; i < out->numel; i++) out->grad[i] = seed ? seed[i] : 1.0f;
     out->node->reached = 1;
+    fu_clear_error();   /* an op's backward returns nothing and reports a failure (out of memory) here */
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         fu_node *n = g->nodes[i];
         if (!n->reached || !n->out->requires_grad) continue;
@@ -213,6 +214,10 @@ int fu_graph_backward(fu_graph *g, fu_tensor *out, const float *seed) {
             return rc;
         }
         n->op->backward(n);
+        if (fu_last_code() != FU_OK) {
+            release_all_grads(g);
+            return fu_last_code();
+        }
         for (int k = 0; k < n->n_in; k++)
             if (n->in[k]->node) n->in[k]->node->reached = 1;
         if (!g->retain_grads) grad_release(g, n->out);

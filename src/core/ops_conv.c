@@ -457,16 +457,24 @@ static int conv_forward(fu_node *n) {
     return rc;
 }
 
+/* Backward functions return nothing: a failure is left as the thread's error, which
+ * fu_graph_backward checks after each op. */
+static void report_backward(int rc) {
+    if (rc != FU_OK && fu_last_code() == FU_OK) fu_fail(rc, "conv backward: out of memory");
+}
+
 static void conv_backward(fu_node *n) {
     float *gx = fu_in_grad(n, 0), *gw = fu_in_grad(n, 1), *gb = n->n_in == 3 ? fu_in_grad(n, 2) : NULL;
     float *x = n->in[0]->data, *w = n->in[1]->data, *gy = n->out->grad;
     if (gb) bias_grad(gb, gy, n->ip[9], n->ip[14], n->ip[15] * n->ip[16]);
     conv_impl impl = requested_impl();
     conv_entry *e;
-    if (gx && (e = dnnl_entry(n, impl, STEP_IMAGE))) run_step(n->graph, &e->step[STEP_IMAGE], (float *[]){gx, gy, w});
-    else if (gx) gemm_to_image_add(n, gy, w, gx);
-    if (gw && (e = dnnl_entry(n, impl, STEP_WEIGHT_GRAD))) run_step(n->graph, &e->step[STEP_WEIGHT_GRAD], (float *[]){x, gy, gw});
-    else if (gw) gemm_weight_grad(n, x, gy, gw);
+    int rc = FU_OK;
+    if (gx && (e = dnnl_entry(n, impl, STEP_IMAGE))) rc = run_step(n->graph, &e->step[STEP_IMAGE], (float *[]){gx, gy, w});
+    else if (gx) rc = gemm_to_image_add(n, gy, w, gx);
+    if (rc == FU_OK && gw && (e = dnnl_entry(n, impl, STEP_WEIGHT_GRAD))) rc = run_step(n->graph, &e->step[STEP_WEIGHT_GRAD], (float *[]){x, gy, gw});
+    else if (rc == FU_OK && gw) rc = gemm_weight_grad(n, x, gy, gw);
+    report_backward(rc);
 }
 
 static const fu_op op_conv2d = {"conv2d", conv_forward, conv_backward, conv_free_state};
@@ -491,10 +499,12 @@ static void convt_backward(fu_node *n) {
     if (gb) bias_grad(gb, gy, n->ip[9], n->ip[10], n->ip[11] * n->ip[12]);
     conv_impl impl = requested_impl();
     conv_entry *e;
-    if (gx && (e = dnnl_entry(n, impl, STEP_COLUMN))) run_step(n->graph, &e->step[STEP_COLUMN], (float *[]){gy, gx, w});
-    else if (gx) gemm_to_column(n, gy, w, gx, 1);
-    if (gw && (e = dnnl_entry(n, impl, STEP_WEIGHT_GRAD))) run_step(n->graph, &e->step[STEP_WEIGHT_GRAD], (float *[]){gy, x, gw});
-    else if (gw) gemm_weight_grad(n, gy, x, gw);
+    int rc = FU_OK;
+    if (gx && (e = dnnl_entry(n, impl, STEP_COLUMN))) rc = run_step(n->graph, &e->step[STEP_COLUMN], (float *[]){gy, gx, w});
+    else if (gx) rc = gemm_to_column(n, gy, w, gx, 1);
+    if (rc == FU_OK && gw && (e = dnnl_entry(n, impl, STEP_WEIGHT_GRAD))) rc = run_step(n->graph, &e->step[STEP_WEIGHT_GRAD], (float *[]){gy, x, gw});
+    else if (rc == FU_OK && gw) rc = gemm_weight_grad(n, gy, x, gw);
+    report_backward(rc);
 }
 
 static const fu_op op_conv_transpose2d = {"conv_transpose2d", convt_forward, convt_backward, conv_free_state};
