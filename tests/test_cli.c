@@ -331,7 +331,7 @@ TEST(cli_upscale_interrupted_directory_resumes) {
     fu_vae_free(m);
     enum { N_THUMBS = 4 };
     for (int i = 0; i < N_THUMBS; i++) {
-        fu_tensor *t = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)4, (int64_t)4);
+        fu_tensor *t = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)8, (int64_t)8);   /* the smallest accepted */
         REQUIRE(t);
         fu_tensor_fill(t, 0.2f + 0.15f * (float)i);
         snprintf(path, sizeof path, "%s/t%d.png", in, i);
@@ -354,10 +354,11 @@ TEST(cli_upscale_interrupted_directory_resumes) {
         fu_tensor_free(img);
     }
     static char out[65536], err[65536];
+    int solved_first = done_first - files_ending(outd, "_no_solution.png");   /* a "no solution" is tried again */
     snprintf(cmd, sizeof cmd, "upscale %s -o %s --generator %s --steps 20 --threads 1 --no-face-check", in, outd, model);
     int rc = run_faceup(cmd, out, sizeof out, err, sizeof err);
     CHECK(rc == FU_OK || rc == FU_E_NO_SOLUTION);
-    CHECK(strstr(err, "done already") != NULL);
+    CHECK(!solved_first || strstr(err, "done already") != NULL);
     int final = 0;
     for (int i = 0; i < N_THUMBS; i++) {
         snprintf(path, sizeof path, "%s/t%d.png", outd, i);

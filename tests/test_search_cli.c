@@ -5,6 +5,7 @@
 #include "util.h"
 #include "core/ops.h"
 #include "gen/generator.h"
+#include "gen/vae.h"
 #include "eval/text.h"
 #include "search/search.h"
 #include "train/faces.h"
@@ -371,4 +372,156 @@ TEST(search_check_content_passes_faces_refuses_flat_and_noise) {
     }
     printf("  %d held-out faces: largest roughness %.3f at 16x16, %.3f at 8x8 (limit %.2f)\n", n, (double)worst16, (double)worst8,
            (double)FU_THUMB_MAX_ROUGHNESS);
+}
+
+/* A tiny VAE (16x16 images) and flat 8x8 thumbnails: upscale's file handling without ../shared. */
+static void tiny_setup(const char *dir, char *model, size_t cap) {
+    mkdir(dir, 0777);
+    snprintf(model, cap, "%s/tiny_vae.safetensors", dir);
+    fu_vae_config cfg = {.size = 16, .channels = 4, .latent = 8};
+    fu_vae *m = fu_vae_new(&cfg, 4);
+    if (m) fu_vae_save(m, model);
+    fu_vae_free(m);
+}
+
+static int write_flat(const char *path, int side, float v) {
+    fu_tensor *t = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)side, (int64_t)side);
+    if (!t) return FU_E_INTERNAL;
+    fu_tensor_fill(t, v);
+    int rc = fu_image_save_png(path, t);
+    fu_tensor_free(t);
+    return rc;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (f) fputs(text, f), fclose(f);
+}
+
+static int lines_containing(const char *text, const char *needle) {
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+/* A folder with good thumbnails and bad files: every good one is upscaled, each bad one is one
+ * stderr line and a JSON record with "status": "error", and the exit status is the worst (2). */
+TEST(cli_upscale_folder_run_reports_bad_files_and_goes_on) {
+    if (!bin_or_skip()) SKIP("faceup binary not built");
+    char dir[512], in[600], od[600], model[700], path[1024];
+    snprintf(dir, sizeof dir, "%s/fold", fu_test_tmpdir());
+    tiny_setup(dir, model, sizeof model);
+    snprintf(in, sizeof in, "%s/in", dir);
+    snprintf(od, sizeof od, "%s/out", dir);
+    mkdir(in, 0777);
+    const char *good[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s.png", in, good[i]);
+        REQUIRE(write_flat(path, 8, 0.3f + 0.1f * (float)i) == FU_OK);
+    }
+    snprintf(path, sizeof path, "%s/empty.png", in);
+    write_text(path, "");
+    snprintf(path, sizeof path, "%s/text.png", in);
+    write_text(path, "not an image\n");
+    snprintf(path, sizeof path, "%s/tiny.png", in);
+    REQUIRE(write_flat(path, 4, 0.5f) == FU_OK);
+    snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 2 --eps 1 --json --quiet --threads 1 --no-face-check", in, od, model);
+    int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_E_INPUT, "exit %d (%s)", rc, err);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s.png", od, good[i]);
+        CHECK_MSG(file_exists(path), "%s missing", path);
+    }
+    CHECK(lines_containing(err, "empty.png") == 1 && lines_containing(err, "text.png") == 1);
+    CHECK(strstr(err, "tiny.png: thumbnail is 4x4; below 8x8") != NULL);
+    cJSON *j = cJSON_Parse(out);
+    REQUIRE(j);
+    cJSON *results = cJSON_GetObjectItem(j, "results");
+    int errors = 0, ok = 0;
+    for (int i = 0; i < cJSON_GetArraySize(results); i++) {
+        const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(results, i), "status"));
+        errors += st && !strcmp(st, "error") && cJSON_GetObjectItem(cJSON_GetArrayItem(results, i), "error");
+        ok += st && !strcmp(st, "ok");
+    }
+    CHECK(cJSON_GetArraySize(results) == 6 && errors == 3 && ok == 3);
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")), "error"));
+    cJSON_Delete(j);
+}
+
+/* After "no solution" (exit 1) a rerun searches again instead of calling it done; a result
+ * replaces the no-solution image, and only then is the thumbnail skipped, its JSON naming the output. */
+TEST(cli_upscale_rerun_after_no_solution_searches_again) {
+    if (!bin_or_skip()) SKIP("faceup binary not built");
+    char dir[512], thumb[600], model[700], o[600], path[1024];
+    snprintf(dir, sizeof dir, "%s/rerun", fu_test_tmpdir());
+    tiny_setup(dir, model, sizeof model);
+    snprintf(thumb, sizeof thumb, "%s/t.png", dir);
+    REQUIRE(write_flat(thumb, 8, 0.4f) == FU_OK);
+    snprintf(o, sizeof o, "%s/r.png", dir);
+    const char *common = "--steps 2 --json --threads 1 --no-face-check";
+    snprintf(args, sizeof args, "upscale %s -o %s --generator %s %s --eps 1e-9", thumb, o, model, common);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_NO_SOLUTION);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_NO_SOLUTION);
+    CHECK(!strstr(err, "done already") && strstr(out, "\"no_solution\""));
+    snprintf(args, sizeof args, "upscale %s -o %s --generator %s %s --eps 1", thumb, o, model, common);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
+    snprintf(path, sizeof path, "%s/r_no_solution.png", dir);
+    CHECK(file_exists(o) && !file_exists(path));
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK && strstr(err, "done already"));
+    cJSON *j = cJSON_Parse(out);
+    REQUIRE(j);
+    cJSON *r0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "results"), 0);
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(r0, "status")), "skipped"));
+    CHECK(cJSON_GetStringValue(cJSON_GetObjectItem(r0, "output")) && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(r0, "output")), o));
+    cJSON_Delete(j);
+}
+
+/* -o: an existing folder or a trailing '/' is a folder; the extension picks PNG or JPEG or is
+ * refused; outputs that collide (with each other, the sheet, or an input) and unusable paths
+ * are refused before any work, with exit 2 and nothing written. */
+TEST(cli_upscale_output_path_rule) {
+    if (!bin_or_skip()) SKIP("faceup binary not built");
+    char dir[512], thumb[600], model[700], path[1024];
+    snprintf(dir, sizeof dir, "%s/orule", fu_test_tmpdir());
+    tiny_setup(dir, model, sizeof model);
+    snprintf(thumb, sizeof thumb, "%s/t.png", dir);
+    REQUIRE(write_flat(thumb, 8, 0.4f) == FU_OK);
+    snprintf(path, sizeof path, "%s/existing", dir);
+    mkdir(path, 0777);
+    struct { const char *o, *written; } good[] = {
+        {"%s/out.jpg", "%s/out.jpg"}, {"%s/existing", "%s/existing/t.png"}, {"%s/made/", "%s/made/t.png"}, {"%s/up.PNG", "%s/up.PNG"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char o[700], want[700];
+        snprintf(o, sizeof o, good[i].o, dir);
+        snprintf(want, sizeof want, good[i].written, dir);
+        snprintf(args, sizeof args, "upscale %s -o %s --generator %s --steps 2 --eps 1 --threads 1 --no-face-check --quiet", thumb, o, model);
+        int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+        CHECK_MSG(rc == FU_OK && file_exists(want) && strstr(err, want), "-o %s: exit %d, %s (%s)", o, rc, want, err);
+    }
+    FILE *f = NULL;
+    snprintf(path, sizeof path, "%s/out.jpg", dir);
+    unsigned char magic[2] = {0};
+    CHECK((f = fopen(path, "rb")) && fread(magic, 1, 2, f) == 2 && magic[0] == 0xFF && magic[1] == 0xD8);   /* JPEG bytes */
+    if (f) fclose(f);
+    snprintf(path, sizeof path, "%s/out.jpg.png", dir);
+    CHECK(!file_exists(path));
+    struct { const char *flags, *want; } bad[] = {
+        {"-o %s/x.gif", "the extension chooses the format"},
+        {"-o %s/missing/x.png", "does not exist"},
+        {"-o %s/s.png --sheet %s/s.png", "are the same output file"},
+        {"-o %s/t.png --overwrite", "may not replace the input"},
+        {"-o %s/ok.png --sheet %s/nowhere/s.png", "--sheet"},
+        {"-o %s/ok.png --sheet %s/s.bmp", "--sheet"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char flags[2048];
+        snprintf(flags, sizeof flags, bad[i].flags, dir, dir);
+        snprintf(args, sizeof args, "upscale %s %s --generator %s --steps 2 --eps 1 --threads 1 --no-face-check", thumb, flags, model);
+        int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+        CHECK_MSG(rc == FU_E_INPUT && strstr(err, bad[i].want) && count_newlines(err) == 1, "case %zu: exit %d (%s)", i, rc, err);
+    }
+    snprintf(path, sizeof path, "%s/ok.png", dir);
+    CHECK(!file_exists(path));
+    CHECK(count_prefixed(dir, "s.") == 0);
 }

@@ -2,13 +2,16 @@
  * given thumbnails (src/search/search.h). Everything is checked before the first search (files,
  * sizes, loss strings, networks the loss needs), so bad input exits 2 without writing anything.
  *
- * Outputs, for a thumbnail with stem S (single input: -o OUT.png, base = OUT without .png;
- * several inputs or a directory: -o DIR, base = DIR/S):
- *   base.png                       the best accepted image over the seeds
- *   base_no_solution.png           instead, when no seed met eps (exit status 1)
- *   base_seed<k>[_no_solution].png each seed's image, when --seeds > 1
- *   base_seed<k>_w<wave>_step<j>.png  with --save-intermediate: the best image so far, every step
- * A thumbnail whose base.png or base_no_solution.png exists is skipped unless --overwrite.
+ * Outputs, for a thumbnail with stem S: -o follows outpath.h (a file OUT.png or OUT.jpg: base =
+ * OUT without its extension, EXT its extension; a folder DIR: base = DIR/S, EXT .png):
+ *   base.EXT                       the best accepted image over the seeds
+ *   base_no_solution.EXT           instead, when no seed met eps (exit status 1)
+ *   base_seed<k>[_no_solution].EXT each seed's image, when --seeds > 1
+ *   base_seed<k>_w<wave>_step<j>.EXT  with --save-intermediate: the best image so far, every step
+ * A thumbnail whose base.EXT exists is skipped unless --overwrite; one that only has its
+ * base_no_solution.EXT is searched again (with other --steps or --seeds, say).
+ * A thumbnail that cannot be read or used is reported (one stderr line, a JSON record with
+ * "status": "error") and the others go on; the exit status is the worst of the thumbnails'.
  * --sheet PNG: one row per thumbnail: nearest-neighbour upscale | bicubic upscale | seeds |
  * the --identity reference face.
  * Under mpirun (the MPI build, train/dist.h) the ranks share the thumbnails: rank r upscales
@@ -30,6 +33,8 @@
 #include "faceup.h"
 #include "gen/generator.h"
 #include "io/image.h"
+#include "json_out.h"
+#include "outpath.h"
 #include "progress.h"
 #include "search/search.h"
 #include "train/dist.h"
@@ -38,6 +43,7 @@
 #define DEFAULT_GENERATOR "models/faceup-vae64.safetensors"
 #define MAX_INPUTS 100000
 #define PATH_CAP 4096
+#define MIN_THUMB 8   /* below 8x8 a thumbnail holds too little of a face: the search invents one */
 
 typedef struct options {
     const char *out, *generator, *gaussfit, *loss, *loss2, *schedule, *noise, *sheet, *identity, *attr, *race;
@@ -48,8 +54,11 @@ typedef struct options {
 
 typedef struct job {
     char *input, *stem;
-    char base[PATH_CAP];         /* output path without ".png" */
+    char base[PATH_CAP];         /* output path without its extension */
+    const char *ext;             /* the outputs' extension: ".png", ".jpg" or ".jpeg" */
     fu_tensor *thumb;
+    int status;                  /* FU_OK, or why the thumbnail cannot be upscaled (then error) */
+    char error[512];
 } job;
 
 typedef struct run_ctx {         /* what the per-step callback needs */
@@ -131,33 +140,77 @@ static int collect_inputs(char **pos, int n_pos, job **jobs, int *n, int *many) 
     return FU_OK;
 }
 
-/* Output base names, and two inputs with one stem would overwrite each other. */
-static int plan_outputs(job *jobs, int n, int many, const char *out) {
+/* The stem of an output path: without its extension. */
+static int set_base(job *j, const char *path, int stem_len) {
+    int k = snprintf(j->base, PATH_CAP, "%.*s", stem_len, path);
+    return k < 0 || k >= PATH_CAP ? fu_fail(FU_E_INPUT, "%s: output path too long", j->input) : FU_OK;
+}
+
+/* Each job's output base and extension, by outpath.h's rule for -o (without -o: STEM_up.png here). */
+static int plan_outputs(job *jobs, int n, const out_target *t) {
     for (int i = 0; i < n; i++) {
-        int k;
-        if (many) k = snprintf(jobs[i].base, PATH_CAP, "%s/%s", out, jobs[i].stem);
-        else if (out) {
-            size_t len = strlen(out);
-            int png = len > 4 && !strcmp(out + len - 4, ".png");
-            k = snprintf(jobs[i].base, PATH_CAP, "%.*s", (int)(png ? len - 4 : len), out);
-        } else k = snprintf(jobs[i].base, PATH_CAP, "%s_up", jobs[i].stem);
-        if (k < 0 || k >= PATH_CAP) return fu_fail(FU_E_INPUT, "%s: output path too long", jobs[i].input);
-        for (int j = 0; j < i; j++)
-            if (!strcmp(jobs[i].base, jobs[j].base)) return fu_fail(FU_E_INPUT, "%s and %s would write the same output", jobs[j].input, jobs[i].input);
+        char path[PATH_CAP];
+        int rc;
+        if (!t) rc = snprintf(path, sizeof path, "%s_up.png", jobs[i].stem) < PATH_CAP ? FU_OK : fu_fail(FU_E_INPUT, "%s: output path too long", jobs[i].input);
+        else if (t->folder) rc = outpath_in_folder(t->path, jobs[i].input, path, sizeof path);
+        else rc = snprintf(path, sizeof path, "%s", t->path) < PATH_CAP ? FU_OK : FU_E_INPUT;
+        const char *ext = rc == FU_OK ? outpath_extension("-o", path) : NULL;
+        if (!ext) return FU_E_INPUT;
+        jobs[i].ext = strrchr(t && !t->folder ? t->path : ".png", '.');
+        rc = set_base(&jobs[i], path, (int)(ext - path));
+        if (rc != FU_OK) return rc;
     }
     return FU_OK;
 }
 
-/* Loads and checks every thumbnail before anything is written. */
-static int load_thumbnails(job *jobs, int n, const fu_generator *gen, int check_content) {
-    for (int i = 0; i < n; i++) {
-        int factor;
-        if (!(jobs[i].thumb = fu_image_load(jobs[i].input))) return fu_last_code() ? fu_last_code() : FU_E_INPUT;
-        int rc = fu_search_check_thumbnail(gen, jobs[i].thumb, jobs[i].input, &factor);
-        if (rc == FU_OK && check_content) rc = fu_search_check_content(jobs[i].thumb, jobs[i].input);
-        if (rc != FU_OK) return rc;
+/* No output may be another's, an input, or the sheet: checked before any work. */
+static int check_collisions(const job *jobs, int n, const char *sheet, const char *identity) {
+    char **outs = calloc((size_t)(2 * n + 1), sizeof *outs);
+    const char **ins = calloc((size_t)(n + 1), sizeof *ins);
+    int n_out = 0, n_in = 0, rc = outs && ins ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
+    for (int i = 0; rc == FU_OK && i < n; i++) {
+        const char *suffixes[2] = {"", "_no_solution"};
+        for (int k = 0; rc == FU_OK && k < 2; k++) {
+            size_t len = strlen(jobs[i].base) + strlen(suffixes[k]) + strlen(jobs[i].ext) + 1;
+            if (!(outs[n_out] = malloc(len))) rc = fu_fail(FU_E_INTERNAL, "out of memory");
+            else snprintf(outs[n_out++], len, "%s%s%s", jobs[i].base, suffixes[k], jobs[i].ext);
+        }
+        ins[n_in++] = jobs[i].input;
     }
-    return FU_OK;
+    if (identity && ins) ins[n_in++] = identity;
+    if (rc == FU_OK && sheet && !(outs[n_out++] = strdup(sheet))) rc = fu_fail(FU_E_INTERNAL, "out of memory");
+    if (rc == FU_OK) rc = outpath_check_distinct((const char *const *)outs, n_out, ins, n_in);
+    for (int i = 0; outs && i < n_out; i++) free(outs[i]);
+    free(outs);
+    free(ins);
+    return rc;
+}
+
+/* A thumbnail that cannot be used: one stderr line now, an error record in the JSON later. */
+static void job_failed(job *j, int rc) {
+    const char *why = fu_last_error();
+    j->status = exit_status(rc ? rc : FU_E_INPUT);
+    if (strstr(why, j->input)) snprintf(j->error, sizeof j->error, "%s", why);
+    else snprintf(j->error, sizeof j->error, "%s: %s", j->input, why);
+    fprintf(stderr, "faceup upscale: %s\n", j->error);
+}
+
+/* Loads and checks every thumbnail before anything is written; a bad one is set aside (job_failed).
+ * Returns how many can be upscaled. */
+static int load_thumbnails(job *jobs, int n, const fu_generator *gen, int check_content) {
+    int usable = 0;
+    for (int i = 0; i < n; i++) {
+        int factor, rc;
+        if (!(jobs[i].thumb = fu_image_load(jobs[i].input))) rc = fu_last_code() ? fu_last_code() : FU_E_INPUT;
+        else rc = fu_search_check_thumbnail(gen, jobs[i].thumb, jobs[i].input, &factor);
+        if (rc == FU_OK && jobs[i].thumb->shape[2] < MIN_THUMB)
+            rc = fu_fail(FU_E_INPUT, "%s: thumbnail is %lldx%lld; below %dx%d it holds too little of a face (the search would invent one)",
+                         jobs[i].input, (long long)jobs[i].thumb->shape[3], (long long)jobs[i].thumb->shape[2], MIN_THUMB, MIN_THUMB);
+        if (rc == FU_OK && check_content) rc = fu_search_check_content(jobs[i].thumb, jobs[i].input);
+        if (rc == FU_OK) usable++;
+        else job_failed(&jobs[i], rc);
+    }
+    return usable;
 }
 
 static void free_jobs(job *jobs, int n) {
@@ -225,18 +278,22 @@ static int open_generator(const options *o, fu_generator **gen, char *path) {
 
 /* ---------------------------------------------------------------- outputs */
 
-static int save_as(const fu_tensor *img, const char *base, const char *suffix) {
-    char path[PATH_CAP + 64];
-    snprintf(path, sizeof path, "%s%s.png", base, suffix);
-    return fu_image_save_png(path, img);
+/* base + suffix + the job's extension. */
+static void output_name(const job *j, const char *suffix, char *path, size_t cap) {
+    snprintf(path, cap, "%s%s%s", j->base, suffix, j->ext);
 }
 
+static int save_as(const fu_tensor *img, const job *j, const char *suffix) {
+    char path[PATH_CAP + 64];
+    output_name(j, suffix, path, sizeof path);
+    return outpath_save(path, img);
+}
+
+/* Done only when its result exists: a "no solution" attempt is retried. */
 static int finished(const job *j) {
     char path[PATH_CAP + 32];
     struct stat st;
-    snprintf(path, sizeof path, "%s.png", j->base);
-    if (stat(path, &st) == 0) return 1;
-    snprintf(path, sizeof path, "%s_no_solution.png", j->base);
+    output_name(j, "", path, sizeof path);
     return stat(path, &st) == 0;
 }
 
@@ -249,7 +306,7 @@ static void on_step(void *ctx, const fu_search_step *s) {
     if (!c->opt->save_intermediate || c->write_failed) return;
     char suffix[64];
     snprintf(suffix, sizeof suffix, "_seed%d_w%d_step%03d", (int)(c->opt->first_seed + s->seed_index), s->wave + 1, s->step);
-    if (save_as(s->best_image, c->jb->base, suffix) != FU_OK) c->write_failed = 1;
+    if (save_as(s->best_image, c->jb, suffix) != FU_OK) c->write_failed = 1;
 }
 
 /* The wave whose image a seed reports. */
@@ -267,13 +324,19 @@ static int best_seed(const fu_search_result *r, int n) {
     return best;
 }
 
+/* The best image, and each seed's with several; a result replaces an earlier "no solution". */
 static int save_results(const job *j, const fu_search_result *r, int n, int best) {
-    int rc = save_as(r[best].image, j->base, r[best].status == FU_OK ? "" : "_no_solution");
+    int rc = save_as(r[best].image, j, r[best].status == FU_OK ? "" : "_no_solution");
     for (int k = 0; rc == FU_OK && n > 1 && k < n; k++) {
         char suffix[64];
         snprintf(suffix, sizeof suffix, "_seed%llu%s", (unsigned long long)r[k].seed, r[k].status == FU_OK ? "" : "_no_solution");
-        rc = save_as(r[k].image, j->base, suffix);
+        rc = save_as(r[k].image, j, suffix);
     }
+    char path[PATH_CAP + 32];
+    output_name(j, r[best].status == FU_OK ? "" : "_no_solution", path, sizeof path);
+    if (rc == FU_OK) outpath_announce("upscale", path);
+    output_name(j, "_no_solution", path, sizeof path);
+    if (rc == FU_OK && r[best].status == FU_OK) remove(path);
     return rc;
 }
 
@@ -307,15 +370,18 @@ static cJSON *wave_json(const fu_search_wave *w, const fu_loss_spec *spec) {
     return o;
 }
 
+/* A thumbnail's record: r NULL for one set aside (its error) or skipped (its existing output). */
 static cJSON *job_json(const job *j, const fu_search_config *cfg, const fu_search_result *r, int n, int best) {
     cJSON *o = cJSON_CreateObject();
     char path[PATH_CAP + 32];
     cJSON_AddStringToObject(o, "input", j->input);
-    cJSON_AddStringToObject(o, "status", r ? (r[best].status == FU_OK ? "ok" : "no_solution") : "skipped");
+    cJSON_AddStringToObject(o, "status", j->status ? "error" : !r ? "skipped" : r[best].status == FU_OK ? "ok" : "no_solution");
+    if (j->status) cJSON_AddStringToObject(o, "error", j->error);
+    if (j->status) return o;
+    output_name(j, !r || r[best].status == FU_OK ? "" : "_no_solution", path, sizeof path);
+    cJSON_AddStringToObject(o, "output", path);
     if (!r) return o;
     cJSON *seeds = cJSON_CreateArray();
-    snprintf(path, sizeof path, "%s%s.png", j->base, r[best].status == FU_OK ? "" : "_no_solution");
-    cJSON_AddStringToObject(o, "output", path);
     cJSON_AddNumberToObject(o, "best_seed", (double)r[best].seed);
     for (int k = 0; k < n; k++) {
         cJSON *s = cJSON_CreateObject(), *waves = cJSON_CreateArray();
@@ -388,7 +454,8 @@ static int write_sheet(const char *path, fu_tensor *const *rows, int n_rows) {
     if (n_rows == 0) return FU_OK;
     fu_graph *g = fu_graph_new();
     fu_tensor *sheet = fu_concat(g, rows, n_rows, 2);
-    int rc = sheet ? fu_image_save_png(path, sheet) : (fu_last_code() ? fu_last_code() : FU_E_INTERNAL);
+    int rc = sheet ? outpath_save(path, sheet) : (fu_last_code() ? fu_last_code() : FU_E_INTERNAL);
+    if (rc == FU_OK) outpath_announce("upscale", path);
     fu_graph_free(g);
     return rc;
 }
@@ -444,8 +511,8 @@ static int upscale_one(const options *o, const fu_generator *gen, fu_search_conf
         if (rc == FU_OK) rc = add_face_json(uf, r, o->seeds, jj);
         if (cJSON_GetObjectItem(keep, "thumbnail_race")) cJSON_AddItemToObject(jj, "thumbnail_race", cJSON_DetachItemFromObject(keep, "thumbnail_race"));
         *no_solution = r[best].status != FU_OK;
-        if (*no_solution && !o->quiet) fprintf(stderr, "faceup upscale: %s: no seed met eps %g (best L2 %.5f); best attempt saved as %s_no_solution.png\n",
-                                               j->input, (double)o->eps, (double)final_wave(&r[best])->l2, j->base);
+        if (*no_solution) fprintf(stderr, "faceup upscale: %s: no seed met eps %g (best L2 %.5f); best attempt saved as %s_no_solution%s\n",
+                                  j->input, (double)o->eps, (double)final_wave(&r[best])->l2, j->base, j->ext);
     }
     cJSON_Delete(keep);
     fu_search_results_free(r, o->seeds);
@@ -453,15 +520,19 @@ static int upscale_one(const options *o, const fu_generator *gen, fu_search_conf
     return rc;
 }
 
+/* *worst: the worst exit status of the thumbnails run here. */
 static int run_jobs(const options *o, const fu_dist *dist, const fu_generator *gen, fu_search_config *cfg, const upscale_face *uf,
-                    job *jobs, int n, cJSON *root, int *any_failed) {
+                    job *jobs, int n, cJSON *root, int *worst) {
     cJSON *results = cJSON_GetObjectItem(root, "results");
     fu_tensor **rows = calloc((size_t)n, sizeof *rows);
     int n_rows = 0, rc = rows ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
     for (int i = dist->rank; rc == FU_OK && i < n; i += dist->size) {
         int failed = 0;
-        if (!o->overwrite && finished(&jobs[i])) {
-            if (!o->quiet) fprintf(stderr, "faceup upscale: %s: done already (%s.png), skipped (--overwrite redoes it)\n", jobs[i].input, jobs[i].base);
+        if (jobs[i].status) {
+            cJSON_AddItemToArray(results, job_json(&jobs[i], cfg, NULL, 0, 0));
+            *worst = exit_worst(*worst, jobs[i].status);
+        } else if (!o->overwrite && finished(&jobs[i])) {
+            fprintf(stderr, "faceup upscale: %s: done already (%s%s), skipped (--overwrite redoes it)\n", jobs[i].input, jobs[i].base, jobs[i].ext);
             cJSON_AddItemToArray(results, job_json(&jobs[i], cfg, NULL, 0, 0));
         } else {
             rc = upscale_one(o, gen, cfg, uf, &jobs[i], results, &rows[n_rows], &failed);
@@ -469,7 +540,7 @@ static int run_jobs(const options *o, const fu_dist *dist, const fu_generator *g
         }
         cJSON *last = cJSON_GetArrayItem(results, cJSON_GetArraySize(results) - 1);
         if (dist->size > 1 && last) cJSON_AddNumberToObject(last, "rank", dist->rank);
-        *any_failed |= failed;
+        *worst = exit_worst(*worst, failed ? FU_E_NO_SOLUTION : FU_OK);
     }
     if (rc == FU_OK && o->sheet) rc = write_sheet(o->sheet, rows, n_rows);
     for (int i = 0; rows && i < n_rows; i++) fu_tensor_free(rows[i]);
@@ -477,18 +548,14 @@ static int run_jobs(const options *o, const fu_dist *dist, const fu_generator *g
     return rc;
 }
 
-static int prepare_output_dir(const char *dir) {
-    if (is_directory(dir)) return FU_OK;
-    if (mkdir(dir, 0777) != 0 && !is_directory(dir)) return fu_fail(FU_E_INPUT, "%s: cannot create the output directory", dir);  /* another rank may have made it */
-    return FU_OK;
-}
-
 /* Several ranks: rank 0 collects every rank's results (rank r holds thumbnails r, r + size, ...)
- * into its JSON in thumbnail order, and every rank learns whether any thumbnail missed eps. */
-static int merge_ranks(const fu_dist *dist, cJSON *root, int n_jobs, int *any_failed) {
-    double failed = *any_failed;
-    int rc = fu_dist_allreduce_sum_f64(dist, &failed, 1);
-    *any_failed = failed > 0;
+ * into its JSON in thumbnail order, and every rank learns the worst exit status of them all. */
+static int merge_ranks(const fu_dist *dist, cJSON *root, int n_jobs, int *worst) {
+    double seen[4] = {0};   /* how many ranks saw each exit status as their worst */
+    seen[exit_status(*worst)] = 1;
+    int rc = fu_dist_allreduce_sum_f64(dist, seen, 4);
+    for (int k = 0; k < 4; k++)
+        if (seen[k] > 0) *worst = exit_worst(*worst, k);
     cJSON *results = cJSON_GetObjectItem(root, "results");
     char *mine = rc == FU_OK ? cJSON_PrintUnformatted(results) : NULL, *all = NULL;
     if (rc == FU_OK) rc = fu_dist_gather_text(dist, mine ? mine : "", &all);
@@ -554,43 +621,42 @@ int cmd_upscale(int argc, char **argv) {
     if (n_pos < 0) { free(pos); fu_dist_finalize(); return n_pos == -2 ? FU_OK : FU_E_INPUT; }
     fu_set_threads(o.threads);
     job *jobs = NULL;
-    int n_jobs = 0, many = 0, any_failed = 0, rc;
+    int n_jobs = 0, many = 0, worst = FU_OK, rc;
     fu_search_config cfg;
     fu_generator *gen = NULL;
     upscale_face uf = {0};
     cJSON *root = NULL;
+    out_target target, sheet;
     rc = n_pos ? FU_OK : fu_fail(FU_E_INPUT, "no thumbnail given (try --help)");
     if (rc == FU_OK && dist.size > 1 && o.sheet) rc = fu_fail(FU_E_INPUT, "--sheet needs a single process (%d ranks are running)", dist.size);
     if (rc == FU_OK) rc = make_config(&o, &cfg);
     if (rc == FU_OK) rc = collect_inputs(pos, n_pos, &jobs, &n_jobs, &many);
     if (rc == FU_OK && many && !o.out) rc = fu_fail(FU_E_INPUT, "several thumbnails or a directory need -o DIR");
-    if (rc == FU_OK && many && !is_directory(o.out) && !strcmp(o.out + (strlen(o.out) > 4 ? strlen(o.out) - 4 : 0), ".png"))
-        rc = fu_fail(FU_E_INPUT, "-o %s: several thumbnails need an output directory", o.out);
-    if (rc == FU_OK) rc = plan_outputs(jobs, n_jobs, many, o.out);
+    if (rc == FU_OK && o.out) rc = outpath_target("-o", o.out, many, &target);
+    if (rc == FU_OK && o.sheet) rc = outpath_target("--sheet", o.sheet, 0, &sheet);
+    if (rc == FU_OK) rc = plan_outputs(jobs, n_jobs, o.out ? &target : NULL);
+    if (rc == FU_OK) rc = check_collisions(jobs, n_jobs, o.sheet, o.identity);
     char gen_path[PATH_CAP];
     if (rc == FU_OK) rc = open_generator(&o, &gen, gen_path);
-    if (rc == FU_OK) rc = load_thumbnails(jobs, n_jobs, gen, !o.no_face_check);
+    int usable = rc == FU_OK ? load_thumbnails(jobs, n_jobs, gen, !o.no_face_check) : 0;
     if (rc == FU_OK) rc = guide_flags_resolve(&o.guide);
-    if (rc == FU_OK) rc = upscale_face_open(&uf, &o.guide, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL, gen->resolution);
+    if (rc == FU_OK && usable) rc = upscale_face_open(&uf, &o.guide, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL, gen->resolution);
     if (rc == FU_OK && uf.active) rc = fu_face_guides_set_jitter(&uf.g.fg, o.face_jitter);
     if (rc == FU_OK && uf.active) cfg.guides = &uf.guides;
-    if (rc == FU_OK) rc = fu_search_check_guides(&cfg.loss, cfg.guides);
-    if (rc == FU_OK && cfg.has_loss2) rc = fu_search_check_guides(&cfg.loss2, cfg.guides);
-    if (rc == FU_OK && many) rc = prepare_output_dir(o.out);
+    if (rc == FU_OK && usable) rc = fu_search_check_guides(&cfg.loss, cfg.guides);
+    if (rc == FU_OK && usable && cfg.has_loss2) rc = fu_search_check_guides(&cfg.loss2, cfg.guides);
+    if (rc == FU_OK && usable && o.out) rc = outpath_make_folder("-o", &target);
     if (rc == FU_OK && !(root = run_json(&o, gen, gen_path, &cfg, uf.active))) rc = fu_fail(FU_E_INTERNAL, "out of memory");
-    if (rc == FU_OK) rc = run_jobs(&o, &dist, gen, &cfg, &uf, jobs, n_jobs, root, &any_failed);
+    if (rc == FU_OK) rc = run_jobs(&o, &dist, gen, &cfg, &uf, jobs, n_jobs, root, &worst);
     int own_rc = rc;
     rc = fu_dist_agree(&dist, rc);   /* every rank reaches this, so none waits for a failed one */
-    if (rc == FU_OK && dist.size > 1) rc = merge_ranks(&dist, root, n_jobs, &any_failed);
+    if (rc == FU_OK && dist.size > 1) rc = merge_ranks(&dist, root, n_jobs, &worst);
     if (rc == FU_OK) {
-        cJSON_AddStringToObject(root, "status", any_failed ? "no_solution" : "ok");
-        if (o.json && dist.rank == 0) {
-            char *text = cJSON_Print(root);
-            if (text) printf("%s\n", text);
-            free(text);
-        }
+        cJSON_AddStringToObject(root, "status", worst == FU_OK ? "ok" : worst == FU_E_NO_SOLUTION ? "no_solution" : "error");
+        if (o.json && dist.rank == 0) print_json(root);
     } else if (own_rc != FU_OK || dist.rank == 0) {
         fprintf(stderr, "faceup upscale: %s\n", fu_last_error());
+        if (o.json && dist.rank == 0) print_json_error(fu_last_error());
     }
     cJSON_Delete(root);
     fu_dist_finalize();
@@ -598,6 +664,5 @@ int cmd_upscale(int argc, char **argv) {
     fu_generator_free(gen);
     free_jobs(jobs, n_jobs);
     free(pos);
-    if (rc != FU_OK) return rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT;
-    return any_failed ? FU_E_NO_SOLUTION : FU_OK;
+    return rc != FU_OK ? (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT) : worst;
 }

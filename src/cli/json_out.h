@@ -1,0 +1,12 @@
+/* JSON on stdout for --json: the report, or on failure an error object, so that a script reading
+ * stdout always gets JSON. */
+#ifndef FU_CLI_JSON_OUT_H
+#define FU_CLI_JSON_OUT_H
+#include <cjson/cJSON.h>
+
+/* Prints the report, indented, and a newline. */
+void print_json(const cJSON *report);
+/* {"status": "error", "error": message}. */
+void print_json_error(const char *message);
+
+#endif
