@@ -151,7 +151,7 @@ TEST(cli_align_faces_and_refuses_non_faces) {
     if (!shared) SKIP("../shared/data absent");
     if (!file_exists(model) || !file_exists(detector)) SKIP("face models absent (tools/fetch-models.sh)");
     static char out[262144], err[4096];
-    char args[4096], face[1024], crop[1024], blank[1024], dir[1024], png[1200];
+    char args[8192], face[1024], crop[1024], blank[1024], dir[1024], png[1200];
     snprintf(face, sizeof face, "%s/data/lfw/images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg", shared);
     snprintf(crop, sizeof crop, "%s/data/utkface/images/100_1_2_20170105174847679.jpg.chip.jpg", shared);
     snprintf(blank, sizeof blank, "%s/align_blank.png", fu_test_tmpdir());
@@ -162,11 +162,21 @@ TEST(cli_align_faces_and_refuses_non_faces) {
     REQUIRE(fu_image_save_png(blank, grey) == FU_OK);
     fu_tensor_free(grey);
 
-    /* A face and a non-face: the face is aligned, the other gets one error line, exit 2. */
-    snprintf(args, sizeof args, "align %s %s -o %s --json --quiet", face, blank, dir);
+    /* A face, a non-face and an empty file: the face is aligned (one "wrote" line), the others get
+     * an error line and a JSON record with status "error" each, exit 2. */
+    char empty[1024];
+    snprintf(empty, sizeof empty, "%s/align_empty.png", fu_test_tmpdir());
+    FILE *f = fopen(empty, "w");
+    REQUIRE(f);
+    fclose(f);
+    snprintf(args, sizeof args, "align %s %s %s -o %s --json --quiet", face, blank, empty, dir);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
-    CHECK(strstr(err, "align_blank.png: no face found") && count_newlines(err) == 1);
+    CHECK(strstr(err, "align_blank.png: no face found") && strstr(err, "align_empty.png") && strstr(err, "wrote ") && count_newlines(err) == 3);
     CHECK(strstr(out, "\"landmarks\"") && strstr(out, "\"transform\"") && strstr(out, "\"error\""));
+    cJSON *report = cJSON_Parse(out);
+    CHECK(report && cJSON_GetArraySize(report) == 3 &&
+          !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(report, 2), "status")), "error"));
+    cJSON_Delete(report);
     snprintf(png, sizeof png, "%s/Aaron_Eckhart_0001.png", dir);
     fu_tensor *img = fu_image_load(png);
     CHECK(img && img->shape[2] == 256 && img->shape[3] == 256);
@@ -196,9 +206,24 @@ TEST(cli_align_faces_and_refuses_non_faces) {
     snprintf(args, sizeof args, "align %s -o %s --mode square", face, png);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--mode"));
     snprintf(args, sizeof args, "align %s %s -o %s", face, crop, png);
-    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "output directory"));
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "need a folder"));
     snprintf(args, sizeof args, "align %s %s -o %s --quiet", face, face, dir);
-    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "would overwrite") && count_newlines(err) == 1);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "same output file") && count_newlines(err) == 1);
+
+    /* -o as upscale reads it: a .jpg is a JPEG file (not a folder), a trailing '/' a new folder. */
+    char jpg[1200];
+    snprintf(jpg, sizeof jpg, "%s/aligned.jpg", fu_test_tmpdir());
+    snprintf(args, sizeof args, "align %s -o %s --quiet", face, jpg);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK && strstr(err, jpg));
+    unsigned char magic[2] = {0};
+    CHECK((f = fopen(jpg, "rb")) && fread(magic, 1, 2, f) == 2 && magic[0] == 0xFF && magic[1] == 0xD8);
+    if (f) fclose(f);
+    snprintf(args, sizeof args, "align %s -o %s/aligned_new/ --quiet", face, fu_test_tmpdir());
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
+    snprintf(png, sizeof png, "%s/aligned_new/Aaron_Eckhart_0001.png", fu_test_tmpdir());
+    CHECK(file_exists(png));
+    snprintf(args, sizeof args, "align %s -o %s/x.tiff", face, fu_test_tmpdir());
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "extension") && count_newlines(err) == 1);
     snprintf(args, sizeof args, "align %s -o %s --size 4", face, png);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && count_newlines(err) == 1);
 }
@@ -300,6 +325,27 @@ TEST(cli_generate_vae_samples_and_thumbnails) {
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "power of two"));
     snprintf(args, sizeof args, "generate --generator %s --downscale 32 -o %s/none.png", model, fu_test_tmpdir());
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && count_newlines(err) == 1);
+    /* -o by outpath.h's rule: an existing .jpg gets JPEG bytes (it used to get PNG bytes); a folder
+     * or an unknown extension is refused; --truncation is StyleGAN2's and refused for the VAE. */
+    char jpg[600];
+    snprintf(jpg, sizeof jpg, "%s/gen_victim.jpg", fu_test_tmpdir());
+    FILE *f = fopen(jpg, "w");
+    REQUIRE(f);
+    fclose(f);
+    snprintf(args, sizeof args, "generate --generator %s -o %s", model, jpg);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK && strstr(err, jpg));
+    unsigned char magic[2] = {0};
+    CHECK((f = fopen(jpg, "rb")) && fread(magic, 1, 2, f) == 2 && magic[0] == 0xFF && magic[1] == 0xD8);
+    if (f) fclose(f);
+    const char *refused[][2] = {{"-o %s/", "one image"}, {"-o %s/g.webp", "extension"}, {"-o %s/g.png --truncation 0.7", "--truncation"},
+                                {"-o %s/g.png --temperature 0.5 --truncation 0.7", "--truncation"}};
+    for (int i = 0; i < 4; i++) {
+        char flags[1024];
+        snprintf(flags, sizeof flags, refused[i][0], fu_test_tmpdir());
+        snprintf(args, sizeof args, "generate --generator %s %s", model, flags);
+        CHECK_MSG(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, refused[i][1]) && count_newlines(err) == 1,
+                  "%s: %s", flags, err);
+    }
 }
 
 /* Count of entries of dir whose names end with suffix (an interrupted write's temporary file,

@@ -1,10 +1,8 @@
 /* faceup align: detect the face, find 68 landmarks, write the aligned crop. */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
@@ -15,6 +13,8 @@
 #include "core/ops.h"
 #include "faceup.h"
 #include "io/image.h"
+#include "json_out.h"
+#include "outpath.h"
 #include "progress.h"
 
 typedef struct {
@@ -33,20 +33,6 @@ typedef struct {
     float lm[136];
     double theta[6];
 } face_result;
-
-static int has_png_suffix(const char *p) {
-    size_t n = strlen(p);
-    return n >= 4 && !strcmp(p + n - 4, ".png");
-}
-
-/* OUT/<input file name without its extension>.png */
-static void output_path(const char *dir, const char *input, char *buf, size_t n) {
-    const char *base = strrchr(input, '/');
-    base = base ? base + 1 : input;
-    const char *dot = strrchr(base, '.');
-    int len = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
-    snprintf(buf, n, "%s/%.*s.png", dir, len, base);
-}
 
 static int find_face(const aligner *a, const fu_tensor *img, const char *path, fu_face_det *face) {
     int W = (int)img->shape[3], H = (int)img->shape[2];
@@ -76,7 +62,7 @@ static int align_one(const aligner *a, const char *path, const char *out, face_r
     if (rc == FU_OK) {
         fu_tensor *crop = fu_align_face(g, img, r->lm, a->mode, a->size, r->theta);
         if (crop && a->downscale > 1) crop = fu_bicubic_downsample(g, crop, a->downscale);
-        rc = crop ? fu_image_save_png(out, crop) : fu_last_code();
+        rc = crop ? outpath_save(out, crop) : fu_last_code();
     }
     if (rc != FU_OK && !strstr(fu_last_error(), path)) {
         char why[512];
@@ -92,6 +78,7 @@ static int align_one(const aligner *a, const char *path, const char *out, face_r
 static cJSON *result_json(const char *path, const char *out, int rc, const face_result *r, int detected) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", path);
+    cJSON_AddStringToObject(o, "status", rc == FU_OK ? "ok" : "error");
     if (rc != FU_OK) {
         cJSON_AddStringToObject(o, "error", fu_last_error());
         return o;
@@ -124,14 +111,21 @@ static int load_models(aligner *a, const char *det_path, const char *sp_path) {
     return FU_OK;
 }
 
-/* -o is a .png file for a single input, else a directory (created if missing). */
-static int check_output(const char *out, int n_inputs, int *to_dir) {
-    *to_dir = !has_png_suffix(out);
-    if (!*to_dir && n_inputs > 1) return fu_fail(FU_E_INPUT, "-o %s: several inputs need an output directory", out);
-    if (*to_dir && mkdir(out, 0777) != 0 && errno != EEXIST) return fu_fail(FU_E_INPUT, "-o %s: cannot create directory", out);
-    struct stat st;
-    if (*to_dir && (stat(out, &st) != 0 || !S_ISDIR(st.st_mode))) return fu_fail(FU_E_INPUT, "-o %s: not a directory", out);
-    return FU_OK;
+/* Every input's output path by outpath.h's rule for -o (outs[i], OUTPATH_CAP each), checked
+ * for collisions, and the folder made, before any work. */
+static int plan_outputs(const char *out, char **inputs, int n, char (*outs)[OUTPATH_CAP]) {
+    out_target t;
+    int rc = outpath_target("-o", out, n > 1, &t);
+    for (int i = 0; rc == FU_OK && i < n; i++) {
+        if (t.folder) rc = outpath_in_folder(t.path, inputs[i], outs[i], OUTPATH_CAP);
+        else snprintf(outs[i], OUTPATH_CAP, "%s", t.path);
+    }
+    const char **names = rc == FU_OK ? malloc((size_t)n * sizeof *names) : NULL;
+    if (rc == FU_OK && !names) rc = fu_fail(FU_E_INTERNAL, "out of memory");
+    for (int i = 0; names && i < n; i++) names[i] = outs[i];
+    if (rc == FU_OK) rc = outpath_check_distinct(names, n, (const char *const *)inputs, n);
+    free(names);
+    return rc == FU_OK ? outpath_make_folder("-o", &t) : rc;
 }
 
 int cmd_align(int argc, char **argv) {
@@ -156,7 +150,7 @@ int cmd_align(int argc, char **argv) {
     char *inputs[4096];
     int n = args_parse("align", "IMG... -o OUT [flags]", specs, argc, argv, inputs, 4096);
     if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
-    int mode = fu_align_mode_parse(mode_name), to_dir;
+    int mode = fu_align_mode_parse(mode_name);
     if (n == 0 || !out || mode < 0) {
         fprintf(stderr, "faceup align: %s\n", mode < 0 ? "--mode must be ffhq, dlib or arcface" : "needs IMG... and -o OUT");
         return FU_E_INPUT;
@@ -168,10 +162,13 @@ int cmd_align(int argc, char **argv) {
         fprintf(stderr, "faceup align: --downscale must be a power of two dividing --size (%d), got %d\n", a.size, downscale);
         return FU_E_INPUT;
     }
-    int rc = check_output(out, n, &to_dir);
+    char (*outs)[OUTPATH_CAP] = malloc((size_t)n * sizeof *outs);
+    int rc = outs ? plan_outputs(out, inputs, n, outs) : fu_fail(FU_E_INTERNAL, "out of memory");
     if (rc == FU_OK) rc = load_models(&a, det_path, sp_path);
     if (rc != FU_OK) {
         fprintf(stderr, "faceup align: %s\n", fu_last_error());
+        if (json) print_json_error(fu_last_error());
+        free(outs);
         fu_face_detector_free(a.det);
         fu_shape_predictor_free(a.sp);
         return rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT;
@@ -181,31 +178,18 @@ int cmd_align(int argc, char **argv) {
     progress_start(&pr, "align", quiet || n < 2);
     int worst = FU_OK;
     for (int i = 0; i < n; i++) {
-        char path[4096];
-        if (to_dir) output_path(out, inputs[i], path, sizeof path);
-        else snprintf(path, sizeof path, "%s", out);
         face_result r;
-        int st = FU_OK;
-        for (int j = 0; j < i && to_dir && st == FU_OK; j++) {
-            char earlier[4096];
-            output_path(out, inputs[j], earlier, sizeof earlier);
-            if (!strcmp(earlier, path)) st = fu_fail(FU_E_INPUT, "%s: output %s would overwrite that of %s", inputs[i], path, inputs[j]);
-        }
-        if (st == FU_OK) st = align_one(&a, inputs[i], path, &r);
-        if (st != FU_OK) {
-            fprintf(stderr, "faceup align: %s\n", fu_last_error());
-            if (worst != FU_E_INTERNAL) worst = st == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT;
-        }
-        cJSON_AddItemToArray(report, result_json(inputs[i], path, st, &r, !no_detect));
+        int st = align_one(&a, inputs[i], outs[i], &r);
+        if (st != FU_OK) fprintf(stderr, "faceup align: %s\n", fu_last_error());
+        else outpath_announce("align", outs[i]);
+        worst = exit_worst(worst, st == FU_OK || st == FU_E_INTERNAL ? st : FU_E_INPUT);
+        cJSON_AddItemToArray(report, result_json(inputs[i], outs[i], st, &r, !no_detect));
         progress_update(&pr, i + 1, n, NULL);
     }
     progress_finish(&pr);
-    if (json) {
-        char *text = cJSON_Print(report);
-        if (text) puts(text);
-        free(text);
-    }
+    if (json) print_json(report);
     cJSON_Delete(report);
+    free(outs);
     fu_face_detector_free(a.det);
     fu_shape_predictor_free(a.sp);
     return worst;

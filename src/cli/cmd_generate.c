@@ -6,6 +6,7 @@
 #include <string.h>
 #include "args.h"
 #include "commands.h"
+#include "outpath.h"
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/rng.h"
@@ -80,7 +81,7 @@ int cmd_generate(int argc, char **argv) {
     float psi = 1, temperature = 1;
     arg_spec specs[] = {
         {"--generator", ARG_STRING, &gen_path, 0, 0, "StyleGAN2 checkpoint (.pt or .safetensors, rosinality names) or faceup's VAE"},
-        {"-o", ARG_STRING, &out_path, 0, 0, "output PNG (a grid when --count > 1)"},
+        {"-o", ARG_STRING, &out_path, 0, 0, "output .png or .jpg (a grid when --count > 1)"},
         {"--gaussfit", ARG_STRING, &gaussfit, 0, 0, "StyleGAN v1: PULSE's gaussian_fit.pt (mean, std) or the mapping network"},
         {"--seed", ARG_INT, &seed, 0, 2147483647, "first seed (default 0)"},
         {"--count", ARG_INT, &count, 1, 64, "images, seeds seed..seed+count-1 (default 1)"},
@@ -98,6 +99,11 @@ int cmd_generate(int argc, char **argv) {
     }
     if (factor & (factor - 1)) {
         fprintf(stderr, "faceup generate: --downscale must be a power of two, got %d\n", factor);
+        return FU_E_INPUT;
+    }
+    out_target target;
+    if (outpath_target("-o", out_path, 0, &target) != FU_OK || (target.folder && fu_fail(FU_E_INPUT, "-o %s: generate writes one image (a grid): name a .png or .jpg file", out_path))) {
+        fprintf(stderr, "faceup generate: %s\n", fu_last_error());
         return FU_E_INPUT;
     }
     fu_set_threads(threads);
@@ -118,6 +124,8 @@ int cmd_generate(int argc, char **argv) {
         snprintf(why, sizeof why, "%s", fu_last_error());
         fu_fail(rc, "%s: not faceup's VAE, StyleGAN v1 or a StyleGAN2 checkpoint (%s)", gen_path, why);
     }
+    if (rc == FU_OK && psi < 1 && !m) rc = fu_fail(FU_E_INPUT, "--truncation applies to StyleGAN2 generators only; %s is not one", gen_path);
+    if (rc == FU_OK && temperature != 1 && !vae) rc = fu_fail(FU_E_INPUT, "--temperature applies to faceup's VAE only; %s is not one", gen_path);
     if (rc != FU_OK || !g) goto done;
     int64_t full = vae ? vae->cfg.size : (sg1 ? sg1->resolution : m->size), size = full / factor;
     if (size < 1 || size * factor != full) {
@@ -139,7 +147,8 @@ int cmd_generate(int argc, char **argv) {
         if (!img) { rc = fu_last_code() ? fu_last_code() : FU_E_INTERNAL; goto done; }
         place(grid, img, k, cols);
     }
-    rc = fu_image_save_png(out_path, grid);
+    rc = outpath_save(target.path, grid);
+    if (rc == FU_OK) outpath_announce("generate", target.path);
 done:
     if (rc != FU_OK) fprintf(stderr, "faceup generate: %s\n", fu_last_error());
     fu_tensor_free(grid);
