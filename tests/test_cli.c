@@ -457,3 +457,35 @@ TEST(cli_out_of_memory_exits_3_never_a_signal) {
         CHECK_MSG(out_of_memory > 0, "%s: never ran out of memory; lower the limits", args);
     }
 }
+
+/* Help and flag conventions: every command's --help goes to stdout with exit 0; faceup -h,
+ * faceup help CMD [SUB], faceup train/eval --help (train's list names extractor); --flag=value;
+ * an unknown command, subcommand or flag names the nearest one. */
+TEST(cli_help_and_flag_conventions) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
+    static char out[65536], err[8192];
+    const char *cmds[] = {"selfcheck", "model info", "model run", "generate", "upscale", "align", "train faces", "train generator",
+                          "train prior", "train heads", "train extractor", "train finetune-data", "train finetune", "train race-judge",
+                          "train thumb-race", "train race-offsets", "eval generator", "eval lfw", "eval upscale", "eval extractor",
+                          "embed", "compare", "analyze"};
+    char args[256];
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        snprintf(args, sizeof args, "%s --help", cmds[i]);
+        int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+        CHECK_MSG(rc == FU_OK && strstr(out, "usage: faceup") && !*err, "%s: exit %d, stderr '%s'", args, rc, err);
+    }
+    CHECK(run_faceup("-h", out, sizeof out, err, sizeof err) == FU_OK && strstr(out, "upscale") && !*err);
+    CHECK(run_faceup("help upscale", out, sizeof out, err, sizeof err) == FU_OK && strstr(out, "usage: faceup upscale"));
+    CHECK(run_faceup("help train extractor", out, sizeof out, err, sizeof err) == FU_OK && strstr(out, "usage: faceup train extractor"));
+    CHECK(run_faceup("train --help", out, sizeof out, err, sizeof err) == FU_OK && strstr(out, "extractor") && strstr(out, "race-offsets"));
+    CHECK(run_faceup("eval --help", out, sizeof out, err, sizeof err) == FU_OK && strstr(out, "upscale") && strstr(out, "lfw"));
+    CHECK(run_faceup("upscal x.png", out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "did you mean 'upscale'") && count_newlines(err) == 1);
+    CHECK(run_faceup("train extractr", out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "did you mean 'extractor'"));
+    CHECK(run_faceup("eval lfv", out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "did you mean 'lfw'"));
+    CHECK(run_faceup("selfcheck --stesp 3", out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "did you mean --steps") && count_newlines(err) == 1);
+    CHECK(run_faceup("selfcheck --frobnicate", out, sizeof out, err, sizeof err) == FU_E_INPUT && !strstr(err, "did you mean"));
+    CHECK(run_faceup("selfcheck --steps=0", out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "--steps must be in"));
+    CHECK(run_faceup("selfcheck --json=1", out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "takes no value"));
+    CHECK(run_faceup("selfcheck --steps=150 --quiet --json", out, sizeof out, err, sizeof err) == FU_OK && strstr(out, "\"passed\": true"));
+}

@@ -14,11 +14,28 @@ typedef struct arg_spec {
 } arg_spec;
 
 /* Parses argv[0..argc) against specs (terminated by a zero entry); positional arguments are
- * collected in order into pos (capacity max_pos). Returns the number of positionals, or -1
- * after printing "faceup CMD: <problem>" to stderr. "--help" prints usage and returns -2. */
+ * collected in order into pos (capacity max_pos). "--flag value" and "--flag=value" are the same.
+ * Returns the number of positionals, or -1 after printing "faceup CMD: <problem>" to stderr (an
+ * unknown flag names the nearest known one). "--help" or "-h" prints usage to stdout and returns -2
+ * (the command then exits 0). */
 int args_parse(const char *cmd, const char *usage, const arg_spec *specs, int argc, char **argv,
                char **pos, int max_pos);
 void args_usage(const char *cmd, const char *usage, const arg_spec *specs);
+
+/* The name among names[0..n) closest to word by edit distance, or NULL when none is close
+ * enough to be a likely typo. */
+const char *args_nearest(const char *word, const char *const *names, int n);
+
+/* A command with subcommands (faceup, faceup train, faceup eval, faceup model). */
+typedef struct subcommand {
+    const char *name, *summary;
+    int (*run)(int argc, char **argv);
+} subcommand;
+
+/* Runs the subcommand named by argv[0]. "--help", "-h" or "help" list the subcommands on stdout
+ * (exit 0); "help NAME" is "NAME --help"; nothing or an unknown name is exit 2 with one line
+ * (naming the nearest subcommand). group is "train", "eval", ... or "" for faceup itself. */
+int subcommand_run(const char *group, const char *intro, const subcommand *subs, int n, int argc, char **argv);
 
 /* The exit status (README's table) of a status code; codes outside it count as internal errors. */
 int exit_status(int rc);

@@ -255,8 +255,9 @@ static int model_info(int argc, char **argv) {
 }
 
 int cmd_model(int argc, char **argv) {
-    if (argc >= 1 && !strcmp(argv[0], "info")) return model_info(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "run")) return model_run(argc - 1, argv + 1);
-    fprintf(stderr, "faceup model: usage: faceup model info [--json] FILE... | faceup model run [--json] MODEL IMAGE...\n");
-    return FU_E_INPUT;
+    static const subcommand subs[] = {
+        {"info", "info [--json] FILE...: the tensors of weight files", model_info},
+        {"run", "run [--json] MODEL IMAGE...: run a face network", model_run},
+    };
+    return subcommand_run("model", "faceup model: weight files and face networks", subs, 2, argc, argv);
 }

@@ -227,17 +227,19 @@ static int train_prior(int argc, char **argv) {
 }
 
 int cmd_train(int argc, char **argv) {
-    if (argc >= 1 && !strcmp(argv[0], "prior")) return train_prior(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "faces")) return train_faces(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "generator")) return train_generator(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "heads")) return cmd_train_heads(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "finetune-data")) return cmd_train_finetune_data(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "finetune")) return cmd_train_finetune(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "race-judge")) return cmd_train_race_judge(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "thumb-race")) return cmd_train_thumb_race(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "race-offsets")) return cmd_train_race_offsets(argc - 1, argv + 1);
-    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'prior', 'heads', 'finetune-data', 'finetune', 'race-judge', 'thumb-race' or 'race-offsets' (try 'faceup train generator --help')\n");
-    return FU_E_INPUT;
+    static const subcommand subs[] = {
+        {"faces", "pack the face set (FFHQ-framed crops of the shared data)", train_faces},
+        {"generator", "faceup's VAE generator", train_generator},
+        {"prior", "the generator's fitted latent prior", train_prior},
+        {"heads", "race and attribute heads on the dlib descriptor", cmd_train_heads},
+        {"extractor", "IR-SE ArcFace extractor (MPI data parallel)", cmd_train_extractor},
+        {"finetune-data", "the augmented extractor's training data", cmd_train_finetune_data},
+        {"finetune", "the augmented extractor (dlib ResNet fine-tuned)", cmd_train_finetune},
+        {"race-judge", "eval upscale's race judge", cmd_train_race_judge},
+        {"thumb-race", "--race keep's thumbnail race classifiers", cmd_train_thumb_race},
+        {"race-offsets", "the race head's per-class logit offsets", cmd_train_race_offsets},
+    };
+    return subcommand_run("train", "faceup train: training", subs, (int)(sizeof subs / sizeof subs[0]), argc, argv);
 }
 
 /* Adds {"images": n, "psnr_db": x} for one split and source (all sources when source < 0). */
@@ -347,10 +349,11 @@ static int eval_generator(int argc, char **argv) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    if (argc >= 1 && !strcmp(argv[0], "generator")) return eval_generator(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "lfw")) return cmd_eval_lfw(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "upscale")) return cmd_eval_upscale(argc - 1, argv + 1);
-    if (argc >= 1 && !strcmp(argv[0], "extractor")) return cmd_eval_extractor(argc - 1, argv + 1);
-    fprintf(stderr, "faceup eval: expected 'generator', 'lfw', 'upscale' or 'extractor' (try 'faceup eval upscale --help')\n");
-    return FU_E_INPUT;
+    static const subcommand subs[] = {
+        {"generator", "reconstruction and sample quality of a generator", eval_generator},
+        {"lfw", "LFW verification accuracy", cmd_eval_lfw},
+        {"upscale", "the paper's experiments on held-out faces", cmd_eval_upscale},
+        {"extractor", "the augmented extractor before/after", cmd_eval_extractor},
+    };
+    return subcommand_run("eval", "faceup eval: evaluation", subs, (int)(sizeof subs / sizeof subs[0]), argc, argv);
 }

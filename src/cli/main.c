@@ -4,30 +4,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "args.h"
 #include "commands.h"
 #include "faceup.h"
 
-typedef struct { const char *name, *summary; int (*run)(int argc, char **argv); } command;
-
-static const command commands[] = {
+static const subcommand commands[] = {
     {"selfcheck", "train a tiny conv net for a few steps and check that the engine learns", cmd_selfcheck},
     {"model", "model info FILE...: list the tensors of weight files; model run MODEL IMAGE...: run a face network", cmd_model},
     {"generate", "images from a StyleGAN2 checkpoint, one per seed, as a PNG grid", cmd_generate},
     {"upscale", "faces whose downscale matches each thumbnail (PULSE-style latent search)", cmd_upscale},
     {"align", "align IMG... -o OUT: detect the face, 68 landmarks, aligned crop (ffhq, dlib or arcface)", cmd_align},
-    {"train", "train faces (pack the face set) | train generator (faceup's VAE) | train prior (its latent prior) | train heads | train extractor (IR-SE, ArcFace) | train finetune-data, finetune (augmented extractor) | train race-judge, thumb-race (eval upscale's race judge, --race keep's thumbnail classifiers) | train race-offsets (the race head's per-class logit offsets)", cmd_train},
-    {"eval", "eval generator: reconstruction and sample quality | eval lfw: LFW verification accuracy | eval upscale: the paper's experiments on held-out faces | eval extractor: the augmented extractor before/after", cmd_eval},
+    {"train", "training: faces, generator, prior, heads, extractor, finetune-data, finetune, race-judge, thumb-race, race-offsets (faceup train --help)", cmd_train},
+    {"eval", "evaluation: generator, lfw, upscale, extractor (faceup eval --help)", cmd_eval},
     {"embed", "embed IMG...: face descriptor (dlib-resnet or faceres) as JSON", cmd_embed},
     {"compare", "compare A B: similarity of two faces and a same/different decision calibrated on LFW", cmd_compare},
     {"analyze", "analyze IMG...: race, gender, age (gear) and emotion, smiling (emotion)", cmd_analyze},
 };
-#define N_COMMANDS (sizeof commands / sizeof commands[0])
-
-static void usage(FILE *f) {
-    fprintf(f, "faceup %s: identity- and attribute-preserving face thumbnail upscaling\n\nusage: faceup COMMAND [ARGS]\n\ncommands:\n", FACEUP_VERSION);
-    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n'faceup COMMAND --help' describes a command's flags. Exit status: 0 success, 1 no solution\nwithin eps, 2 bad input or usage, 3 internal error.\n");
-}
+#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
 /* OpenMP's default wait policy keeps idle threads spinning. On a shared machine (CI, a laptop
  * running other jobs) that made 2-thread runs 5-80x slower (bench/RESULTS.md, face networks).
@@ -74,12 +67,8 @@ static void exit_3_on_crash(void) {
 int main(int argc, char **argv) {
     prefer_passive_wait(argv);
     exit_3_on_crash();
-    if (argc < 2) { usage(stderr); return FU_E_INPUT; }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return FU_OK; }
-    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("faceup %s\n", FACEUP_VERSION); return FU_OK; }
-    if (argc > 2 && !strcmp(argv[1], "train") && !strcmp(argv[2], "extractor")) return cmd_train_extractor(argc - 3, argv + 3);
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
-    fprintf(stderr, "faceup: unknown command '%s' (try 'faceup help')\n", argv[1]);
-    return FU_E_INPUT;
+    if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) { printf("faceup %s\n", FACEUP_VERSION); return FU_OK; }
+    char intro[128];
+    snprintf(intro, sizeof intro, "faceup %s: identity- and attribute-preserving face thumbnail upscaling", FACEUP_VERSION);
+    return subcommand_run("", intro, commands, N_COMMANDS, argc - 1, argv + 1);
 }
