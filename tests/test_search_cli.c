@@ -10,6 +10,7 @@
 #include "search/search.h"
 #include "train/faces.h"
 #include <math.h>
+#include "face/heads.h"
 #include "face/models.h"
 #include "io/image.h"
 #include <cjson/cJSON.h>
@@ -149,6 +150,9 @@ TEST(cli_upscale_bad_input_exit_2_without_output) {
         {"%s --generator %s --schedule cosine", "unknown learning-rate schedule 'cosine'"},
         {"%s --generator %s --steps 0", "--steps"},
         {"%s --generator %s --gaussfit /nonexistent/fit.pt", "/nonexistent/fit.pt"},
+        {"%s --generator %s --attr Smiling=1,Smiling=0", "Smiling is given twice"},                /* conflicting */
+        {"%s --generator %s --extractor /nonexistent/e.safetensors", "no face term uses one"},    /* would be ignored */
+        {"%s --generator %s --face-jitter 0.1", "no face term uses one"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char flags[2048];
@@ -524,4 +528,33 @@ TEST(cli_upscale_output_path_rule) {
     snprintf(path, sizeof path, "%s/ok.png", dir);
     CHECK(!file_exists(path));
     CHECK(count_prefixed(dir, "s.") == 0);
+}
+
+/* --race keep: the JSON's loss (top level and per result) names the RACE_IS_k the search used,
+ * the class the thumbnail classifier chose (Indian for this LFW face at 16x16), not the
+ * placeholder RACE_IS_0; and --quiet still says where the "no solution" attempt went. */
+TEST(cli_upscale_race_keep_reports_the_race_term_used) {
+    const char *shared = fu_test_shared_dir();
+    char m[1024], photo[1024], thumb[600], o[600];
+    if (!bin_or_skip()) SKIP("faceup binary not built");
+    if (!shared || !file_exists(fu_model_path(FU_BLAZEFACE_MODEL, m, sizeof m))) SKIP("../shared or the model cache absent");
+    snprintf(photo, sizeof photo, "%s/data/lfw/images/Abdullah_Gul/Abdullah_Gul_0001.jpg", shared);
+    snprintf(thumb, sizeof thumb, "%s/gul16.png", fu_test_tmpdir());
+    snprintf(o, sizeof o, "%s/gul_up.png", fu_test_tmpdir());
+    snprintf(args, sizeof args, "align %s -o %s --size 256 --downscale 16 --quiet", photo, thumb);
+    REQUIRE(run_faceup(args, out, sizeof out, err, sizeof err) == FU_OK);
+    snprintf(args, sizeof args, "upscale %s -o %s --race keep --steps 2 --eps 1e-9 --json --quiet --threads 1", thumb, o);
+    REQUIRE(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_NO_SOLUTION);
+    CHECK(strstr(err, "best attempt saved as") && strstr(err, "gul_up_no_solution.png"));
+    cJSON *j = cJSON_Parse(out);
+    REQUIRE(j);
+    cJSON *r0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "results"), 0);
+    const char *cls = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r0, "thumbnail_race"), "class"));
+    REQUIRE(cls);
+    char term[32];
+    snprintf(term, sizeof term, "RACE_IS_%d", fu_race_parse(cls));
+    const char *top = cJSON_GetStringValue(cJSON_GetObjectItem(j, "loss")), *mine = cJSON_GetStringValue(cJSON_GetObjectItem(r0, "loss"));
+    CHECK_MSG(top && strstr(top, term) && mine && strstr(mine, term), "class %s, loss '%s' / '%s'", cls, top ? top : "", mine ? mine : "");
+    CHECK(strcmp(cls, "White") != 0);   /* else this face no longer tells RACE_IS_0 from the term used */
+    cJSON_Delete(j);
 }

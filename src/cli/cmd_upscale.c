@@ -242,6 +242,9 @@ static int add_face_terms(const options *o, fu_loss_spec *spec) {
             return fu_fail(FU_E_INPUT, "--attr expects NAME=0 or NAME=1 (CelebA names, e.g. Smiling=1), got '%.*s'", (int)len, p);
         int k = fu_celeba_attr_index(p, name_len);
         if (k < 0) return fu_fail(FU_E_INPUT, "--attr: unknown CelebA attribute '%.*s'", (int)name_len, p);
+        for (int t = 0; t < spec->n_terms; t++)
+            if (spec->terms[t].kind == FU_TERM_ATTR && spec->terms[t].index == k)
+                return fu_fail(FU_E_INPUT, "--attr: %.*s is given twice (or also in --loss)", (int)name_len, p);
         rc = fu_loss_add(spec, (fu_loss_term){.kind = FU_TERM_ATTR, .index = k, .value = p[name_len + 1] - '0', .weight = 1});
         p += len + (p[len] == ',');
     }
@@ -507,6 +510,8 @@ static int upscale_one(const options *o, const fu_generator *gen, fu_search_conf
         rc = save_results(j, r, o->seeds, best);
         if (rc == FU_OK && o->sheet && !(*sheet_row_out = sheet_row(j, r, o->seeds, uf->reference, gen->resolution))) rc = FU_E_INTERNAL;
         cJSON *jj = job_json(j, cfg, r, o->seeds, best);
+        char loss[1024];
+        cJSON_AddStringToObject(jj, "loss", fu_loss_spec_string(&cfg->loss, loss, sizeof loss));   /* with --race keep, this thumbnail's RACE_IS_k */
         cJSON_AddItemToArray(results, jj);
         if (rc == FU_OK) rc = add_face_json(uf, r, o->seeds, jj);
         if (cJSON_GetObjectItem(keep, "thumbnail_race")) cJSON_AddItemToObject(jj, "thumbnail_race", cJSON_DetachItemFromObject(keep, "thumbnail_race"));
@@ -546,6 +551,23 @@ static int run_jobs(const options *o, const fu_dist *dist, const fu_generator *g
     for (int i = 0; rows && i < n_rows; i++) fu_tensor_free(rows[i]);
     free(rows);
     return rc;
+}
+
+/* The top-level "loss" is the one every searched thumbnail used: --race keep picks RACE_IS_k per
+ * thumbnail, so then it is set from the results, or removed when they differ (each has its own). */
+static void settle_loss(cJSON *root) {
+    const char *common = NULL;
+    int same = 1;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(root, "results")) {
+        const char *loss = cJSON_GetStringValue(cJSON_GetObjectItem(r, "loss"));
+        if (!loss) continue;
+        if (common && strcmp(common, loss)) same = 0;
+        common = loss;
+    }
+    if (!common) return;
+    if (same) cJSON_ReplaceItemInObject(root, "loss", cJSON_CreateString(common));
+    else cJSON_DeleteItemFromObject(root, "loss");
 }
 
 /* Several ranks: rank 0 collects every rank's results (rank r holds thumbnails r, r + size, ...)
@@ -630,6 +652,9 @@ int cmd_upscale(int argc, char **argv) {
     rc = n_pos ? FU_OK : fu_fail(FU_E_INPUT, "no thumbnail given (try --help)");
     if (rc == FU_OK && dist.size > 1 && o.sheet) rc = fu_fail(FU_E_INPUT, "--sheet needs a single process (%d ranks are running)", dist.size);
     if (rc == FU_OK) rc = make_config(&o, &cfg);
+    if (rc == FU_OK) rc = guide_flags_check_used(&o.guide, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL);
+    if (rc == FU_OK && o.face_jitter > 0 && !upscale_face_wanted(&cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL))
+        rc = fu_fail(FU_E_INPUT, "--face-jitter moves what the face networks see, but no face term uses one (add --identity, --race or --attr)");
     if (rc == FU_OK) rc = collect_inputs(pos, n_pos, &jobs, &n_jobs, &many);
     if (rc == FU_OK && many && !o.out) rc = fu_fail(FU_E_INPUT, "several thumbnails or a directory need -o DIR");
     if (rc == FU_OK && o.out) rc = outpath_target("-o", o.out, many, &target);
@@ -652,6 +677,7 @@ int cmd_upscale(int argc, char **argv) {
     rc = fu_dist_agree(&dist, rc);   /* every rank reaches this, so none waits for a failed one */
     if (rc == FU_OK && dist.size > 1) rc = merge_ranks(&dist, root, n_jobs, &worst);
     if (rc == FU_OK) {
+        settle_loss(root);
         cJSON_AddStringToObject(root, "status", worst == FU_OK ? "ok" : worst == FU_E_NO_SOLUTION ? "no_solution" : "error");
         if (o.json && dist.rank == 0) print_json(root);
     } else if (own_rc != FU_OK || dist.rank == 0) {

@@ -47,6 +47,14 @@ static int reference_face(const char *photo, fu_dlib_resnet *net, int resolution
     return rc;
 }
 
+int upscale_face_wanted(const fu_loss_spec *spec, const fu_loss_spec *spec2) { return has_kind(spec, 0) || has_kind(spec2, 0); }
+
+int guide_flags_check_used(const guide_flags *f, const fu_loss_spec *spec, const fu_loss_spec *spec2) {
+    const char *given = f->extractor ? "--extractor" : f->heads ? "--heads" : f->no_extractor ? "--no-extractor" : f->comparer ? "--comparer" : NULL;
+    if (!given || upscale_face_wanted(spec, spec2)) return FU_OK;
+    return fu_fail(FU_E_INPUT, "%s picks the face networks, but no face term uses one (add --identity, --race or --attr)", given);
+}
+
 int guide_flags_resolve(guide_flags *f) {
     const char *comparer = f->comparer ? f->comparer : "calibrated";
     if (f->extractor && f->no_extractor) return fu_fail(FU_E_INPUT, "--extractor and --no-extractor exclude each other");
@@ -95,7 +103,7 @@ int upscale_face_open(upscale_face *uf, const guide_flags *f, const char *identi
                       const fu_loss_spec *spec2, int resolution) {
     memset(uf, 0, sizeof *uf);
     int wants_identity = has_kind(spec, 1) || has_kind(spec2, 1);
-    uf->active = has_kind(spec, 0) || has_kind(spec2, 0);
+    uf->active = upscale_face_wanted(spec, spec2);
     if (!uf->active) return FU_OK;
     if (wants_identity && !identity)
         return fu_fail(FU_E_INPUT, "IDENTITY_SCORE and L2_IDENTITY compare with a reference face: pass --identity PHOTO");

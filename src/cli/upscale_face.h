@@ -29,6 +29,13 @@ typedef struct guide_flags {
  * message when flags contradict or --comparer is unknown (learnt needs an extractor). */
 int guide_flags_resolve(guide_flags *f);
 
+/* 1 when spec or spec2 (may be NULL) has a term that needs a face network. */
+int upscale_face_wanted(const fu_loss_spec *spec, const fu_loss_spec *spec2);
+
+/* FU_E_INPUT when one of the flags is given but neither loss (spec2 may be NULL) has a face term:
+ * the flag would be ignored. */
+int guide_flags_check_used(const guide_flags *f, const fu_loss_spec *spec, const fu_loss_spec *spec2);
+
 /* {"extractor" or "heads": path, "comparer": "calibrated" or "learnt"} of resolved flags. */
 cJSON *guide_flags_json(const guide_flags *f);
 
