@@ -142,3 +142,29 @@ TEST(cli_analyze_attributes) {
     CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 1), "error") != NULL);
     cJSON_Delete(j);
 }
+
+/* A missing model cache names the file and says how to get the models; eval lfw finds LFW under
+ * $FACEUP_SHARED as eval upscale does. */
+TEST(cli_missing_models_say_fetch_models_and_eval_lfw_honours_faceup_shared) {
+    const char *bin = getenv("FACEUP_BIN") ? getenv("FACEUP_BIN") : "build/faceup";
+    if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
+    const char *saved = getenv("FACEUP_MODELS");
+    char keep[1024] = "";
+    if (saved) snprintf(keep, sizeof keep, "%s", saved);
+    setenv("FACEUP_MODELS", "/nonexistent/models", 1);
+    const char *cmds[] = {"analyze examples/thumb16.png", "embed examples/thumb16.png", "compare examples/thumb16.png examples/thumb16.png",
+                          "align examples/thumb16.png -o /nonexistent-out.png", "embed examples/thumb16.png --model faceres"};
+    for (int i = 0; i < 5; i++) {
+        int rc = faceup(cmds[i]);
+        CHECK_MSG(rc == FU_E_INPUT && strstr(err, "/nonexistent/models/") && strstr(err, "tools/fetch-models.sh") && lines(err) == 1,
+                  "%s: exit %d (%s)", cmds[i], rc, err);
+    }
+    if (*keep) setenv("FACEUP_MODELS", keep, 1);
+    else unsetenv("FACEUP_MODELS");
+    const char *shared = getenv("FACEUP_SHARED");
+    snprintf(keep, sizeof keep, "%s", shared ? shared : "");
+    setenv("FACEUP_SHARED", "/nonexistent/shared", 1);
+    CHECK(faceup("eval lfw --pairs 20 --no-cache --quiet") == FU_E_INPUT && strstr(err, "/nonexistent/shared/data/lfw"));
+    if (*keep) setenv("FACEUP_SHARED", keep, 1);
+    else unsetenv("FACEUP_SHARED");
+}

@@ -101,11 +101,11 @@ static cJSON *result_json(const char *path, const char *out, int rc, const face_
 static int load_models(aligner *a, const char *det_path, const char *sp_path) {
     char buf[1024];
     if (!a->no_detect) {
-        const char *p = det_path ? det_path : fu_model_path(FU_BLAZEFACE_MODEL, buf, sizeof buf);
-        if (!(a->det = fu_face_detector_load(p))) return fu_last_code();
+        const char *p = det_path ? det_path : fu_model_file(FU_BLAZEFACE_MODEL, buf, sizeof buf);
+        if (!p || !(a->det = fu_face_detector_load(p))) return fu_last_code();
     }
-    const char *p = sp_path ? sp_path : fu_model_path(FU_DLIB_LANDMARKS_MODEL, buf, sizeof buf);
-    if (!(a->sp = fu_dlib_load_shape_predictor(p))) return fu_last_code();
+    const char *p = sp_path ? sp_path : fu_model_file(FU_DLIB_LANDMARKS_MODEL, buf, sizeof buf);
+    if (!p || !(a->sp = fu_dlib_load_shape_predictor(p))) return fu_last_code();
     if (a->sp->n_parts != 68)
         return fu_fail(FU_E_INPUT, "%s: a %d-point shape predictor; alignment needs the 68-point model", p, a->sp->n_parts);
     return FU_OK;

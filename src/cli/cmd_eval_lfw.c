@@ -16,6 +16,7 @@
 #include "faceup.h"
 #include "io/fileutil.h"
 #include "progress.h"
+#include "train/never_lfw.h"
 
 typedef struct {
     const char *data, *model, *roc, *csv, *cache, *calibration;
@@ -192,7 +193,7 @@ static void run_free(lfw_run *run) {
 
 static int parse_lfw_args(int argc, char **argv, lfw_opts *o) {
     arg_spec specs[] = {
-        {"--data", ARG_STRING, &o->data, 0, 0, "LFW folder with pairs.txt and images/ (default ../shared/data/lfw)"},
+        {"--data", ARG_STRING, &o->data, 0, 0, "LFW folder with pairs.txt and images/ (default $FACEUP_SHARED/data/lfw or ../shared/data/lfw)"},
         {"--model", ARG_STRING, &o->model, 0, 0, "dlib-resnet (default) or faceres"},
         {"--pairs", ARG_INT, &o->max_pairs, 20, 1000000, "quick run on a subset: about N pairs, the first of each fold"},
         {"--roc", ARG_STRING, &o->roc, 0, 0, "write ROC curves (TPR against FPR, one line per metric) to this PNG"},
@@ -219,7 +220,8 @@ static int parse_lfw_args(int argc, char **argv, lfw_opts *o) {
 }
 
 int cmd_eval_lfw(int argc, char **argv) {
-    lfw_opts o = {.data = "../shared/data/lfw", .model = "dlib-resnet", .batch = 16};
+    char lfw_dir[4096];
+    lfw_opts o = {.data = fu_lfw_default_dir(lfw_dir, sizeof lfw_dir), .model = "dlib-resnet", .batch = 16};
     int n = parse_lfw_args(argc, argv, &o);
     if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
     fu_set_threads(o.threads);

@@ -87,7 +87,7 @@ int upscale_guides_open(upscale_guides *g, const guide_flags *f, int resolution,
         return rc;
     }
     if (!(g->heads = fu_heads_load(f->heads))) return fu_last_code();
-    if (!face_api && !(face_api = g->net = fu_dlib_resnet_load(fu_model_path(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf))))
+    if (!face_api && (!fu_model_file(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf) || !(face_api = g->net = fu_dlib_resnet_load(buf))))
         return fu_last_code();
     return fu_face_guides_init(&g->fg, face_api, g->heads, resolution);
 }

@@ -11,7 +11,7 @@ int fu_face_pipeline_open(fu_face_pipeline *p) {
     char buf[1024];
     memset(p, 0, sizeof *p);
     if (!(p->finder = fu_face_finder_load(1))) return fu_last_code();
-    if (!(p->net = fu_dlib_resnet_load(fu_model_path(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf)))) return fu_last_code();
+    if (!fu_model_file(FU_DLIB_RESNET_MANIFEST, buf, sizeof buf) || !(p->net = fu_dlib_resnet_load(buf))) return fu_last_code();
     return FU_OK;
 }
 

@@ -3,12 +3,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include "core/error.h"
 
 const char *fu_model_path(const char *rel, char *buf, size_t n) {
     const char *env = getenv("FACEUP_MODELS"), *home = getenv("HOME");
     if (env && *env) snprintf(buf, n, "%s/%s", env, rel);
     else snprintf(buf, n, "%s/.cache/faceup/models/%s", home ? home : ".", rel);
     return buf;
+}
+
+const char *fu_model_file(const char *rel, char *buf, size_t n) {
+    fu_model_path(rel, buf, n);
+    if (access(buf, R_OK) == 0) return buf;
+    return fu_fail_null(FU_E_INPUT, "%s: missing: the face models are not installed there (run tools/fetch-models.sh, "
+                                    "or point FACEUP_MODELS at a copy)", buf);
 }
 
 const char *fu_shipped_path(const char *rel, char *buf, size_t n) {

@@ -7,6 +7,10 @@
 /* Writes "<models dir>/<rel>" into buf (size n); returns buf. */
 const char *fu_model_path(const char *rel, char *buf, size_t n);
 
+/* fu_model_path, or NULL when that file is absent, with FU_E_INPUT and a message that names it and
+ * says how to get the models (tools/fetch-models.sh, or FACEUP_MODELS). */
+const char *fu_model_file(const char *rel, char *buf, size_t n);
+
 /* faceup's own shipped files (models/ of the project: generator, heads, calibration), found
  * wherever faceup is run from: "<folder of the faceup binary>/../<rel>" when that file exists
  * (the build tree's build/faceup), else rel as given (relative to the working folder).

@@ -44,8 +44,8 @@ fu_face_finder *fu_face_finder_load(int detect) {
     f->n_det = detect ? fu_get_threads() : 0;
     if (f->n_det > MAX_FINDER_THREADS) f->n_det = MAX_FINDER_THREADS;
     for (int i = 0; i < f->n_det; i++)
-        if (!(f->det[i] = fu_face_detector_load(fu_model_path(FU_BLAZEFACE_MODEL, path, sizeof path)))) goto fail;
-    if (!(f->sp = fu_dlib_load_shape_predictor(fu_model_path(FU_DLIB_LANDMARKS_MODEL, path, sizeof path)))) goto fail;
+        if (!fu_model_file(FU_BLAZEFACE_MODEL, path, sizeof path) || !(f->det[i] = fu_face_detector_load(path))) goto fail;
+    if (!fu_model_file(FU_DLIB_LANDMARKS_MODEL, path, sizeof path) || !(f->sp = fu_dlib_load_shape_predictor(path))) goto fail;
     if (f->sp->n_parts != 68) {
         fu_fail(FU_E_INPUT, "%s: a %d-point shape predictor; the pipeline needs the 68-point model", path, f->sp->n_parts);
         goto fail;
@@ -207,10 +207,10 @@ fu_face_net *fu_face_net_load(fu_face_net_kind kind) {
     describe_outputs(net);
     int ok;
     if (kind == FU_NET_DLIB_RESNET) {
-        ok = (net->dlib = fu_dlib_resnet_load(fu_model_path(FU_DLIB_RESNET_MANIFEST, path, sizeof path))) != NULL;
+        ok = fu_model_file(FU_DLIB_RESNET_MANIFEST, path, sizeof path) && (net->dlib = fu_dlib_resnet_load(path)) != NULL;
     } else {
         snprintf(rel, sizeof rel, HUMAN_MODELS "%s.json", net_names[kind]);
-        net->tfjs = fu_tfjs_net_load(fu_model_path(rel, path, sizeof path));
+        net->tfjs = fu_model_file(rel, path, sizeof path) ? fu_tfjs_net_load(path) : NULL;
         ok = net->tfjs && check_tfjs_input(net, path) == FU_OK;
     }
     if (ok) return net;
