@@ -168,3 +168,43 @@ TEST(cli_missing_models_say_fetch_models_and_eval_lfw_honours_faceup_shared) {
     if (*keep) setenv("FACEUP_SHARED", keep, 1);
     else unsetenv("FACEUP_SHARED");
 }
+
+/* embed and analyze on a good face, an empty file and a text file named .png: the face is
+ * processed, each bad file is one stderr line and a record with "status": "error", exit 2. The
+ * plain embed output ends the path with a tab (paths may hold spaces); analyze labels its age
+ * bins; a failure before any file is read still prints JSON (an error object) with --json. */
+TEST(cli_embed_analyze_report_bad_files_and_go_on) {
+    const char *shared = setup();
+    if (!shared) SKIP("needs build/faceup, ../shared/data and the face models");
+    char face[600], spaced[600], empty[600], text[600], args[4096];
+    lfw_image(shared, "Abel_Pacheco", 1, face, sizeof face);
+    snprintf(spaced, sizeof spaced, "%s/a face.jpg", fu_test_tmpdir());
+    snprintf(empty, sizeof empty, "%s/empty.png", fu_test_tmpdir());
+    snprintf(text, sizeof text, "%s/text.png", fu_test_tmpdir());
+    snprintf(args, sizeof args, "cp %s '%s' && : > %s && echo hello > %s", face, spaced, empty, text);
+    REQUIRE(system(args) == 0);
+    const char *cmds[] = {"embed", "analyze"};
+    for (int c = 0; c < 2; c++) {
+        snprintf(args, sizeof args, "%s --json --quiet '%s' %s %s", cmds[c], spaced, empty, text);
+        CHECK_MSG(faceup(args) == FU_E_INPUT && lines(err) == 2 && strstr(err, "empty.png") && strstr(err, "text.png"), "%s: %s", cmds[c], err);
+        cJSON *j = cJSON_Parse(out);
+        CHECK(cJSON_GetArraySize(j) == 3);
+        const char *want[3] = {"ok", "error", "error"};
+        for (int i = 0; i < 3; i++)
+            CHECK_MSG(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, i), "status")), want[i]), "%s record %d", cmds[c], i);
+        if (c == 1) CHECK(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "age_bins"), "61+")));
+        cJSON_Delete(j);
+    }
+    snprintf(args, sizeof args, "embed --quiet '%s'", spaced);
+    CHECK(faceup(args) == FU_OK && !strncmp(out, spaced, strlen(spaced)) && out[strlen(spaced)] == '\t');
+    char models[1024];
+    snprintf(models, sizeof models, "%s", getenv("FACEUP_MODELS") ? getenv("FACEUP_MODELS") : "");
+    setenv("FACEUP_MODELS", "/nonexistent/models", 1);
+    snprintf(args, sizeof args, "embed --json '%s'", spaced);
+    int rc = faceup(args);
+    if (*models) setenv("FACEUP_MODELS", models, 1);
+    else unsetenv("FACEUP_MODELS");
+    cJSON *j = cJSON_Parse(out);
+    CHECK(rc == FU_E_INPUT && j && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")), "error"));
+    cJSON_Delete(j);
+}

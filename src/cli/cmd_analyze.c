@@ -8,6 +8,7 @@
 #include "face/analyze.h"
 #include "face/pipeline.h"
 #include "faceup.h"
+#include "json_out.h"
 #include "progress.h"
 
 #define MAX_INPUTS 4096
@@ -19,16 +20,8 @@ static cJSON *named_probabilities(const float *p, const char *const *names, int 
 }
 
 static cJSON *attributes_json(const char *path, const fu_face_file_result *r, const fu_face_attributes *a) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "file", path);
-    if (r->status != FU_OK) {
-        cJSON_AddStringToObject(o, "error", r->error);
-        return o;
-    }
-    float box[4] = {r->face.det.x0, r->face.det.y0, r->face.det.x1, r->face.det.y1};
-    cJSON_AddItemToObject(o, "box", cJSON_CreateFloatArray(box, 4));
-    if (r->face.detected) cJSON_AddNumberToObject(o, "score", r->face.det.score);
-    else cJSON_AddNullToObject(o, "score");
+    cJSON *o = face_file_json(path, r);
+    if (r->status != FU_OK) return o;
     cJSON_AddStringToObject(o, "race", fu_race_names[a->race_best]);
     cJSON_AddItemToObject(o, "race_probabilities", named_probabilities(a->race, fu_race_names, FU_N_RACES));
     cJSON_AddStringToObject(o, "gender", a->p_male > a->p_female ? "male" : "female");
@@ -36,7 +29,9 @@ static cJSON *attributes_json(const char *path, const fu_face_file_result *r, co
     cJSON_AddNumberToObject(g, "male", a->p_male);
     cJSON_AddNumberToObject(g, "female", a->p_female);
     cJSON_AddNumberToObject(o, "age", a->age);
-    cJSON_AddItemToObject(o, "age_bins", cJSON_CreateFloatArray(a->age_bins, 7));
+    static const char *const age_ranges[7] = {"0-20", "21-25", "26-30", "31-40", "41-50", "51-60", "61+"};   /* gear's bins (face/analyze.h) */
+    cJSON *bins = cJSON_AddObjectToObject(o, "age_bins");
+    for (int b = 0; b < 7; b++) cJSON_AddNumberToObject(bins, age_ranges[b], a->age_bins[b]);
     cJSON_AddStringToObject(o, "emotion", fu_emotion_names[a->emotion_best]);
     cJSON_AddItemToObject(o, "emotion_probabilities", named_probabilities(a->emotion, fu_emotion_names, FU_N_EMOTIONS));
     cJSON_AddNumberToObject(o, "smiling", a->smiling);
@@ -119,6 +114,7 @@ int cmd_analyze(int argc, char **argv) {
     int rc = outs[0] && outs[1] && res ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
     if (rc == FU_OK) rc = analyze_files(inputs, n, !no_detect, batch, quiet, outs, res);
     if (rc != FU_OK) fprintf(stderr, "faceup analyze: %s\n", fu_last_error());
+    if (rc != FU_OK && json) print_json_error(fu_last_error());
     else rc = report(inputs, n, json, outs, res);
     free(outs[0]);
     free(outs[1]);

@@ -12,6 +12,7 @@
 #include "eval/lfw_run.h"
 #include "face/pipeline.h"
 #include "faceup.h"
+#include "json_out.h"
 #include "progress.h"
 
 #define MAX_INPUTS 4096
@@ -72,18 +73,10 @@ static int parse_embed_args(const char *cmd, const char *usage, int argc, char *
 /* ---------- embed ---------- */
 
 static cJSON *embed_json(const char *path, const fu_face_file_result *r, const float *v, int dim, const embed_opts *eo) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "file", path);
-    if (r->status != FU_OK) {
-        cJSON_AddStringToObject(o, "error", r->error);
-        return o;
-    }
+    cJSON *o = face_file_json(path, r);
+    if (r->status != FU_OK) return o;
     cJSON_AddStringToObject(o, "model", eo->model);
     cJSON_AddBoolToObject(o, "mirror", eo->mirror);
-    float box[4] = {r->face.det.x0, r->face.det.y0, r->face.det.x1, r->face.det.y1};
-    cJSON_AddItemToObject(o, "box", cJSON_CreateFloatArray(box, 4));
-    if (r->face.detected) cJSON_AddNumberToObject(o, "score", r->face.det.score);
-    else cJSON_AddNullToObject(o, "score");
     cJSON_AddItemToObject(o, "embedding", cJSON_CreateFloatArray(v, dim));
     return o;
 }
@@ -94,8 +87,8 @@ static void print_embeddings(const embed_opts *o, char **inputs, int n, const fl
         const float *v = vec + (size_t)i * dim;
         if (all) cJSON_AddItemToArray(all, embed_json(inputs[i], &res[i], v, dim, o));
         if (all || res[i].status != FU_OK) continue;
-        printf("%s", inputs[i]);
-        for (int k = 0; k < dim; k++) printf(" %.7g", v[k]);
+        printf("%s\t", inputs[i]);   /* a tab ends the path, which may hold spaces */
+        for (int k = 0; k < dim; k++) printf("%s%.7g", k ? " " : "", v[k]);
         printf("\n");
     }
     if (!all) return;
@@ -124,6 +117,7 @@ int cmd_embed(int argc, char **argv) {
     fu_face_file_result *res = NULL;
     int dim = 0, rc = embed_files(&o, inputs, n, &vec, &dim, &res), worst = FU_OK;
     if (rc != FU_OK) fprintf(stderr, "faceup embed: %s\n", fu_last_error());
+    if (rc != FU_OK && o.json) print_json_error(fu_last_error());
     for (int i = 0; rc == FU_OK && i < n; i++)
         if (res[i].status != FU_OK) {
             fprintf(stderr, "faceup embed: %s\n", res[i].error);
@@ -225,6 +219,7 @@ int cmd_compare(int argc, char **argv) {
     fu_face_file_result *res = NULL;
     int dim = 0, rc = embed_files(&o, inputs, 2, &vec, &dim, &res);
     if (rc != FU_OK) fprintf(stderr, "faceup compare: %s\n", fu_last_error());
+    if (rc != FU_OK && o.json) print_json_error(fu_last_error());
     for (int i = 0; rc == FU_OK && i < 2; i++)
         if (res[i].status != FU_OK) {
             fprintf(stderr, "faceup compare: %s\n", res[i].error);

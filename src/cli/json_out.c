@@ -1,11 +1,27 @@
 #include "json_out.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include "faceup.h"
 
 void print_json(const cJSON *report) {
     char *text = cJSON_Print(report);
     if (text) printf("%s\n", text);
     free(text);
+}
+
+cJSON *face_file_json(const char *path, const fu_face_file_result *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "file", path);
+    cJSON_AddStringToObject(o, "status", r->status == FU_OK ? "ok" : "error");
+    if (r->status != FU_OK) {
+        cJSON_AddStringToObject(o, "error", r->error);
+        return o;
+    }
+    float box[4] = {r->face.det.x0, r->face.det.y0, r->face.det.x1, r->face.det.y1};
+    cJSON_AddItemToObject(o, "box", cJSON_CreateFloatArray(box, 4));
+    if (r->face.detected) cJSON_AddNumberToObject(o, "score", r->face.det.score);
+    else cJSON_AddNullToObject(o, "score");
+    return o;
 }
 
 void print_json_error(const char *message) {

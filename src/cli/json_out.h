@@ -3,10 +3,15 @@
 #ifndef FU_CLI_JSON_OUT_H
 #define FU_CLI_JSON_OUT_H
 #include <cjson/cJSON.h>
+#include "face/pipeline.h"
 
 /* Prints the report, indented, and a newline. */
 void print_json(const cJSON *report);
 /* {"status": "error", "error": message}. */
 void print_json_error(const char *message);
+
+/* One file's record in embed/analyze: {"file", "status": "ok"|"error", and "error" or "box",
+ * "score" (null without detection)}; the caller adds the rest to an "ok" record. */
+cJSON *face_file_json(const char *path, const fu_face_file_result *r);
 
 #endif
