@@ -169,6 +169,9 @@ TEST(cli_missing_models_say_fetch_models_and_eval_lfw_honours_faceup_shared) {
     else unsetenv("FACEUP_SHARED");
 }
 
+/* a and b are equal strings; a may be NULL (a missing JSON field). */
+static int same(const char *a, const char *b) { return a && !strcmp(a, b); }
+
 /* embed and analyze on a good face, an empty file and a text file named .png: the face is
  * processed, each bad file is one stderr line and a record with "status": "error", exit 2. The
  * plain embed output ends the path with a tab (paths may hold spaces); analyze labels its age
@@ -191,7 +194,7 @@ TEST(cli_embed_analyze_report_bad_files_and_go_on) {
         CHECK(cJSON_GetArraySize(j) == 3);
         const char *want[3] = {"ok", "error", "error"};
         for (int i = 0; i < 3; i++)
-            CHECK_MSG(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, i), "status")), want[i]), "%s record %d", cmds[c], i);
+            CHECK_MSG(same(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, i), "status")), want[i]), "%s record %d", cmds[c], i);
         if (c == 1) CHECK(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "age_bins"), "61+")));
         cJSON_Delete(j);
     }
@@ -205,6 +208,6 @@ TEST(cli_embed_analyze_report_bad_files_and_go_on) {
     if (*models) setenv("FACEUP_MODELS", models, 1);
     else unsetenv("FACEUP_MODELS");
     cJSON *j = cJSON_Parse(out);
-    CHECK(rc == FU_E_INPUT && j && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")), "error"));
+    CHECK(rc == FU_E_INPUT && same(cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")), "error"));
     cJSON_Delete(j);
 }
