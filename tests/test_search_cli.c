@@ -558,3 +558,27 @@ TEST(cli_upscale_race_keep_reports_the_race_term_used) {
     CHECK(strcmp(cls, "White") != 0);   /* else this face no longer tells RACE_IS_0 from the term used */
     cJSON_Delete(j);
 }
+
+/* A photo given to upscale becomes its face's 16x16 thumbnail (as faceup align --size 256
+ * --downscale 16 makes it), and upscale says so; a wrong-sized thumbnail's error says how to make
+ * one from a photo; --from-photo on a picture without a face is that file's error. */
+TEST(cli_upscale_takes_a_photo_and_says_how_to_make_thumbnails) {
+    const char *shared = fu_test_shared_dir();
+    char m[1024], photo[1024], o[600], grey[600], odd[600];
+    if (!bin_or_skip()) SKIP("faceup binary not built");
+    if (!shared || !file_exists(fu_model_path(FU_BLAZEFACE_MODEL, m, sizeof m))) SKIP("../shared or the model cache absent");
+    snprintf(photo, sizeof photo, "%s/data/lfw/images/Abdullah_Gul/Abdullah_Gul_0001.jpg", shared);
+    snprintf(o, sizeof o, "%s/photo_up.png", fu_test_tmpdir());
+    snprintf(args, sizeof args, "upscale %s -o %s --steps 2 --eps 1 --quiet --threads 1", photo, o);
+    int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == FU_OK && file_exists(o) && strstr(err, "250x250 photo") && strstr(err, "16x16"), "exit %d (%s)", rc, err);
+    snprintf(odd, sizeof odd, "%s/odd_24.png", fu_test_tmpdir());
+    REQUIRE(write_flat(odd, 24, 0.5f) == FU_OK);
+    snprintf(args, sizeof args, "upscale %s -o %s/odd_up.png --quiet", odd, fu_test_tmpdir());
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "faceup align PHOTO -o thumb.png --size 256 --downscale 16") &&
+          count_newlines(err) == 1);
+    snprintf(grey, sizeof grey, "%s/grey_photo.png", fu_test_tmpdir());
+    REQUIRE(write_flat(grey, 16, 0.5f) == FU_OK);
+    snprintf(args, sizeof args, "upscale %s -o %s/grey_up.png --from-photo --quiet", grey, fu_test_tmpdir());
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "no face found") && count_newlines(err) == 1);
+}

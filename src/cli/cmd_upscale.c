@@ -35,6 +35,7 @@
 #include "io/image.h"
 #include "json_out.h"
 #include "outpath.h"
+#include "photo_thumb.h"
 #include "progress.h"
 #include "search/search.h"
 #include "train/dist.h"
@@ -43,11 +44,12 @@
 #define DEFAULT_GENERATOR "models/faceup-vae64.safetensors"
 #define MAX_INPUTS 100000
 #define PATH_CAP 4096
+#define ALIGN_HINT "faceup align PHOTO -o thumb.png --size 256 --downscale 16"
 #define MIN_THUMB 8   /* below 8x8 a thumbnail holds too little of a face: the search invents one */
 
 typedef struct options {
     const char *out, *generator, *gaussfit, *loss, *loss2, *schedule, *noise, *sheet, *identity, *attr, *race;
-    int seeds, first_seed, steps, trainable_noise, save_intermediate, json, overwrite, threads, quiet, random_init, no_face_check;
+    int seeds, first_seed, steps, trainable_noise, save_intermediate, json, overwrite, threads, quiet, random_init, no_face_check, from_photo;
     float lr, eps, face_jitter;
     guide_flags guide;
 } options;
@@ -195,21 +197,42 @@ static void job_failed(job *j, int rc) {
     fprintf(stderr, "faceup upscale: %s\n", j->error);
 }
 
+/* An input larger than any thumbnail the generator takes is a photo, as is any with --from-photo:
+ * it is replaced by its face's thumbnail, and the user is told. */
+static int photo_input(job *j, const fu_generator *gen, int from_photo, photo_thumbs *photos) {
+    int64_t h = j->thumb->shape[2], w = j->thumb->shape[3];
+    if (!from_photo && (h <= gen->resolution / 2 || w <= gen->resolution / 2)) return FU_OK;
+    fu_tensor *thumb = photo_to_thumbnail(photos, j->thumb, j->input, PHOTO_THUMB_SIDE);
+    if (!thumb) return fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
+    fu_tensor_free(j->thumb);
+    j->thumb = thumb;
+    fprintf(stderr, "faceup upscale: %s: a %lldx%lld photo: its face, FFHQ-aligned and downscaled to %dx%d, is the thumbnail "
+                    "(as '%s' would make it)\n", j->input, (long long)w, (long long)h, PHOTO_THUMB_SIDE, PHOTO_THUMB_SIDE, ALIGN_HINT);
+    return FU_OK;
+}
+
 /* Loads and checks every thumbnail before anything is written; a bad one is set aside (job_failed).
  * Returns how many can be upscaled. */
-static int load_thumbnails(job *jobs, int n, const fu_generator *gen, int check_content) {
+static int load_thumbnails(job *jobs, int n, const fu_generator *gen, const options *o) {
     int usable = 0;
+    photo_thumbs photos = {0};
     for (int i = 0; i < n; i++) {
         int factor, rc;
         if (!(jobs[i].thumb = fu_image_load(jobs[i].input))) rc = fu_last_code() ? fu_last_code() : FU_E_INPUT;
-        else rc = fu_search_check_thumbnail(gen, jobs[i].thumb, jobs[i].input, &factor);
+        else rc = photo_input(&jobs[i], gen, o->from_photo, &photos);
+        if (rc == FU_OK && (rc = fu_search_check_thumbnail(gen, jobs[i].thumb, jobs[i].input, &factor)) != FU_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", fu_last_error());
+            rc = fu_fail(rc, "%s, at least %dx%d, and an FFHQ-aligned face: from a photo, %s makes one", why, MIN_THUMB, MIN_THUMB, ALIGN_HINT);
+        }
         if (rc == FU_OK && jobs[i].thumb->shape[2] < MIN_THUMB)
             rc = fu_fail(FU_E_INPUT, "%s: thumbnail is %lldx%lld; below %dx%d it holds too little of a face (the search would invent one)",
                          jobs[i].input, (long long)jobs[i].thumb->shape[3], (long long)jobs[i].thumb->shape[2], MIN_THUMB, MIN_THUMB);
-        if (rc == FU_OK && check_content) rc = fu_search_check_content(jobs[i].thumb, jobs[i].input);
+        if (rc == FU_OK && !o->no_face_check) rc = fu_search_check_content(jobs[i].thumb, jobs[i].input);
         if (rc == FU_OK) usable++;
         else job_failed(&jobs[i], rc);
     }
+    photo_thumbs_close(&photos);
     return usable;
 }
 
@@ -601,7 +624,13 @@ static int merge_ranks(const fu_dist *dist, cJSON *root, int n_jobs, int *worst)
 
 static const char usage_text[] = "THUMB... [-o OUT] [--generator FILE] [--loss STR] [flags]\n"
     "Finds faces whose bicubic downscale matches each thumbnail (PULSE-style latent search).\n"
-    "THUMB: PNG/JPEG files or directories; several inputs or a directory need -o DIR.";
+    "THUMB: PNG/JPEG files or directories; several inputs or a directory need -o DIR.\n"
+    "A thumbnail is an FFHQ-aligned face (StyleGAN's framing: eyes level, face centred) whose side is the\n"
+    "generator's divided by a power of two, at least 8x8. To make one from a photo:\n"
+    "  " ALIGN_HINT "   (a 16x16 thumbnail)\n"
+    "An input larger than any thumbnail (or any input with --from-photo) is taken as a photo and turned into\n"
+    "that 16x16 thumbnail first (this needs the model cache: tools/fetch-models.sh).\n"
+    "-o: a .png or .jpg file, or a folder (an existing one, or a path ending in '/').";
 
 int cmd_upscale(int argc, char **argv) {
     options o = {.loss = "100*L2+0.05*GEOCROSS", .schedule = "linear1cycledrop", .noise = "trainable",
@@ -628,6 +657,7 @@ int cmd_upscale(int argc, char **argv) {
         {"--attr", ARG_STRING, &o.attr, 0, 0, "NAME=0|1[,NAME=0|1...] (CelebA names): adds 1*ATTR_k_IS_v each"},
         {"--save-intermediate", ARG_FLAG, &o.save_intermediate, 0, 0, "save the best image so far at every step"},
         {"--sheet", ARG_STRING, &o.sheet, 0, 0, "comparison sheet PNG: nearest | bicubic | results | reference, a row per thumbnail"},
+        {"--from-photo", ARG_FLAG, &o.from_photo, 0, 0, "inputs are photos: each face is detected, FFHQ-aligned and downscaled to 16x16 first (automatic for inputs larger than any thumbnail)"},
         {"--no-face-check", ARG_FLAG, &o.no_face_check, 0, 0, "upscale thumbnails that are flat or look like noise (refused by default)"},
         {"--json", ARG_FLAG, &o.json, 0, 0, "print results as JSON on stdout"},
         {"--overwrite", ARG_FLAG, &o.overwrite, 0, 0, "redo thumbnails whose output exists"},
@@ -663,7 +693,7 @@ int cmd_upscale(int argc, char **argv) {
     if (rc == FU_OK) rc = check_collisions(jobs, n_jobs, o.sheet, o.identity);
     char gen_path[PATH_CAP];
     if (rc == FU_OK) rc = open_generator(&o, &gen, gen_path);
-    int usable = rc == FU_OK ? load_thumbnails(jobs, n_jobs, gen, !o.no_face_check) : 0;
+    int usable = rc == FU_OK ? load_thumbnails(jobs, n_jobs, gen, &o) : 0;
     if (rc == FU_OK) rc = guide_flags_resolve(&o.guide);
     if (rc == FU_OK && usable) rc = upscale_face_open(&uf, &o.guide, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL, gen->resolution);
     if (rc == FU_OK && uf.active) rc = fu_face_guides_set_jitter(&uf.g.fg, o.face_jitter);
