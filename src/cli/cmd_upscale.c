@@ -444,25 +444,35 @@ static cJSON *run_json(const options *o, const fu_generator *gen, const char *ge
 
 /* ---------------------------------------------------------------- sheet */
 
-/* Labels in the top-left corner of each cell: the method, the seed and its downscale L2, and
- * "reference" over the last cell when the row has one. */
-static void label_row(fu_tensor *row, const fu_search_result *r, int n_seeds, int has_reference, int R) {
-    int scale = R >= 256 ? R / 128 : 1, pad = 2 * scale, line = 7 * scale;
-    fu_draw_text(row, pad, pad, scale, "nearest");
-    fu_draw_text(row, R + pad, pad, scale, "bicubic");
+/* Draws text on line `line` of cell `cell` of a sheet row of R x R cells, cut to the cell's width. */
+static void cell_text(fu_tensor *row, int cell, int line, int R, const char *text) {
+    int scale = R >= 256 ? R / 128 : 1, pad = 2 * scale;
+    int fits = (R - 2 * pad) / fu_text_width("x", scale);
+    char cut[64];
+    snprintf(cut, sizeof cut, "%.*s", fits < 63 ? fits : 63, text);
+    fu_draw_text(row, cell * R + pad, pad + line * 7 * scale, scale, cut);
+}
+
+/* Labels in the top-left corner of each cell: the method and the thumbnail's file name, the seed
+ * (the chosen one marked "best") and its downscale L2, and "reference" over the last cell when
+ * the row has one. */
+static void label_row(fu_tensor *row, const char *stem, const fu_search_result *r, int n_seeds, int best, int has_reference, int R) {
+    cell_text(row, 0, 0, R, "nearest");
+    cell_text(row, 0, 1, R, stem);
+    cell_text(row, 1, 0, R, "bicubic");
     for (int k = 0; k < n_seeds; k++) {
         char top[32], bottom[32];
-        snprintf(top, sizeof top, "seed %llu%s", (unsigned long long)r[k].seed, r[k].status == FU_OK ? "" : " fail");
+        snprintf(top, sizeof top, "seed %llu%s", (unsigned long long)r[k].seed, r[k].status != FU_OK ? " fail" : n_seeds > 1 && k == best ? " best" : "");
         snprintf(bottom, sizeof bottom, "L2 %.5f", (double)final_wave(&r[k])->l2);
-        fu_draw_text(row, (k + 2) * R + pad, pad, scale, top);
-        fu_draw_text(row, (k + 2) * R + pad, pad + line, scale, bottom);
+        cell_text(row, k + 2, 0, R, top);
+        cell_text(row, k + 2, 1, R, bottom);
     }
-    if (has_reference) fu_draw_text(row, (n_seeds + 2) * R + pad, pad, scale, "reference");
+    if (has_reference) cell_text(row, n_seeds + 2, 0, R, "reference");
 }
 
 /* Row of the sheet: thumbnail nearest | thumbnail bicubic | each seed's image | the reference
  * face (--identity, may be NULL), [1,3,R,(2+n+1)R], labelled. */
-static fu_tensor *sheet_row(const job *j, const fu_search_result *r, int n, fu_tensor *reference, int R) {
+static fu_tensor *sheet_row(const job *j, const fu_search_result *r, int n, int best, fu_tensor *reference, int R) {
     fu_graph *g = fu_graph_new();
     fu_tensor *cells[2 + 64 + 1];
     int f = R / (int)j->thumb->shape[2], n_seeds = n < 64 ? n : 64, n_cells = 2 + n_seeds;
@@ -472,7 +482,7 @@ static fu_tensor *sheet_row(const job *j, const fu_search_result *r, int n, fu_t
     if (reference) cells[n_cells++] = reference;
     fu_tensor *row = fu_concat(g, cells, n_cells, 3), *copy = row ? fu_tensor_clone(row) : NULL;
     fu_graph_free(g);
-    if (copy) label_row(copy, r, n_seeds, reference != NULL, R);
+    if (copy) label_row(copy, j->stem, r, n_seeds, best, reference != NULL, R);
     return copy;
 }
 
@@ -531,7 +541,7 @@ static int upscale_one(const options *o, const fu_generator *gen, fu_search_conf
     if (rc == FU_OK) {
         int best = best_seed(r, o->seeds);
         rc = save_results(j, r, o->seeds, best);
-        if (rc == FU_OK && o->sheet && !(*sheet_row_out = sheet_row(j, r, o->seeds, uf->reference, gen->resolution))) rc = FU_E_INTERNAL;
+        if (rc == FU_OK && o->sheet && !(*sheet_row_out = sheet_row(j, r, o->seeds, best, uf->reference, gen->resolution))) rc = FU_E_INTERNAL;
         cJSON *jj = job_json(j, cfg, r, o->seeds, best);
         char loss[1024];
         cJSON_AddStringToObject(jj, "loss", fu_loss_spec_string(&cfg->loss, loss, sizeof loss));   /* with --race keep, this thumbnail's RACE_IS_k */
