@@ -131,6 +131,7 @@ TEST(cli_eval_upscale_end_to_end_and_resume) {
     CHECK(num(faces, "lfw") == 1 && num(faces, "celeba") == 1);
     CHECK(num(utk, "white") == 1 && num(utk, "black") == 1 && num(utk, "other") == 1);
     CHECK(num(j, "steps") == 2 && cJSON_GetArraySize(cJSON_GetObjectItem(j, "factors")) == 2);
+    CHECK(strstr(out, "\"eps\":\t0.002,") != NULL);   /* not 0.0020000000949949026 */
     for (int f = 4; f <= 8; f += 4) {
         const cJSON *pulse = row(j, f, "pulse", "lfw"), *id = row(j, f, "identity", "lfw"), *bic = row(j, f, "bicubic", "utkface");
         REQUIRE(pulse && id && bic);
@@ -150,9 +151,11 @@ TEST(cli_eval_upscale_end_to_end_and_resume) {
     CHECK(num(cJSON_GetObjectItem(judges, "faceres"), "accuracy") >= 0 && num(cJSON_GetObjectItem(judges, "gear"), "accuracy") >= 0);
     cJSON_Delete(j);
 
-    /* The report's images are relative paths that exist. */
+    /* The report's images are relative paths that exist; its tables have readable column names
+     * and a legend, not raw JSON. */
     snprintf(path, sizeof path, "%s/report.html", o);
     REQUIRE(read_text(path, out, sizeof out));
+    CHECK(strstr(out, "race_label") && strstr(out, "smile_label: that matches") && !strstr(out, "race=o") && !strstr(out, "{\""));
     const char *rel[] = {"x4/pulse/lfw-0001.png", "x8/race/utk-black-0001.png", "faces/lfw-0001/ref.png", "faces/celeba-009001/thumb8.png"};
     for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", o, rel[i]);

@@ -582,3 +582,19 @@ TEST(cli_upscale_takes_a_photo_and_says_how_to_make_thumbnails) {
     snprintf(args, sizeof args, "upscale %s -o %s/grey_up.png --from-photo --quiet", grey, fu_test_tmpdir());
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "no face found") && count_newlines(err) == 1);
 }
+
+/* A sheet label cut to its cell: "HAPPY 1.00 NO EPS" ran into the next cell of eval upscale's sheet. */
+TEST(sheet_text_cut_stays_in_its_cell) {
+    fu_tensor *img = fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)12, (int64_t)80);
+    REQUIRE(img);
+    fu_draw_text_cut(img, 2, 2, 1, 20, "happy 1.00 no eps");   /* a 20-pixel cell holds 5 characters */
+    int outside = 0, inside = 0;
+    for (int64_t y = 0; y < 12; y++)
+        for (int64_t x = 0; x < 80; x++) {
+            float v = img->data[y * 80 + x];
+            if (v != 0 && x < 2 + 20 + 1) inside++;
+            else if (v != 0) outside++;
+        }
+    CHECK(inside > 0 && outside == 0);
+    fu_tensor_free(img);
+}

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include "args.h"
+#include "json_out.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/ops.h"
@@ -611,7 +612,7 @@ static cJSON *summary_json(const options *o, const face *faces, int n_faces, cJS
     cJSON_AddNumberToObject(root, "steps", o->steps);
     cJSON_AddNumberToObject(root, "face_jitter", o->face_jitter);
     cJSON_AddNumberToObject(root, "seeds", o->seeds);
-    cJSON_AddNumberToObject(root, "eps", fu_search_defaults().eps);
+    cJSON_AddNumberToObject(root, "eps", json_float(fu_search_defaults().eps));
     for (int k = 0; k < o->n_factors; k++) {
         cJSON *f = cJSON_CreateObject();
         cJSON_AddNumberToObject(f, "factor", o->factor[k].factor);

@@ -368,18 +368,6 @@ static int save_results(const job *j, const fu_search_result *r, int n, int best
 
 /* ---------------------------------------------------------------- JSON */
 
-/* A float as the shortest decimal that reads back to it, so JSON shows 0.002, not 0.0020000000949949026. */
-static double json_float(float v) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.9g", (double)v);
-    for (int prec = 6; prec < 9; prec++) {
-        char shorter[32];
-        snprintf(shorter, sizeof shorter, "%.*g", prec, (double)v);
-        if (strtof(shorter, NULL) == v) return strtod(shorter, NULL);
-    }
-    return strtod(buf, NULL);
-}
-
 static cJSON *wave_json(const fu_search_wave *w, const fu_loss_spec *spec) {
     cJSON *o = cJSON_CreateObject(), *terms = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "met_eps", w->status == FU_OK);
@@ -447,10 +435,7 @@ static cJSON *run_json(const options *o, const fu_generator *gen, const char *ge
 /* Draws text on line `line` of cell `cell` of a sheet row of R x R cells, cut to the cell's width. */
 static void cell_text(fu_tensor *row, int cell, int line, int R, const char *text) {
     int scale = R >= 256 ? R / 128 : 1, pad = 2 * scale;
-    int fits = (R - 2 * pad) / fu_text_width("x", scale);
-    char cut[64];
-    snprintf(cut, sizeof cut, "%.*s", fits < 63 ? fits : 63, text);
-    fu_draw_text(row, cell * R + pad, pad + line * 7 * scale, scale, cut);
+    fu_draw_text_cut(row, cell * R + pad, pad + line * 7 * scale, scale, R - 2 * pad, text);
 }
 
 /* Labels in the top-left corner of each cell: the method and the thumbnail's file name, the seed

@@ -3,6 +3,18 @@
 #include <stdlib.h>
 #include "faceup.h"
 
+/* A float as the shortest decimal that reads back to it, so JSON shows 0.002, not 0.0020000000949949026. */
+double json_float(float v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.9g", (double)v);
+    for (int prec = 6; prec < 9; prec++) {
+        char shorter[32];
+        snprintf(shorter, sizeof shorter, "%.*g", prec, (double)v);
+        if (strtof(shorter, NULL) == v) return strtod(shorter, NULL);
+    }
+    return strtod(buf, NULL);
+}
+
 void print_json(const cJSON *report) {
     char *text = cJSON_Print(report);
     if (text) printf("%s\n", text);

@@ -5,6 +5,8 @@
 #include <cjson/cJSON.h>
 #include "face/pipeline.h"
 
+/* A float as the shortest decimal that reads back to it, so JSON shows 0.002, not 0.0020000000949949026. */
+double json_float(float v);
 /* Prints the report, indented, and a newline. */
 void print_json(const cJSON *report);
 /* {"status": "error", "error": message}. */

@@ -7,6 +7,7 @@
  *   ### */
 #include "eval/text.h"
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 static unsigned glyph(char c) {
@@ -38,6 +39,13 @@ static void put_pixel(fu_tensor *img, int64_t x, int64_t y, float v) {
 static void fill_rect(fu_tensor *img, int x0, int y0, int w, int h, float v) {
     for (int y = y0; y < y0 + h; y++)
         for (int x = x0; x < x0 + w; x++) put_pixel(img, x, y, v);
+}
+
+void fu_draw_text_cut(fu_tensor *img, int x, int y, int scale, int max_width, const char *text) {
+    char cut[128];
+    int fits = scale > 0 ? (max_width + scale) / (4 * scale) : 0;
+    snprintf(cut, sizeof cut, "%.*s", fits < 127 ? (fits > 0 ? fits : 0) : 127, text);
+    fu_draw_text(img, x, y, scale, cut);
 }
 
 void fu_draw_text(fu_tensor *img, int x, int y, int scale, const char *text) {

@@ -219,16 +219,29 @@ static void cell(FILE *f, const cJSON *row, const char *key, int width, int prec
     else fprintf(f, " %*s", width, "-");
 }
 
+/* Nested objects as "path.to.key: value" lines (readable in the text report and the HTML's <pre>). */
+static void print_flat(FILE *f, const cJSON *o, const char *prefix) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, o) {
+        char path[256];
+        snprintf(path, sizeof path, "%s%s%s", prefix, cJSON_IsArray(o) ? "" : c->string ? c->string : "", cJSON_IsObject(c) || cJSON_IsArray(c) ? "." : "");
+        if (cJSON_IsObject(c) || cJSON_IsArray(c)) print_flat(f, c, path);
+        else if (cJSON_IsNumber(c)) fprintf(f, "%s: %.4g\n", path, c->valuedouble);
+        else if (cJSON_IsString(c)) fprintf(f, "%s: %s\n", path, c->valuestring);
+        else fprintf(f, "%s: %s\n", path, cJSON_IsTrue(c) ? "true" : cJSON_IsFalse(c) ? "false" : "null");
+    }
+}
+
 void fu_eu_print_tables(const cJSON *tables, FILE *f) {
-    fprintf(f, "%-3s %-9s %-8s %5s %7s %8s %6s %7s %6s %6s %7s %6s %6s %6s %6s\n", "x", "method", "set", "faces", "met_eps", "L2",
-            "in_eps", "id_cos", "race=o", "race=l", "p_happy", "smile", "sm=lab", "attr", "sec");
+    fprintf(f, "%-3s %-9s %-8s %5s %7s %8s %6s %7s %9s %10s %7s %7s %11s %6s %6s\n", "x", "method", "set", "faces", "met_eps", "L2",
+            "in_eps", "id_cos", "race_orig", "race_label", "p_happy", "smiling", "smile_label", "attr", "sec");
     const cJSON *r;
     cJSON_ArrayForEach(r, cJSON_GetObjectItem(tables, "table")) {
         fprintf(f, "%-3d %-9s %-8s %5d", cJSON_GetObjectItem(r, "factor")->valueint, cJSON_GetObjectItem(r, "method")->valuestring,
                 cJSON_GetObjectItem(r, "set")->valuestring, cJSON_GetObjectItem(r, "faces")->valueint);
         cell(f, r, "search_met_eps", 7, 2), cell(f, r, "l2_mean", 8, 5), cell(f, r, "l2_within_eps", 6, 2);
-        cell(f, r, "identity_cosine", 7, 4), cell(f, r, "race_agrees_with_original", 6, 2), cell(f, r, "race_matches_label", 6, 2);
-        cell(f, r, "p_happy_mean", 7, 3), cell(f, r, "smiling_rate", 6, 2), cell(f, r, "smiling_matches_label", 6, 2);
+        cell(f, r, "identity_cosine", 7, 4), cell(f, r, "race_agrees_with_original", 9, 2), cell(f, r, "race_matches_label", 10, 2);
+        cell(f, r, "p_happy_mean", 7, 3), cell(f, r, "smiling_rate", 7, 2), cell(f, r, "smiling_matches_label", 11, 2);
         cell(f, r, "attribute_success", 6, 2), cell(f, r, "seconds_mean", 6, 1);
         fputc('\n', f);
     }
@@ -241,11 +254,13 @@ void fu_eu_print_tables(const cJSON *tables, FILE *f) {
             fprintf(f, "  %s %.2f (%d)", c->string, cJSON_GetObjectItem(c, "matches_label")->valuedouble, cJSON_GetObjectItem(c, "faces")->valueint);
         fputc('\n', f);
     }
-    char *orig = cJSON_PrintUnformatted(cJSON_GetObjectItem(tables, "originals"));
-    char *targets = cJSON_PrintUnformatted(cJSON_GetObjectItem(tables, "targets"));
-    fprintf(f, "\njudges on the originals: %s\ntargets: %s\n", orig ? orig : "?", targets ? targets : "?");
-    free(orig);
-    free(targets);
+    fprintf(f, "\nmet_eps: share of searches that met eps; in_eps: share of results whose L2 is within eps; id_cos: faceres\n"
+               "cosine to the original; race_orig: judged race equals the original's; race_label: equals the UTKFace\n"
+               "label; smiling: judged P(happy) > 0.5; smile_label: that matches the CelebA label; attr: attribute\n"
+               "goals met; sec: seconds per search.\n\njudges on the originals:\n");
+    print_flat(f, cJSON_GetObjectItem(tables, "originals"), "  ");
+    fprintf(f, "targets:\n");
+    print_flat(f, cJSON_GetObjectItem(tables, "targets"), "  ");
 }
 
 /* ---------------------------------------------------------------- HTML */
@@ -339,7 +354,13 @@ static void result_caption(const fu_eu_result *r, const fu_eu_face *f, char *buf
     if (f->set == FU_EU_UTK) snprintf(buf, n, "%s%s", fu_eu_race_name(r->judged.race), r->judged.race == f->race ? " ok" : "");
     else if (f->set == FU_EU_LFW) snprintf(buf, n, "cos %.2f", (double)r->judged.cosine);
     else snprintf(buf, n, "happy %.2f", (double)r->judged.p_happy);
-    if (!r->met_eps && strlen(buf) + 7 < n) strcat(buf, " no eps");
+}
+
+/* A caption on a cell's bottom line, cut to the cell; "no eps" on the line above it. */
+static void draw_caption(fu_tensor *sheet, int x, int y, int cell, const char *caption, int met_eps) {
+    int pad = SHEET_TEXT, line = 7 * SHEET_TEXT;
+    fu_draw_text_cut(sheet, x + pad, y + cell - 6 * SHEET_TEXT, SHEET_TEXT, cell - 2 * pad, caption);
+    if (!met_eps) fu_draw_text(sheet, x + pad, y + cell - 6 * SHEET_TEXT - line, SHEET_TEXT, "no eps");
 }
 
 /* The sheet's rows: indices of the faces shown for factor k, in run order. */
@@ -366,12 +387,12 @@ static void sheet_row(fu_tensor *sheet, const fu_eu_run *run, const char *dir, i
         snprintf(path, sizeof path, "%s/x%d/%s/%s.png", dir, fac, fu_eu_method_name(m), f->id);
         blit_file(sheet, path, x, y, cell);
         result_caption(r, f, label, sizeof label);
-        fu_draw_text(sheet, x + pad, y + cell - 6 * SHEET_TEXT, SHEET_TEXT, label);
+        draw_caption(sheet, x, y, cell, label, r->met_eps);
     }
     x += cell;
     snprintf(path, sizeof path, "%s/faces/%s/hr.png", dir, f->id);
     blit_file(sheet, path, x, y, cell);
-    if (f->smiling >= 0) fu_draw_text(sheet, x + pad, y + cell - 6 * SHEET_TEXT, SHEET_TEXT, f->smiling ? "smiling" : "not smiling");
+    if (f->smiling >= 0) draw_caption(sheet, x, y, cell, f->smiling ? "smiling" : "not smiling", 1);
     if (f->set != FU_EU_LFW) return;
     snprintf(path, sizeof path, "%s/faces/%s/ref.png", dir, f->id);
     blit_file(sheet, path, x + cell, y, cell);
