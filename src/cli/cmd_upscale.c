@@ -188,38 +188,39 @@ static int check_collisions(const job *jobs, int n, const char *sheet, const cha
     return rc;
 }
 
-/* A thumbnail that cannot be used: one stderr line now, an error record in the JSON later. */
-static void job_failed(job *j, int rc) {
+/* A thumbnail that cannot be used: one stderr line now (from the rank that owns it, under mpirun),
+ * an error record in the JSON later. */
+static void job_failed(job *j, int rc, int report) {
     const char *why = fu_last_error();
     j->status = exit_status(rc ? rc : FU_E_INPUT);
     if (strstr(why, j->input)) snprintf(j->error, sizeof j->error, "%s", why);
     else snprintf(j->error, sizeof j->error, "%s: %s", j->input, why);
-    fprintf(stderr, "faceup upscale: %s\n", j->error);
+    if (report) fprintf(stderr, "faceup upscale: %s\n", j->error);
 }
 
 /* An input larger than any thumbnail the generator takes is a photo, as is any with --from-photo:
  * it is replaced by its face's thumbnail, and the user is told. */
-static int photo_input(job *j, const fu_generator *gen, int from_photo, photo_thumbs *photos) {
+static int photo_input(job *j, const fu_generator *gen, int from_photo, photo_thumbs *photos, int report) {
     int64_t h = j->thumb->shape[2], w = j->thumb->shape[3];
     if (!from_photo && (h <= gen->resolution / 2 || w <= gen->resolution / 2)) return FU_OK;
     fu_tensor *thumb = photo_to_thumbnail(photos, j->thumb, j->input, PHOTO_THUMB_SIDE);
     if (!thumb) return fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
     fu_tensor_free(j->thumb);
     j->thumb = thumb;
-    fprintf(stderr, "faceup upscale: %s: a %lldx%lld photo: its face, FFHQ-aligned and downscaled to %dx%d, is the thumbnail "
+    if (report) fprintf(stderr, "faceup upscale: %s: a %lldx%lld photo: its face, FFHQ-aligned and downscaled to %dx%d, is the thumbnail "
                     "(as '%s' would make it)\n", j->input, (long long)w, (long long)h, PHOTO_THUMB_SIDE, PHOTO_THUMB_SIDE, ALIGN_HINT);
     return FU_OK;
 }
 
 /* Loads and checks every thumbnail before anything is written; a bad one is set aside (job_failed).
  * Returns how many can be upscaled. */
-static int load_thumbnails(job *jobs, int n, const fu_generator *gen, const options *o) {
+static int load_thumbnails(job *jobs, int n, const fu_generator *gen, const options *o, const fu_dist *dist) {
     int usable = 0;
     photo_thumbs photos = {0};
     for (int i = 0; i < n; i++) {
-        int factor, rc;
+        int factor, rc, mine = i % dist->size == dist->rank;   /* under mpirun, the rank that reports it */
         if (!(jobs[i].thumb = fu_image_load(jobs[i].input))) rc = fu_last_code() ? fu_last_code() : FU_E_INPUT;
-        else rc = photo_input(&jobs[i], gen, o->from_photo, &photos);
+        else rc = photo_input(&jobs[i], gen, o->from_photo, &photos, mine);
         if (rc == FU_OK && (rc = fu_search_check_thumbnail(gen, jobs[i].thumb, jobs[i].input, &factor)) != FU_OK) {
             char why[512];
             snprintf(why, sizeof why, "%s", fu_last_error());
@@ -230,7 +231,7 @@ static int load_thumbnails(job *jobs, int n, const fu_generator *gen, const opti
                          jobs[i].input, (long long)jobs[i].thumb->shape[3], (long long)jobs[i].thumb->shape[2], MIN_THUMB, MIN_THUMB);
         if (rc == FU_OK && !o->no_face_check) rc = fu_search_check_content(jobs[i].thumb, jobs[i].input);
         if (rc == FU_OK) usable++;
-        else job_failed(&jobs[i], rc);
+        else job_failed(&jobs[i], rc, mine);
     }
     photo_thumbs_close(&photos);
     return usable;
@@ -688,7 +689,7 @@ int cmd_upscale(int argc, char **argv) {
     if (rc == FU_OK) rc = check_collisions(jobs, n_jobs, o.sheet, o.identity);
     char gen_path[PATH_CAP];
     if (rc == FU_OK) rc = open_generator(&o, &gen, gen_path);
-    int usable = rc == FU_OK ? load_thumbnails(jobs, n_jobs, gen, &o) : 0;
+    int usable = rc == FU_OK ? load_thumbnails(jobs, n_jobs, gen, &o, &dist) : 0;
     if (rc == FU_OK) rc = guide_flags_resolve(&o.guide);
     if (rc == FU_OK && usable) rc = upscale_face_open(&uf, &o.guide, o.identity, &cfg.loss, cfg.has_loss2 ? &cfg.loss2 : NULL, gen->resolution);
     if (rc == FU_OK && uf.active) rc = fu_face_guides_set_jitter(&uf.g.fg, o.face_jitter);
