@@ -378,8 +378,10 @@ TEST(search_check_content_passes_faces_refuses_flat_and_noise) {
            (double)FU_THUMB_MAX_ROUGHNESS);
 }
 
-/* A tiny VAE (16x16 images) and flat 8x8 thumbnails: upscale's file handling without ../shared. */
-static void tiny_setup(const char *dir, char *model, size_t cap) {
+/* A tiny VAE (16x16 images) and flat 8x8 thumbnails: upscale's file handling without ../shared.
+ * Makes the folder TMP/name (into dir) holding the model (path into model). */
+static void tiny_setup(const char *name, char *dir, size_t dir_cap, char *model, size_t cap) {
+    snprintf(dir, dir_cap, "%s/%s", fu_test_tmpdir(), name);
     mkdir(dir, 0777);
     snprintf(model, cap, "%s/tiny_vae.safetensors", dir);
     fu_vae_config cfg = {.size = 16, .channels = 4, .latent = 8};
@@ -413,8 +415,7 @@ static int lines_containing(const char *text, const char *needle) {
 TEST(cli_upscale_folder_run_reports_bad_files_and_goes_on) {
     if (!bin_or_skip()) SKIP("faceup binary not built");
     char dir[512], in[600], od[600], model[700], path[1024];
-    snprintf(dir, sizeof dir, "%s/fold", fu_test_tmpdir());
-    tiny_setup(dir, model, sizeof model);
+    tiny_setup("fold", dir, sizeof dir, model, sizeof model);
     snprintf(in, sizeof in, "%s/in", dir);
     snprintf(od, sizeof od, "%s/out", dir);
     mkdir(in, 0777);
@@ -457,8 +458,7 @@ TEST(cli_upscale_folder_run_reports_bad_files_and_goes_on) {
 TEST(cli_upscale_rerun_after_no_solution_searches_again) {
     if (!bin_or_skip()) SKIP("faceup binary not built");
     char dir[512], thumb[600], model[700], o[600], path[1024];
-    snprintf(dir, sizeof dir, "%s/rerun", fu_test_tmpdir());
-    tiny_setup(dir, model, sizeof model);
+    tiny_setup("rerun", dir, sizeof dir, model, sizeof model);
     snprintf(thumb, sizeof thumb, "%s/t.png", dir);
     REQUIRE(write_flat(thumb, 8, 0.4f) == FU_OK);
     snprintf(o, sizeof o, "%s/r.png", dir);
@@ -486,8 +486,7 @@ TEST(cli_upscale_rerun_after_no_solution_searches_again) {
 TEST(cli_upscale_output_path_rule) {
     if (!bin_or_skip()) SKIP("faceup binary not built");
     char dir[512], thumb[600], model[700], path[1024];
-    snprintf(dir, sizeof dir, "%s/orule", fu_test_tmpdir());
-    tiny_setup(dir, model, sizeof model);
+    tiny_setup("orule", dir, sizeof dir, model, sizeof model);
     snprintf(thumb, sizeof thumb, "%s/t.png", dir);
     REQUIRE(write_flat(thumb, 8, 0.4f) == FU_OK);
     snprintf(path, sizeof path, "%s/existing", dir);
