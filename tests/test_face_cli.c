@@ -164,7 +164,8 @@ TEST(cli_missing_models_say_fetch_models_and_eval_lfw_honours_faceup_shared) {
     const char *shared = getenv("FACEUP_SHARED");
     snprintf(keep, sizeof keep, "%s", shared ? shared : "");
     setenv("FACEUP_SHARED", "/nonexistent/shared", 1);
-    CHECK(faceup("eval lfw --pairs 20 --no-cache --quiet") == FU_E_INPUT && strstr(err, "/nonexistent/shared/data/lfw"));
+    CHECK(faceup("eval lfw --pairs 20 --no-cache --quiet --json") == FU_E_INPUT && strstr(err, "/nonexistent/shared/data/lfw"));
+    CHECK(strstr(out, "\"status\":\t\"error\"") != NULL);   /* --json: an error object */
     if (*keep) setenv("FACEUP_SHARED", keep, 1);
     else unsetenv("FACEUP_SHARED");
 }

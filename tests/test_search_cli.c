@@ -527,6 +527,13 @@ TEST(cli_upscale_output_path_rule) {
     snprintf(path, sizeof path, "%s/ok.png", dir);
     CHECK(!file_exists(path));
     CHECK(count_prefixed(dir, "s.") == 0);
+    /* --json on exit 2 still prints JSON: the error object */
+    snprintf(args, sizeof args, "upscale %s -o %s/x.gif --generator %s --json", thumb, dir, model);
+    CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);
+    cJSON *j = cJSON_Parse(out);
+    const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")), *msg = cJSON_GetStringValue(cJSON_GetObjectItem(j, "error"));
+    CHECK(st && !strcmp(st, "error") && msg && strstr(msg, "x.gif"));
+    cJSON_Delete(j);
 }
 
 /* --race keep: the JSON's loss (top level and per result) names the RACE_IS_k the search used,

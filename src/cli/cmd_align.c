@@ -166,8 +166,7 @@ int cmd_align(int argc, char **argv) {
     int rc = outs ? plan_outputs(out, inputs, n, outs) : fu_fail(FU_E_INTERNAL, "out of memory");
     if (rc == FU_OK) rc = load_models(&a, det_path, sp_path);
     if (rc != FU_OK) {
-        fprintf(stderr, "faceup align: %s\n", fu_last_error());
-        if (json) print_json_error(fu_last_error());
+        report_failure("align", json);
         free(outs);
         fu_face_detector_free(a.det);
         fu_shape_predictor_free(a.sp);

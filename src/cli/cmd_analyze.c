@@ -113,8 +113,7 @@ int cmd_analyze(int argc, char **argv) {
     fu_face_file_result *res = calloc((size_t)n, sizeof *res);
     int rc = outs[0] && outs[1] && res ? FU_OK : fu_fail(FU_E_INTERNAL, "out of memory");
     if (rc == FU_OK) rc = analyze_files(inputs, n, !no_detect, batch, quiet, outs, res);
-    if (rc != FU_OK) fprintf(stderr, "faceup analyze: %s\n", fu_last_error());
-    if (rc != FU_OK && json) print_json_error(fu_last_error());
+    if (rc != FU_OK) report_failure("analyze", json);
     else rc = report(inputs, n, json, outs, res);
     free(outs[0]);
     free(outs[1]);

@@ -116,8 +116,7 @@ int cmd_embed(int argc, char **argv) {
     float *vec = NULL;
     fu_face_file_result *res = NULL;
     int dim = 0, rc = embed_files(&o, inputs, n, &vec, &dim, &res), worst = FU_OK;
-    if (rc != FU_OK) fprintf(stderr, "faceup embed: %s\n", fu_last_error());
-    if (rc != FU_OK && o.json) print_json_error(fu_last_error());
+    if (rc != FU_OK) report_failure("embed", o.json);
     for (int i = 0; rc == FU_OK && i < n; i++)
         if (res[i].status != FU_OK) {
             fprintf(stderr, "faceup embed: %s\n", res[i].error);
@@ -218,8 +217,7 @@ int cmd_compare(int argc, char **argv) {
     float *vec = NULL;
     fu_face_file_result *res = NULL;
     int dim = 0, rc = embed_files(&o, inputs, 2, &vec, &dim, &res);
-    if (rc != FU_OK) fprintf(stderr, "faceup compare: %s\n", fu_last_error());
-    if (rc != FU_OK && o.json) print_json_error(fu_last_error());
+    if (rc != FU_OK) report_failure("compare", o.json);
     for (int i = 0; rc == FU_OK && i < 2; i++)
         if (res[i].status != FU_OK) {
             fprintf(stderr, "faceup compare: %s\n", res[i].error);

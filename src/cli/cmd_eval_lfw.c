@@ -15,6 +15,7 @@
 #include "eval/plot.h"
 #include "faceup.h"
 #include "io/fileutil.h"
+#include "json_out.h"
 #include "progress.h"
 #include "train/never_lfw.h"
 
@@ -233,7 +234,7 @@ int cmd_eval_lfw(int argc, char **argv) {
     if (rc == FU_OK) rc = score_all(&run);
     if (rc == FU_OK) rc = write_outputs(&o, &run);
     if (rc == FU_OK) report(&o, &run);
-    else fprintf(stderr, "faceup eval lfw: %s\n", fu_last_error());
+    else report_failure("eval lfw", o.json);
     run_free(&run);
     return rc == FU_OK ? FU_OK : rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT;
 }

@@ -820,7 +820,7 @@ int cmd_eval_upscale(int argc, char **argv) {
         rc = fu_fail(FU_E_INTERNAL, "out of memory");
     if (rc == FU_OK) rc = run_all(&o, &n, faces, n_faces, results);
     if (rc == FU_OK) { rc = report(&o, faces, n_faces, results, n.gen->resolution, skipped); skipped = NULL; }
-    if (rc != FU_OK) fprintf(stderr, "faceup eval upscale: %s\n", fu_last_error());
+    if (rc != FU_OK) report_failure("eval upscale", o.json);
     cJSON_Delete(skipped);
     for (int i = 0; faces && i < n_faces; i++) fu_tensor_free(faces[i].hr);
     free(faces);

@@ -707,8 +707,7 @@ int cmd_upscale(int argc, char **argv) {
         cJSON_AddStringToObject(root, "status", worst == FU_OK ? "ok" : worst == FU_E_NO_SOLUTION ? "no_solution" : "error");
         if (o.json && dist.rank == 0) print_json(root);
     } else if (own_rc != FU_OK || dist.rank == 0) {
-        fprintf(stderr, "faceup upscale: %s\n", fu_last_error());
-        if (o.json && dist.rank == 0) print_json_error(fu_last_error());
+        report_failure("upscale", o.json && dist.rank == 0);
     }
     cJSON_Delete(root);
     fu_dist_finalize();

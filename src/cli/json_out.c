@@ -1,6 +1,7 @@
 #include "json_out.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include "core/error.h"
 #include "faceup.h"
 
 /* A float as the shortest decimal that reads back to it, so JSON shows 0.002, not 0.0020000000949949026. */
@@ -19,6 +20,11 @@ void print_json(const cJSON *report) {
     char *text = cJSON_Print(report);
     if (text) printf("%s\n", text);
     free(text);
+}
+
+void report_failure(const char *cmd, int json) {
+    fprintf(stderr, "faceup %s: %s\n", cmd, fu_last_error());
+    if (json) print_json_error(fu_last_error());
 }
 
 cJSON *face_file_json(const char *path, const fu_face_file_result *r) {

@@ -11,6 +11,8 @@ double json_float(float v);
 void print_json(const cJSON *report);
 /* {"status": "error", "error": message}. */
 void print_json_error(const char *message);
+/* A command's failure: "faceup CMD: <the last error>" on stderr, and with json the error object on stdout. */
+void report_failure(const char *cmd, int json);
 
 /* One file's record in embed/analyze: {"file", "status": "ok"|"error", and "error" or "box",
  * "score" (null without detection)}; the caller adds the rest to an "ok" record. */
