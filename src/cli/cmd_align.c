@@ -133,7 +133,7 @@ int cmd_align(int argc, char **argv) {
     int size = 0, no_detect = 0, json = 0, quiet = 0, threads = 0, downscale = 1;
     float min_score = 0.7f, iou = 0.3f;
     arg_spec specs[] = {
-        {"-o", ARG_STRING, &out, 0, 0, "output .png (one input) or directory (one IMG.png per input)"},
+        {"-o", ARG_STRING, &out, 0, 0, "output .png/.jpg (one input) or folder (existing, or ending in '/'; one IMG.png per input)"},
         {"--size", ARG_INT, &size, 8, 4096, "output side in pixels (default: ffhq 256, dlib 150, arcface 112)"},
         {"--downscale", ARG_INT, &downscale, 1, 64, "write PULSE's bicubic downscale of the crop by this power of two (e.g. --size 256 --downscale 16: a 16x16 thumbnail)"},
         {"--mode", ARG_STRING, &mode_name, 0, 0, "ffhq (default), dlib (dlib's face chip) or arcface (112 template)"},

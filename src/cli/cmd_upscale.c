@@ -632,7 +632,7 @@ int cmd_upscale(int argc, char **argv) {
     options o = {.loss = "100*L2+0.05*GEOCROSS", .schedule = "linear1cycledrop", .noise = "trainable",
                  .seeds = 1, .steps = 100, .trainable_noise = 5, .lr = 0.4f, .eps = 2e-3f};
     arg_spec specs[] = {
-        {"-o", ARG_STRING, &o.out, 0, 0, "output PNG (one thumbnail) or directory (default: STEM_up.png here)"},
+        {"-o", ARG_STRING, &o.out, 0, 0, "output .png/.jpg (one thumbnail) or folder (existing, or ending in '/'; default: STEM_up.png here)"},
         {"--generator", ARG_STRING, &o.generator, 0, 0, "generator .pt/.safetensors (default " DEFAULT_GENERATOR ")"},
         {"--gaussfit", ARG_STRING, &o.gaussfit, 0, 0, "StyleGAN v1: PULSE's gaussian_fit.pt or the mapping network"},
         {"--loss", ARG_STRING, &o.loss, 0, 0, "loss string (default 100*L2+0.05*GEOCROSS)"},
@@ -652,7 +652,7 @@ int cmd_upscale(int argc, char **argv) {
         GUIDE_FLAG_SPECS(o.guide),
         {"--attr", ARG_STRING, &o.attr, 0, 0, "NAME=0|1[,NAME=0|1...] (CelebA names): adds 1*ATTR_k_IS_v each"},
         {"--save-intermediate", ARG_FLAG, &o.save_intermediate, 0, 0, "save the best image so far at every step"},
-        {"--sheet", ARG_STRING, &o.sheet, 0, 0, "comparison sheet PNG: nearest | bicubic | results | reference, a row per thumbnail"},
+        {"--sheet", ARG_STRING, &o.sheet, 0, 0, "comparison sheet .png/.jpg: nearest | bicubic | results | reference, a row per thumbnail"},
         {"--from-photo", ARG_FLAG, &o.from_photo, 0, 0, "inputs are photos: each face is detected, FFHQ-aligned and downscaled to 16x16 first (automatic for inputs larger than any thumbnail)"},
         {"--no-face-check", ARG_FLAG, &o.no_face_check, 0, 0, "upscale thumbnails that are flat or look like noise (refused by default)"},
         {"--json", ARG_FLAG, &o.json, 0, 0, "print results as JSON on stdout"},
