@@ -306,7 +306,9 @@ static int open_new(run *r) {
     const fu_sharp_train_config *cfg = &r->cfg;
     if (!cfg->vae) return fu_fail(FU_E_INPUT, "train sharp: a new run needs the VAE to sharpen");
     fu_rng_seed(&r->rng, cfg->seed ^ 0x54a7ULL);
-    int rc = fu_vae_load(cfg->vae, &r->vae);
+    fu_safetensors *st = fu_st_open(cfg->vae);   /* a VAE, or a sharp generator whose VAE is taken */
+    int rc = st ? fu_vae_from_safetensors(st, fu_sr_present(st), &r->vae) : fu_last_code();
+    fu_st_free(st);
     if (rc == FU_OK && !r->vae->prior_mean)
         rc = fu_fail(FU_E_INPUT, "%s: the VAE has no fitted prior (faceup train prior); the stage trains on its samples", cfg->vae);
     if (rc == FU_OK && cfg->init) {

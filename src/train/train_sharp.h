@@ -43,7 +43,7 @@
 
 typedef struct fu_sharp_train_config {
     const char *out;
-    const char *vae;            /* the VAE to sharpen (a new run) */
+    const char *vae;            /* the VAE to sharpen (a new run): a VAE file or a sharp generator's */
     const char *init;           /* a new run starts from this sharp generator's stage, or NULL */
     fu_sr_config model;
     int disc_channels;
