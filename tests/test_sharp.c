@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const fu_vae_config tiny_vae = {8, 2, 4};
 static const fu_sr_config tiny_sr = {4, 1};
@@ -233,4 +234,47 @@ TEST(train_sharp_learns) {
     CHECK_MSG(l1[1] < 0.75f * l1[0], "L1 %.4f in the first 10 steps, %.4f in the last 10", l1[0], l1[1]);
     fu_faces_free(small);
     fu_faces_free(set);
+}
+
+/* The generator the search sees (prior -> decoder -> stage -> [0, 1]) against the same model
+ * rebuilt in PyTorch from its own code (tests/parity/sharp_torch.py, float64): the image and the
+ * gradient to the searched latent within 1e-4 of their largest magnitudes. */
+TEST(sharp_generator_matches_pytorch) {
+    if (access("/usr/bin/python3", X_OK) != 0 || system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0)
+        SKIP("no /usr/bin/python3 with torch (python3-torch)");
+    fu_faces *small = synthetic_face_set(8, 20);
+    char vae_path[512], model[512], io_path[512], cmd[1400];
+    snprintf(vae_path, sizeof vae_path, "%s/parity_vae.safetensors", fu_test_tmpdir());
+    snprintf(model, sizeof model, "%s/parity_sharp.safetensors", fu_test_tmpdir());
+    snprintf(io_path, sizeof io_path, "%s/parity_sharp_io.safetensors", fu_test_tmpdir());
+    tiny_vae_file(vae_path, small);
+    fu_vae *v = NULL;
+    REQUIRE(fu_vae_load(vae_path, &v) == FU_OK);
+    fu_sr_config sc = {6, 2};
+    fu_sr *s = fu_sr_new(&sc, 11);
+    fu_rng r;
+    fu_rng_seed(&r, 12);
+    for (int i = 0; i < s->n_params; i++) fu_rng_fill_normal(&r, s->params[i]->data, s->params[i]->numel, 0, 0.3f);
+    REQUIRE(fu_sharp_save(v, s, model) == FU_OK);
+    fu_generator *gen = NULL;
+    REQUIRE(fu_generator_open(model, NULL, &gen) == FU_OK);
+    fu_graph *g = fu_graph_new();
+    fu_tensor *w = randn_leaf(&r, 3, (int64_t[]){3, 1, 4}, 1), *rt = randn_leaf(&r, 4, (int64_t[]){3, 3, 16, 16}, 0);
+    fu_tensor *img = gen->build(gen, g, w, NULL, NULL);
+    fu_tensor *loss = fu_sum_all(g, fu_mul(g, img, rt));
+    REQUIRE(loss && fu_graph_backward(g, loss, NULL) == FU_OK);
+    fu_tensor *gw = fu_tensor_newv(2, (int64_t)3, (int64_t)4), *w2 = fu_tensor_newv(2, (int64_t)3, (int64_t)4);
+    memcpy(gw->data, w->grad, sizeof(float) * (size_t)w->numel);
+    memcpy(w2->data, w->data, sizeof(float) * (size_t)w->numel);
+    fu_st_item items[] = {{"w", w2, FU_F32}, {"r", rt, FU_F32}, {"image", img, FU_F32}, {"grad_w", gw, FU_F32}};
+    REQUIRE(fu_st_save(io_path, items, 4, NULL, 0) == FU_OK);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 /usr/bin/python3 tests/parity/sharp_torch.py %s %s", model, io_path);
+    CHECK_MSG(system(cmd) == 0, "PyTorch disagrees (see the lines above)");
+    fu_tensor *all[] = {w, rt, gw, w2};
+    for (int i = 0; i < 4; i++) fu_tensor_free(all[i]);
+    fu_graph_free(g);
+    fu_generator_free(gen);
+    fu_sr_free(s);
+    fu_vae_free(v);
+    fu_faces_free(small);
 }
