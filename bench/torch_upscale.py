@@ -14,7 +14,8 @@ downscale, Adam lr 0.4 with linear1cycledrop, 5 trainable noise maps, last noise
       writes random weights {'g_ema': state_dict} with rosinality's names (faceup loads them)
 
 WEIGHTS ending in .safetensors is faceup's own VAE (src/gen/vae.h; the file read here with the
-safetensors header, no extra package): its decoder is the generator (one latent row, so
+safetensors header, no extra package), or its sharp generator (the VAE's decoder followed by the
+2x sharpening stage of src/gen/sr.h, when the file has sr.* tensors): its decoder is the generator (one latent row, so
 GEOCROSS is 0 and left out, no noise maps), and each search starts, as faceup's does by default,
 from the encoder's posterior sample mu + exp(logvar / 2) * eps for the bicubic-upscaled
 thumbnail, kept on the sphere of that start's radius. With a fitted prior in the file
@@ -168,7 +169,10 @@ class VAE:
         self.sd = read_safetensors(path)
         self.n_stages = sum(1 for k in self.sd if k.startswith("dec.conv") and k.endswith(".weight"))
         self.dim = self.sd["dec.fc.weight"].shape[1]
-        self.size = 4 << self.n_stages
+        self.vae_size = 4 << self.n_stages
+        self.sr_blocks = sum(1 for k in self.sd if k.startswith("sr.block") and k.endswith(".conv0.weight"))
+        self.sharp = "sr.head.weight" in self.sd
+        self.size = 2 * self.vae_size if self.sharp else self.vae_size
         self.prior = "prior.mean" in self.sd
 
     def latent(self, w):
@@ -182,13 +186,33 @@ class VAE:
         return torch.linalg.solve_triangular(self.sd["prior.scale_tril"], d, upper=False).view(1, -1)
 
     def decode(self, w):
+        """The generator's image for a whitened w: decoder, then the stage of a sharp generator."""
+        x = self.decode_raw(self.latent(w))
+        return self.sharpen(x) if self.sharp else x
+
+    def decode_raw(self, z):
+        """The VAE's decoder on its own latent z."""
         sd = self.sd
-        z = self.latent(w)
         h = F.leaky_relu(F.linear(z, sd["dec.fc.weight"], sd["dec.fc.bias"]), 0.2).view(z.shape[0], -1, 4, 4)
         for i in range(self.n_stages):
             h = F.interpolate(h, scale_factor=2, mode="nearest")
             h = F.leaky_relu(F.conv2d(h, sd[f"dec.conv{i}.weight"], sd[f"dec.conv{i}.bias"], padding=1), 0.2)
         return torch.tanh(F.conv2d(h, sd["dec.rgb.weight"], sd["dec.rgb.bias"], padding=1))
+
+    def sharpen(self, x):
+        """faceup's 2x sharpening stage (src/gen/sr.h): head conv, residual blocks, nearest 2x,
+        two convs, RGB conv, added to the bicubic upscale of its input."""
+        sd = self.sd
+
+        def conv(name, h):
+            return F.conv2d(h, sd[name + ".weight"], sd[name + ".bias"], padding=1)
+        h = F.leaky_relu(conv("sr.head", x), 0.2)
+        for i in range(self.sr_blocks):
+            h = h + conv(f"sr.block{i}.conv1", F.leaky_relu(conv(f"sr.block{i}.conv0", h), 0.2))
+        h = F.interpolate(h, scale_factor=2, mode="nearest")
+        h = F.leaky_relu(conv("sr.up1", F.leaky_relu(conv("sr.up0", h), 0.2)), 0.2)
+        up = F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+        return up + conv("sr.rgb", h)
 
     def encode(self, x):
         sd = self.sd
@@ -273,7 +297,7 @@ def time_search_vae(path, thumb, steps):
     ref = torch.tensor(np.load(thumb + ".npy"))
     f = g.size // ref.shape[2]
     with torch.no_grad():
-        up = F.interpolate(ref, size=(g.size, g.size), mode="bicubic", align_corners=False)
+        up = F.interpolate(ref, size=(g.vae_size, g.vae_size), mode="bicubic", align_corners=False)
         mu, logvar = g.encode(up * 2 - 1)
         z0 = g.whiten(mu + torch.exp(logvar / 2) * torch.randn(1, g.dim))
     z = z0.clone().requires_grad_(True)

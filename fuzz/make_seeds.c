@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "faceup.h"
 #include "face/irse.h"
+#include "gen/sharp.h"
 #include "gen/vae.h"
 
 static void seed_safetensors(void) {
@@ -143,7 +144,8 @@ static void seed_calibration(void) {
     fu_calibration_write("corpus/fuzz_calibration/one.json", "faceres", &faceres);
 }
 
-/* Small model files for fuzz_models: a VAE of the smallest config with a latent prior, a tiny
+/* Small model files for fuzz_models: a VAE of the smallest config with a latent prior, the same
+ * with a sharpening stage (a 16 px sharp generator), a tiny
  * IR-SE, and the text forms the checkpoints carry (IR-SE config, RNG state). The shipped heads
  * file is 1.7 MB, too large for a seed; the fuzzer reaches its checks from these. */
 static void seed_models(void) {
@@ -152,6 +154,10 @@ static void seed_models(void) {
     double mean[3] = {0.1, -0.2, 0.3}, cov[9] = {1, 0.2, 0, 0.2, 1, 0, 0, 0, 0.5};
     if (v && fu_vae_save(v, "corpus/fuzz_models/vae8.safetensors") == FU_OK && fu_vae_set_prior(v, mean, cov) == FU_OK)
         fu_vae_save(v, "corpus/fuzz_models/vae8_prior.safetensors");
+    fu_sr_config sc = {.channels = 4, .blocks = 1};
+    fu_sr *sr = v ? fu_sr_new(&sc, 1) : NULL;
+    if (sr) fu_sharp_save(v, sr, "corpus/fuzz_models/sharp16.safetensors");
+    fu_sr_free(sr);
     fu_vae_free(v);
     fu_irse_config ic = {.units = {1, 1, 1, 1}, .channels = {4, 4, 8, 8}, .input_size = 16, .embedding = 4, .se_reduction = 2, .dropout = 0};
     fu_rng r;

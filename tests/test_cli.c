@@ -474,7 +474,7 @@ TEST(cli_help_and_flag_conventions) {
     if (access(bin, X_OK) != 0) SKIP("faceup binary not built");
     static char out[65536], err[8192];
     const char *cmds[] = {"selfcheck", "model info", "model run", "generate", "upscale", "align", "train faces", "train generator",
-                          "train prior", "train heads", "train extractor", "train finetune-data", "train finetune", "train race-judge",
+                          "train prior", "train sharp", "train heads", "train extractor", "train finetune-data", "train finetune", "train race-judge",
                           "train thumb-race", "train race-offsets", "eval generator", "eval lfw", "eval upscale", "eval extractor",
                           "embed", "compare", "analyze"};
     char args[256];

@@ -14,7 +14,7 @@ static const subcommand commands[] = {
     {"generate", "images from a StyleGAN2 checkpoint, one per seed, as a PNG grid", cmd_generate},
     {"upscale", "faces whose downscale matches each thumbnail (PULSE-style latent search)", cmd_upscale},
     {"align", "align IMG... -o OUT: detect the face, 68 landmarks, aligned crop (ffhq, dlib or arcface)", cmd_align},
-    {"train", "training: faces, generator, prior, heads, extractor, finetune-data, finetune, race-judge, thumb-race, race-offsets (faceup train --help)", cmd_train},
+    {"train", "training: faces, generator, sharp, prior, heads, extractor, finetune-data, finetune, race-judge, thumb-race, race-offsets (faceup train --help)", cmd_train},
     {"eval", "evaluation: generator, lfw, upscale, extractor (faceup eval --help)", cmd_eval},
     {"embed", "embed IMG...: face descriptor (dlib-resnet or faceres) as JSON", cmd_embed},
     {"compare", "compare A B: similarity of two faces and a same/different decision calibrated on LFW", cmd_compare},
