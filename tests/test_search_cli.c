@@ -527,6 +527,15 @@ TEST(cli_upscale_output_path_rule) {
     snprintf(path, sizeof path, "%s/ok.png", dir);
     CHECK(!file_exists(path));
     CHECK(count_prefixed(dir, "s.") == 0);
+    /* A folder that cannot be written (here /sys, even for root, whom access(W_OK) lets through):
+     * refused before the search. */
+    char probe[] = "/sys/.faceup-test-XXXXXX";
+    int fd = mkstemp(probe);
+    if (fd >= 0) close(fd), unlink(probe);
+    else {
+        snprintf(args, sizeof args, "upscale %s -o /sys/x.png --generator %s --steps 2 --threads 1 --no-face-check", thumb, model);
+        CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT && strstr(err, "cannot write in folder /sys") && count_newlines(err) == 1);
+    }
     /* --json on exit 2 still prints JSON: the error object */
     snprintf(args, sizeof args, "upscale %s -o %s/x.gif --generator %s --json", thumb, dir, model);
     CHECK(run_faceup(args, out, sizeof out, err, sizeof err) == FU_E_INPUT);

@@ -42,9 +42,16 @@ const char *outpath_extension(const char *flag, const char *path) {
     return NULL;
 }
 
+/* Creating (and removing) a file is the only test that holds for root and read-only mounts too,
+ * where access(W_OK) says yes and the write after the compute would fail. */
 static int check_folder_writable(const char *flag, const char *out, const char *folder) {
     if (!is_directory(folder)) return fu_fail(FU_E_INPUT, "%s %s: folder %s does not exist", flag, out, folder);
-    if (access(folder, W_OK | X_OK) != 0) return fu_fail(FU_E_INPUT, "%s %s: folder %s is not writable", flag, out, folder);
+    char probe[OUTPATH_CAP + 32];
+    snprintf(probe, sizeof probe, "%s/.faceup-probe-XXXXXX", folder);
+    int fd = mkstemp(probe);
+    if (fd < 0) return fu_fail(FU_E_INPUT, "%s %s: cannot write in folder %s: %s", flag, out, folder, strerror(errno));
+    close(fd);
+    unlink(probe);
     return FU_OK;
 }
 
