@@ -212,3 +212,22 @@ TEST(cli_embed_analyze_report_bad_files_and_go_on) {
     CHECK(rc == FU_E_INPUT && same(cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")), "error"));
     cJSON_Delete(j);
 }
+
+/* eval lfw --roc: a labelled plot (axis ends and names, a legend: text boxes of 0.1 grey that the
+ * bare plot has none of); a --roc path that cannot be written is refused before any embedding. */
+TEST(cli_eval_lfw_roc_is_labelled_and_its_path_checked_first) {
+    const char *shared = setup();
+    if (!shared) SKIP("needs build/faceup, ../shared/data and the face models");
+    char roc[600], args[2048];
+    snprintf(roc, sizeof roc, "%s/roc.png", fu_test_tmpdir());
+    snprintf(args, sizeof args, "eval lfw --data %s/data/lfw --pairs 20 --no-cache --quiet --roc %s", shared, roc);
+    REQUIRE(faceup(args) == FU_OK);
+    fu_tensor *img = fu_image_load(roc);
+    REQUIRE(img);
+    int64_t boxed = 0;
+    for (int64_t i = 0; i < img->numel; i++) boxed += fabsf(img->data[i] - 26.0f / 255) < 1e-3f;
+    CHECK_MSG(boxed > 3000, "%lld label-box pixels", (long long)boxed);
+    fu_tensor_free(img);
+    snprintf(args, sizeof args, "eval lfw --data %s/data/lfw --pairs 20 --no-cache --quiet --roc /nonexistent/roc.png", shared);
+    CHECK(faceup(args) == FU_E_INPUT && strstr(err, "--roc /nonexistent/roc.png") && strstr(err, "does not exist") && !strstr(out, "LFW"));
+}

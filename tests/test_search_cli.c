@@ -516,6 +516,7 @@ TEST(cli_upscale_output_path_rule) {
         {"-o %s/t.png --overwrite", "may not replace the input"},
         {"-o %s/ok.png --sheet %s/nowhere/s.png", "--sheet"},
         {"-o %s/ok.png --sheet %s/s.bmp", "--sheet"},
+        {"-o %s/ok.png --sheet %s/", "names a folder"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char flags[2048];

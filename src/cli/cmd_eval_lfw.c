@@ -13,9 +13,11 @@
 #include "eval/embed_cache.h"
 #include "eval/lfw_run.h"
 #include "eval/plot.h"
+#include "eval/text.h"
 #include "faceup.h"
 #include "io/fileutil.h"
 #include "json_out.h"
+#include "outpath.h"
 #include "progress.h"
 #include "train/never_lfw.h"
 
@@ -103,10 +105,29 @@ static int write_csv(const char *path, const lfw_run *run) {
     return fu_atomic_commit(&af);
 }
 
+enum { ROC_SIDE = 400, ROC_TEXT = 2 };
+static const float roc_colours[FU_LFW_N_METRICS][3] = {{0.1f, 0.3f, 0.8f}, {0.9f, 0.5f, 0.1f}, {0.1f, 0.6f, 0.2f}};
+
+/* Inside the plot's frame: the axes' ends (0 and 1) and names, and a legend (a swatch of each
+ * metric's colour and its name) in the bottom-right corner, which ROC curves leave empty. */
+static void label_roc(fu_tensor *img) {
+    int S = ROC_SIDE, line = 9 * ROC_TEXT, x0 = 20, bottom = S - 20 - 5 * ROC_TEXT;
+    fu_draw_text(img, x0, bottom, ROC_TEXT, "0");
+    fu_draw_text(img, S - 20 - fu_text_width("1", ROC_TEXT), bottom, ROC_TEXT, "1");
+    fu_draw_text(img, x0 + 3 * line, bottom, ROC_TEXT, "false positive rate");
+    fu_draw_text(img, x0, 20, ROC_TEXT, "1 true positive rate");
+    for (int m = 0; m < FU_LFW_N_METRICS; m++) {
+        int y = bottom - (FU_LFW_N_METRICS + 1 - m) * line, x = S / 2;
+        for (int c = 0; c < 3; c++)
+            for (int dy = 0; dy < 5 * ROC_TEXT; dy++)
+                for (int dx = 0; dx < 4 * ROC_TEXT; dx++) img->data[((int64_t)c * S + y + dy) * S + x + dx] = roc_colours[m][c];
+        fu_draw_text(img, x + 6 * ROC_TEXT, y, ROC_TEXT, fu_lfw_metric_name((fu_lfw_metric)m));
+    }
+}
+
 /* ROC curves (true- against false-positive rate), one line per metric: neg-euclidean blue,
- * cosine orange, cosine-centered green. */
+ * cosine orange, cosine-centered green; labelled. */
 static int write_roc(const char *path, const lfw_run *run) {
-    static const float colours[FU_LFW_N_METRICS][3] = {{0.1f, 0.3f, 0.8f}, {0.9f, 0.5f, 0.1f}, {0.1f, 0.6f, 0.2f}};
     int n = run->pairs.n + 1, rc = FU_OK;
     float *buf = fu_malloc((size_t)FU_LFW_N_METRICS * 2 * n * sizeof(float));
     if (!buf) return FU_E_INTERNAL;
@@ -114,9 +135,14 @@ static int write_roc(const char *path, const lfw_run *run) {
     for (int m = 0; m < FU_LFW_N_METRICS; m++) {
         float *fpr = buf + (size_t)2 * m * n, *tpr = fpr + n;
         if (fu_lfw_roc(&run->pairs, run->scores[m], fpr, tpr) < 0) rc = FU_E_INTERNAL;
-        s[m] = (fu_plot_series){fpr, tpr, n, {colours[m][0], colours[m][1], colours[m][2]}};
+        s[m] = (fu_plot_series){fpr, tpr, n, {roc_colours[m][0], roc_colours[m][1], roc_colours[m][2]}};
     }
-    if (rc == FU_OK) rc = fu_plot_png(path, 400, 400, s, FU_LFW_N_METRICS, 0);
+    fu_tensor *img = rc == FU_OK ? fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)ROC_SIDE, (int64_t)ROC_SIDE) : NULL;
+    if (rc == FU_OK && !img) rc = fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
+    if (rc == FU_OK) rc = fu_plot_lines(img, s, FU_LFW_N_METRICS, &(fu_plot_range){0, 1, 0, 1}, 0);
+    if (rc == FU_OK) label_roc(img);
+    if (rc == FU_OK) rc = outpath_save(path, img);
+    fu_tensor_free(img);
     free(buf);
     return rc;
 }
@@ -228,7 +254,9 @@ int cmd_eval_lfw(int argc, char **argv) {
     fu_set_threads(o.threads);
     fu_face_net_kind kind = (fu_face_net_kind)fu_face_net_parse(o.model);
     lfw_run run = {.primary = primary_metric(kind)};
-    int rc = fu_lfw_load_pairs(o.data, &run.pairs);
+    out_target roc;
+    int rc = o.roc ? outpath_file("--roc", o.roc, &roc) : FU_OK;   /* before the embedding, not after */
+    if (rc == FU_OK) rc = fu_lfw_load_pairs(o.data, &run.pairs);
     if (rc == FU_OK) fu_lfw_subset(&run.pairs, o.max_pairs);
     if (rc == FU_OK) rc = embed_all(&o, kind, &run);
     if (rc == FU_OK) rc = score_all(&run);

@@ -102,7 +102,7 @@ int cmd_generate(int argc, char **argv) {
         return FU_E_INPUT;
     }
     out_target target;
-    if (outpath_target("-o", out_path, 0, &target) != FU_OK || (target.folder && fu_fail(FU_E_INPUT, "-o %s: generate writes one image (a grid): name a .png or .jpg file", out_path))) {
+    if (outpath_file("-o", out_path, &target) != FU_OK) {
         fprintf(stderr, "faceup generate: %s\n", fu_last_error());
         return FU_E_INPUT;
     }

@@ -684,7 +684,7 @@ int cmd_upscale(int argc, char **argv) {
     if (rc == FU_OK) rc = collect_inputs(pos, n_pos, &jobs, &n_jobs, &many);
     if (rc == FU_OK && many && !o.out) rc = fu_fail(FU_E_INPUT, "several thumbnails or a directory need -o DIR");
     if (rc == FU_OK && o.out) rc = outpath_target("-o", o.out, many, &target);
-    if (rc == FU_OK && o.sheet) rc = outpath_target("--sheet", o.sheet, 0, &sheet);
+    if (rc == FU_OK && o.sheet) rc = outpath_file("--sheet", o.sheet, &sheet);
     if (rc == FU_OK) rc = plan_outputs(jobs, n_jobs, o.out ? &target : NULL);
     if (rc == FU_OK) rc = check_collisions(jobs, n_jobs, o.sheet, o.identity);
     char gen_path[PATH_CAP];

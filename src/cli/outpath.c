@@ -70,6 +70,12 @@ int outpath_target(const char *flag, const char *out, int several, out_target *t
     return check_folder_writable(flag, out, parent);
 }
 
+int outpath_file(const char *flag, const char *out, out_target *t) {
+    int rc = outpath_target(flag, out, 0, t);
+    if (rc == FU_OK && t->folder) rc = fu_fail(FU_E_INPUT, "%s %s: names a folder; this is one image: name a .png or .jpg file", flag, out);
+    return rc;
+}
+
 int outpath_in_folder(const char *folder, const char *input, char *buf, size_t cap) {
     const char *slash = strrchr(input, '/'), *name = slash ? slash + 1 : input, *dot = strrchr(name, '.');
     int stem = dot && dot != name ? (int)(dot - name) : (int)strlen(name);

@@ -24,6 +24,9 @@ typedef struct out_target {
  * must exist. Creates nothing. */
 int outpath_target(const char *flag, const char *out, int several, out_target *t);
 
+/* outpath_target for a flag that names one file (a sheet, a plot, a grid): a folder is refused. */
+int outpath_file(const char *flag, const char *out, out_target *t);
+
 /* A file path's extension if it is .png, .jpg or .jpeg (any case), else NULL and FU_E_INPUT. */
 const char *outpath_extension(const char *flag, const char *path);
 
