@@ -203,12 +203,14 @@ static void job_failed(job *j, int rc, int report) {
 static int photo_input(job *j, const fu_generator *gen, int from_photo, photo_thumbs *photos, int report) {
     int64_t h = j->thumb->shape[2], w = j->thumb->shape[3];
     if (!from_photo && (h <= gen->resolution / 2 || w <= gen->resolution / 2)) return FU_OK;
-    fu_tensor *thumb = photo_to_thumbnail(photos, j->thumb, j->input, PHOTO_THUMB_SIDE);
+    int side = photo_thumb_side(gen->resolution);
+    fu_tensor *thumb = photo_to_thumbnail(photos, j->thumb, j->input, side);
     if (!thumb) return fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
     fu_tensor_free(j->thumb);
     j->thumb = thumb;
     if (report) fprintf(stderr, "faceup upscale: %s: a %lldx%lld photo: its face, FFHQ-aligned and downscaled to %dx%d, is the thumbnail "
-                    "(as '%s' would make it)\n", j->input, (long long)w, (long long)h, PHOTO_THUMB_SIDE, PHOTO_THUMB_SIDE, ALIGN_HINT);
+                    "(as 'faceup align PHOTO -o thumb.png --size %d --downscale %d' would make it)\n", j->input, (long long)w,
+                    (long long)h, side, side, side * PHOTO_ALIGN_FACTOR, PHOTO_ALIGN_FACTOR);
     return FU_OK;
 }
 
@@ -653,7 +655,7 @@ int cmd_upscale(int argc, char **argv) {
         {"--attr", ARG_STRING, &o.attr, 0, 0, "NAME=0|1[,NAME=0|1...] (CelebA names): adds 1*ATTR_k_IS_v each"},
         {"--save-intermediate", ARG_FLAG, &o.save_intermediate, 0, 0, "save the best image so far at every step"},
         {"--sheet", ARG_STRING, &o.sheet, 0, 0, "comparison sheet .png/.jpg: nearest | bicubic | results | reference, a row per thumbnail"},
-        {"--from-photo", ARG_FLAG, &o.from_photo, 0, 0, "inputs are photos: each face is detected, FFHQ-aligned and downscaled to 16x16 first (automatic for inputs larger than any thumbnail)"},
+        {"--from-photo", ARG_FLAG, &o.from_photo, 0, 0, "inputs are photos: each face is detected, FFHQ-aligned and downscaled to a thumbnail first (a quarter of the generator's side, at most 32; automatic for inputs larger than any thumbnail)"},
         {"--no-face-check", ARG_FLAG, &o.no_face_check, 0, 0, "upscale thumbnails that are flat or look like noise (refused by default)"},
         {"--json", ARG_FLAG, &o.json, 0, 0, "print results as JSON on stdout"},
         {"--overwrite", ARG_FLAG, &o.overwrite, 0, 0, "redo thumbnails whose output exists"},

@@ -6,7 +6,12 @@
 #include "core/tensor.h"
 #include "face/pipeline.h"
 
-enum { PHOTO_THUMB_SIDE = 16, PHOTO_ALIGN_FACTOR = 16 };
+enum { PHOTO_ALIGN_FACTOR = 16 };
+
+/* The thumbnail side a photo becomes for a generator of this resolution: a quarter of it, at
+ * most 32 (the paper's thumbnails): 16 for the 64 px VAE, 32 for the 128 px sharp generator and
+ * for StyleGANs. */
+static inline int photo_thumb_side(int resolution) { return resolution / 4 < 32 ? resolution / 4 : 32; }
 
 typedef struct photo_thumbs {
     fu_face_finder *finder;   /* loaded with the first photo */
