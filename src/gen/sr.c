@@ -34,7 +34,7 @@ static int add_conv(fu_sr *m, const char *prefix, int64_t out, int64_t in, fu_te
 static int sr_alloc(fu_sr *m) {
     int64_t C = m->cfg.channels, U = C / 2;
     int rc = add_conv(m, "sr.head", C, 3, &m->head_w, &m->head_b);
-    char prefix[32];
+    char prefix[48];
     for (int i = 0; rc == FU_OK && i < m->cfg.blocks; i++)
         for (int j = 0; rc == FU_OK && j < 2; j++) {
             snprintf(prefix, sizeof prefix, "sr.block%d.conv%d", i, j);
