@@ -1,10 +1,22 @@
 /* faceup public API: small and stable. The command-line tool is its first client.
  *
- * Status codes double as the process exit codes of the `faceup` command. */
+ * Status codes double as the process exit codes of the `faceup` command. Only the functions
+ * marked FU_API are exported from libfaceup.so. */
 #ifndef FACEUP_H
 #define FACEUP_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define FACEUP_VERSION "0.1.0"
+
+/* Marks the public API: the library is built with -fvisibility=hidden. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FU_API __attribute__((visibility("default")))
+#else
+#define FU_API
+#endif
 
 enum fu_status {
     FU_OK = 0,          /* success */
@@ -14,10 +26,14 @@ enum fu_status {
 };
 
 /* The message of the last error on this thread ("" if none). */
-const char *fu_last_error(void);
+FU_API const char *fu_last_error(void);
 
 /* Threads used by the engine (OpenMP and oneDNN); 0 = FACEUP_THREADS env var, else all cores. */
-void fu_set_threads(int n);
-int fu_get_threads(void);
+FU_API void fu_set_threads(int n);
+FU_API int fu_get_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
