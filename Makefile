@@ -32,7 +32,7 @@ BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 VERSION := $(shell sed -n 's/^\#define FACEUP_VERSION "\(.*\)"/\1/p' include/faceup.h)
 SONAME := libfaceup.so.$(firstword $(subst ., ,$(VERSION)))
 
-.PHONY: all test asan valgrind bench bench-upscale bench-faces eval-lfw clean install uninstall install-check
+.PHONY: all test asan valgrind bench bench-upscale bench-faces eval-lfw clean install uninstall install-check abi-check abi-update
 .SECONDARY: $(BENCH_OBJ)
 all: $(BUILD)/faceup $(BUILD)/faceup_tests $(BUILD)/$(SONAME) $(BUILD)/libfaceup.so
 
@@ -140,6 +140,12 @@ uninstall:
 # Installs into a temporary DESTDIR and checks the result (tools/install-check.sh).
 install-check: $(BUILD)/faceup $(BUILD)/libfaceup.a $(BUILD)/libfaceup.so.$(VERSION)
 	tools/install-check.sh $(BUILD)
+
+# The exported symbols of libfaceup.so against the checked-in include/faceup.symbols.
+abi-check: $(BUILD)/libfaceup.so.$(VERSION)
+	tools/abi-check.sh $<
+abi-update: $(BUILD)/libfaceup.so.$(VERSION)
+	tools/abi-check.sh $< --update
 
 clean:
 	rm -rf build build-asan build-valgrind build-mpi

@@ -1,7 +1,8 @@
 /* faceup public API: small and stable. The command-line tool is its first client.
  *
  * Status codes double as the process exit codes of the `faceup` command. Only the functions
- * marked FU_API are exported from libfaceup.so. */
+ * marked FU_API are exported from libfaceup.so (include/faceup.symbols lists them: `make
+ * abi-check`). */
 #ifndef FACEUP_H
 #define FACEUP_H
 
