@@ -15,7 +15,7 @@ LDLIBS = -ldnnl -lpng -ljpeg -lcjson -lm
 LDFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(MPI_CFLAGS) $(OPT) $(CFLAGS)
 
-LIB_SRC := $(sort $(wildcard src/core/*.c src/io/*.c src/face/*.c src/gen/*.c src/search/*.c src/train/*.c src/eval/*.c))
+LIB_SRC := $(sort $(wildcard src/core/*.c src/io/*.c src/face/*.c src/gen/*.c src/data/*.c src/search/*.c src/train/*.c src/eval/*.c))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -32,7 +32,7 @@ BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 VERSION := $(shell sed -n 's/^\#define FACEUP_VERSION "\(.*\)"/\1/p' include/faceup.h)
 SONAME := libfaceup.so.$(firstword $(subst ., ,$(VERSION)))
 
-.PHONY: all test asan valgrind bench bench-upscale bench-faces eval-lfw clean install uninstall install-check abi-check abi-update
+.PHONY: all test asan valgrind bench bench-upscale bench-faces eval-lfw clean install uninstall install-check abi-check abi-update layers
 .SECONDARY: $(BENCH_OBJ)
 all: $(BUILD)/faceup $(BUILD)/faceup_tests $(BUILD)/$(SONAME) $(BUILD)/libfaceup.so
 
@@ -146,6 +146,10 @@ abi-check: $(BUILD)/libfaceup.so.$(VERSION)
 	tools/abi-check.sh $<
 abi-update: $(BUILD)/libfaceup.so.$(VERSION)
 	tools/abi-check.sh $< --update
+
+# No layer of src/ includes a higher one (tools/check-layers.sh).
+layers:
+	tools/check-layers.sh
 
 clean:
 	rm -rf build build-asan build-valgrind build-mpi

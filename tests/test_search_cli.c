@@ -7,7 +7,7 @@
 #include "gen/generator.h"
 #include "eval/text.h"
 #include "search/search.h"
-#include "train/faces.h"
+#include "data/faces.h"
 #include <math.h>
 #include "face/models.h"
 #include "io/image.h"

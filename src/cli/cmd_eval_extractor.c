@@ -17,7 +17,7 @@
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "eval/lfw_run.h"
 #include "face/face_extractor.h"
 #include "face/models.h"

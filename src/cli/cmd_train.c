@@ -16,7 +16,7 @@
 #include "faceup.h"
 #include "gen/vae.h"
 #include "io/image.h"
-#include "train/faces.h"
+#include "data/faces.h"
 #include "train/train_generator.h"
 
 static int exit_code(int rc) { return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT); }

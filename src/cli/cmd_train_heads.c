@@ -9,7 +9,7 @@
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "faceup.h"
 #include "progress.h"
 #include "search/face_guides.h"

@@ -13,7 +13,7 @@
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "core/ops.h"
 #include "face/analyze.h"
 #include "face/heads.h"

@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include "face/heads.h"
 #include "gen/vae.h"
-#include "train/faces.h"
+#include "data/faces.h"
 
 typedef struct fu_gen_quality_config {
     int64_t n;              /* samples, and real faces per set */

@@ -71,7 +71,7 @@ void fu_face_net_free(fu_face_net *net);
 /* A dlib-resnet network object around weights the caller keeps (e.g. a fine-tuned backbone,
  * face/face_extractor.h); freeing it leaves dlib alone. NULL when out of memory. */
 fu_face_net *fu_face_net_wrap_dlib(fu_dlib_resnet *dlib);
-/* The tag of this network's cached vectors (eval/embed_cache.h): "<name>/<crop>" for the
+/* The tag of this network's cached vectors (data/embed_cache.h): "<name>/<crop>" for the
  * stock model files (their version is fixed by face/models.h), plus "/weights-<FNV-1a 64 of
  * the weights>" for a wrapped network, so vectors of other weights never mix. */
 const char *fu_face_net_cache_tag(const fu_face_net *net, char *buf, size_t n);

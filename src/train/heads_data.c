@@ -7,7 +7,7 @@
 #include <time.h>
 #include "core/error.h"
 #include "core/ops.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "face/align.h"
 #include "face/face_pipeline.h"
 #include "faceup.h"

@@ -5,7 +5,7 @@
 #include <string.h>
 #include "core/error.h"
 #include "core/ops.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "face/race_judge.h"
 #include "faceup.h"
 

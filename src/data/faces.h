@@ -23,8 +23,8 @@
  *     8 zero bytes |
  *   count * 3*S*S bytes of pixels, planar RGB (CHW) per image.
  * The loader checks the magic, the sizes and that the file length is exactly what they imply. */
-#ifndef FU_TRAIN_FACES_H
-#define FU_TRAIN_FACES_H
+#ifndef FU_DATA_FACES_H
+#define FU_DATA_FACES_H
 #include <stdint.h>
 #include "core/tensor.h"
 
