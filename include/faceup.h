@@ -6,6 +6,8 @@
 #ifndef FACEUP_H
 #define FACEUP_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -25,6 +27,12 @@ enum fu_status {
     FU_E_INPUT = 2,     /* bad input: usage, flags, file contents, shapes, sizes */
     FU_E_INTERNAL = 3,  /* internal error, including running out of memory */
 };
+
+/* Progress of a long call: `done` of `total` units of its `stage` (a short name such as "faces",
+ * naming what is counted). Called from inside the call that took it, on the caller's thread;
+ * ctx is the caller's pointer, passed back unchanged. Every faceup function that reports
+ * progress takes this type, with its ctx, and allows NULL for none. */
+typedef void (*fu_progress_fn)(void *ctx, int64_t done, int64_t total, const char *stage);
 
 /* The message of the last error on this thread ("" if none). */
 FU_API const char *fu_last_error(void);

@@ -21,8 +21,6 @@
 
 static int exit_code(int rc) { return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT); }
 
-static void on_build(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, "faces"); }
-
 /* --data is a packed face set file, or a data folder (celeba/, utkface/, lfw/) packed on the fly
  * with the given framing; *dropped counts images without a usable face. */
 static int open_faces(const char *data, int frame, int quiet, fu_faces **set, int64_t *dropped) {
@@ -32,7 +30,7 @@ static int open_faces(const char *data, int frame, int quiet, fu_faces **set, in
     if (!S_ISDIR(sb.st_mode)) return fu_faces_load(data, set);
     progress bar;
     progress_start(&bar, "packing faces", quiet);
-    int rc = fu_faces_build(data, FU_FACES_SIZE, frame, set, dropped, on_build, &bar);
+    int rc = fu_faces_build(data, FU_FACES_SIZE, frame, set, dropped, progress_on, &bar);
     progress_finish(&bar);
     return rc;
 }
@@ -259,7 +257,7 @@ static cJSON *race_object(const double shares[FU_RACE_CLASSES]) {
     return o;
 }
 
-static void on_quality(void *ctx, const char *stage, int64_t done, int64_t total) {
+static void on_quality(void *ctx, int64_t done, int64_t total, const char *stage) {
     if (done == 0 && !*(int *)ctx) fprintf(stderr, "eval generator: %s (%lld of %lld judges)\n", stage, (long long)done, (long long)total);
 }
 

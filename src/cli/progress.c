@@ -38,6 +38,7 @@ void progress_finish(progress *p) {
     if (!p->quiet && p->tty) fputc('\n', stderr);
 }
 
-void progress_on_files(void *ctx, int done, int total) { progress_update(ctx, done, total, NULL); }
 
-void progress_on_count(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, NULL); }
+void progress_on(void *ctx, int64_t done, int64_t total, const char *stage) {
+    progress_update(ctx, (long)done, (long)total, stage);
+}

@@ -26,6 +26,7 @@
 #ifndef FU_DATA_FACES_H
 #define FU_DATA_FACES_H
 #include <stdint.h>
+#include "faceup.h"
 #include "core/tensor.h"
 
 #define FU_FACES_SIZE 64
@@ -79,9 +80,9 @@ int fu_faces_frame(const fu_faces_framer *f, fu_tensor *img, int source, fu_tens
 
 /* Builds the set from a data folder holding celeba/, utkface/, lfw/ as in ../shared/data
  * (a missing sub-folder is an error); *dropped counts the images without a usable face.
- * progress (may be NULL) gets (done, total). */
+ * progress (may be NULL) counts the "faces". */
 int fu_faces_build(const char *data_dir, int size, int frame, fu_faces **out, int64_t *dropped,
-                   void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx);
+                   fu_progress_fn progress, void *ctx);
 /* The labels (paths, splits) of every image fu_faces_build would pack, in the same order,
  * without loading pixels; *labels is malloc'ed (free it). */
 int fu_faces_list(const char *data_dir, fu_face_label **labels, int64_t *n);

@@ -14,6 +14,7 @@
  * called "different"); the count is reported. */
 #ifndef FU_EVAL_LFW_RUN_H
 #define FU_EVAL_LFW_RUN_H
+#include "faceup.h"
 #include "data/lfw.h"
 #include "face/pipeline.h"
 
@@ -42,7 +43,7 @@ typedef struct {
 typedef struct {
     const char *cache_path;              /* NULL: no cache */
     int batch;                           /* faces per network call */
-    fu_face_progress_fn progress;        /* may be NULL */
+    fu_progress_fn progress;        /* may be NULL */
     void *progress_ctx;
     int quiet;                           /* no per-image warnings on stderr */
 } fu_lfw_embed_opts;

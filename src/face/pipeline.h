@@ -30,6 +30,7 @@
  *   emotion      7 floats: angry, disgust, fear, happy, sad, surprise, neutral */
 #ifndef FU_FACE_PIPELINE_H
 #define FU_FACE_PIPELINE_H
+#include "faceup.h"
 #include "core/tensor.h"
 #include "face/detect.h"
 #include "face/dlib_resnet.h"
@@ -103,15 +104,13 @@ typedef struct {
 
 #define FU_FACE_MAX_BATCH 64
 
-typedef void (*fu_face_progress_fn)(void *ctx, int done, int total);
-
 /* For each of n files: load, find the face, then run every network of nets[0..n_nets) on it,
  * `batch` faces per network call (at most FU_FACE_MAX_BATCH); outs[k] receives n * out_dim(nets[k]) floats (rows of files
  * that failed are left untouched). A file that cannot be read or holds no face is a per-file
- * error in results[i]; the others go on. progress (may be NULL) is called as files finish.
+ * error in results[i]; the others go on. progress (may be NULL) counts the "files" as they finish.
  * Returns FU_OK, or FU_E_INTERNAL with a message when a network run fails. */
 int fu_face_run_files(fu_face_finder *finder, fu_face_net *const *nets, int n_nets, const char *const *paths, int n,
-                      int batch, float *const *outs, fu_face_file_result *results, fu_face_progress_fn progress,
+                      int batch, float *const *outs, fu_face_file_result *results, fu_progress_fn progress,
                       void *progress_ctx);
 
 /* Human's face tensor: the square region of the source image (continuous pixel coordinates

@@ -509,7 +509,7 @@ int fu_finetune_run(const fu_xdata *d, const fu_finetune_config *cfg, fu_finetun
 /* ------------------------------------------------------------------ scores */
 
 int fu_extractor_describe(fu_face_extractor *x, const fu_xdata *d, const int64_t *idx, int64_t n, float *out,
-                          fu_faces_progress progress, void *ctx) {
+                          fu_progress_fn progress, void *ctx) {
     int rc = FU_OK;
     float *buf = malloc((size_t)SCORE_BATCH * FU_XCHIP_BYTES * sizeof(float));
     if (!buf) return fu_fail(FU_E_INTERNAL, "out of memory");
@@ -522,7 +522,7 @@ int fu_extractor_describe(fu_face_extractor *x, const fu_xdata *d, const int64_t
         if (e) memcpy(out + i * 128, e->data, (size_t)b * 128 * sizeof(float));
         else rc = fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
         fu_graph_free(g);
-        if (progress) progress(i + b, n, ctx);
+        if (progress) progress(ctx, i + b, n, "faces");
     }
     free(buf);
     return rc;
@@ -601,7 +601,7 @@ static int score_pairs(fu_face_extractor *x, const fu_xdata *d, int split, fu_ex
     return rc;
 }
 
-int fu_extractor_score(fu_face_extractor *x, const fu_xdata *d, int split, fu_extractor_scores *s, fu_faces_progress progress,
+int fu_extractor_score(fu_face_extractor *x, const fu_xdata *d, int split, fu_extractor_scores *s, fu_progress_fn progress,
                        void *ctx) {
     memset(s, 0, sizeof *s);
     int64_t n = 0, *idx = malloc((size_t)(d->n ? d->n : 1) * sizeof *idx);

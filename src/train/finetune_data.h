@@ -32,6 +32,7 @@
 #ifndef FU_TRAIN_FINETUNE_DATA_H
 #define FU_TRAIN_FINETUNE_DATA_H
 #include <stdint.h>
+#include "faceup.h"
 #include "data/faces.h"
 
 #define FU_XCHIP 150
@@ -70,9 +71,9 @@ fu_xdata_config fu_xdata_defaults(void);
 int fu_xsplit(const fu_face_label *label, int64_t utk_ordinal);
 
 /* Runs the pipeline over the subsample of data_dir, then the look-alike searches
- * (generator_path); progress gets (stage, done, total). FU_OK or an error. */
+ * (generator_path); progress (may be NULL) counts the "faces", then the look-alikes. FU_OK or an error. */
 int fu_xdata_build(const char *data_dir, const char *generator_path, const fu_xdata_config *cfg, fu_xdata *out,
-                   void (*progress)(const char *stage, int64_t done, int64_t total, void *ctx), void *ctx);
+                   fu_progress_fn progress, void *ctx);
 int fu_xdata_save(const fu_xdata *d, const char *path);   /* atomic */
 int fu_xdata_load(const char *path, fu_xdata *out);
 void fu_xdata_free(fu_xdata *d);

@@ -14,6 +14,7 @@
 #ifndef FU_TRAIN_HEADS_DATA_H
 #define FU_TRAIN_HEADS_DATA_H
 #include <stdint.h>
+#include "faceup.h"
 #include "data/faces.h"
 
 #define FU_HD_DESC 128
@@ -39,9 +40,9 @@ typedef struct fu_heads_data {
 } fu_heads_data;
 
 /* Extracts (or reads from the cache file cache_path, which it then updates) every CelebA and
- * UTKFace image of data_dir. progress (may be NULL) gets (done, total). FU_OK or an error. */
+ * UTKFace image of data_dir. progress (may be NULL) counts the "images". FU_OK or an error. */
 int fu_heads_data_build(const char *data_dir, const char *cache_path, fu_heads_data *out,
-                        void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx);
+                        fu_progress_fn progress, void *ctx);
 void fu_heads_data_free(fu_heads_data *d);
 
 #endif

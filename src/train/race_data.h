@@ -16,6 +16,7 @@
 #ifndef FU_TRAIN_RACE_DATA_H
 #define FU_TRAIN_RACE_DATA_H
 #include <stdint.h>
+#include "faceup.h"
 #include "face/pipeline.h"
 #include "data/faces.h"
 
@@ -37,10 +38,10 @@ typedef struct fu_race_data {
 } fu_race_data;
 
 /* Builds the set. faceres (may be NULL: no descriptors) is the judge network; cache_path (may
- * be NULL) its descriptor cache. progress (may be NULL) gets (done, total) of the faceres pass.
+ * be NULL) its descriptor cache. progress (may be NULL) counts the faces of the "faceres" pass.
  * FU_OK, FU_E_INPUT (a pack without UTKFace faces of every class in every part) or an error. */
 int fu_race_data_build(const fu_faces *pack, int max_train_per_class, fu_face_net *faceres, const char *cache_path,
-                       fu_race_data *out, void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx);
+                       fu_race_data *out, fu_progress_fn progress, void *ctx);
 void fu_race_data_free(fu_race_data *d);
 
 /* Per part and class counts. */
