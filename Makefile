@@ -29,7 +29,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
 # The version comes from include/faceup.h; the soname changes with the major version.
-VERSION := $(shell sed -n 's/^\#define FACEUP_VERSION "\(.*\)"/\1/p' include/faceup.h)
+VERSION := $(shell sed -n 's/^\#define FACEUP_VERSION "\([^"]*\)".*/\1/p' include/faceup.h)
 SONAME := libfaceup.so.$(firstword $(subst ., ,$(VERSION)))
 
 .PHONY: all test asan valgrind bench bench-upscale bench-faces eval-lfw clean install uninstall install-check abi-check abi-update layers

@@ -13,7 +13,7 @@ prefix=/usr/local
 fail() { echo "install-check: $*" >&2; exit 1; }
 
 make -s BUILD="$build" install DESTDIR="$dest" PREFIX="$prefix" >/dev/null
-version=$(sed -n 's/^#define FACEUP_VERSION "\(.*\)"/\1/p' include/faceup.h)
+version=$(sed -n 's/^#define FACEUP_VERSION "\([^"]*\)".*/\1/p' include/faceup.h)
 expected=(
     bin/faceup include/faceup.h lib/libfaceup.a "lib/libfaceup.so.$version" "lib/libfaceup.so.${version%%.*}"
     lib/libfaceup.so lib/pkgconfig/faceup.pc share/man/man1/faceup.1
@@ -33,14 +33,20 @@ cp examples/thumb16.png "$tmp/"
 (cd "$tmp" && "$bin" upscale thumb16.png -o up.png --steps 2 --quiet) || [ $? -eq 1 ] || fail "installed faceup upscale"
 ls "$tmp"/up*.png >/dev/null 2>&1 || fail "installed faceup upscale wrote no image"
 
+# The client reads the example thumbnail and writes it back through the installed libfaceup.so.
 cat > "$tmp/client.c" <<'EOF'
 #include <faceup.h>
 #include <stdio.h>
 #include <string.h>
-int main(void) {
-    fu_set_threads(1);
-    if (fu_get_threads() != 1 || strcmp(fu_last_error(), "") != 0) return 1;
-    printf("faceup %s\n", FACEUP_VERSION);
+int main(int argc, char **argv) {
+    fu_image *img = NULL;
+    if (argc != 3 || strcmp(fu_version(), FACEUP_VERSION) != 0) return 2;
+    if (fu_image_read(argv[1], &img) != FU_OK || fu_image_write(img, argv[2]) != FU_OK) {
+        fprintf(stderr, "%s\n", fu_last_error());
+        return 1;
+    }
+    printf("faceup %s: %dx%d\n", fu_version(), fu_image_width(img), fu_image_height(img));
+    fu_image_free(img);
     return 0;
 }
 EOF
@@ -48,8 +54,9 @@ export PKG_CONFIG_PATH=$dest$prefix/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$dest
 [ "$(pkg-config --modversion faceup)" = "$version" ] || fail "pkg-config --modversion faceup"
 # shellcheck disable=SC2046  # pkg-config's output is a list of flags
 cc -o "$tmp/client" "$tmp/client.c" $(pkg-config --cflags --libs faceup)
-out=$(LD_LIBRARY_PATH=$dest$prefix/lib "$tmp/client") || fail "client built against the installed library failed"
-[ "$out" = "faceup $version" ] || fail "client printed '$out'"
+out=$(LD_LIBRARY_PATH=$dest$prefix/lib "$tmp/client" "$tmp/thumb16.png" "$tmp/copy.png") \
+    || fail "client built against the installed library failed"
+[ "$out" = "faceup $version: 16x16" ] && [ -s "$tmp/copy.png" ] || fail "client printed '$out'"
 LD_LIBRARY_PATH=$dest$prefix/lib ldd "$tmp/client" | grep -q "$dest$prefix/lib/libfaceup.so" \
     || fail "client does not use the installed libfaceup.so"
 
