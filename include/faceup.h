@@ -107,6 +107,22 @@ FU_API int fu_face_describe(fu_face_kit *kit, const fu_image *photo, float descr
  * Thread-safe. */
 FU_API float fu_descriptor_distance(const float a[FU_DESCRIPTOR_DIM], const float b[FU_DESCRIPTOR_DIM]);
 
+#define FU_FACE_RACES 5      /* white, black, asian, indian, other */
+#define FU_FACE_EMOTIONS 7   /* angry, disgust, fear, happy, sad, surprise, neutral */
+
+/* What human-models' gear and emotion networks see in a face (as `faceup analyze` reports). */
+typedef struct fu_face_analysis {
+    float race[FU_FACE_RACES];         /* probabilities, in the order above */
+    float p_male, p_female;
+    float age;                         /* years, from gear's 7 age bins as @vladmandic/human reads them */
+    float emotion[FU_FACE_EMOTIONS];   /* probabilities, in the order above; smiling = emotion[3] */
+} fu_face_analysis;
+
+/* Race, gender, age and emotion of the face of photo on human's face crop (the BlazeFace box
+ * enlarged 1.4x, square). The first call loads gear and emotion into the kit. FU_OK,
+ * FU_E_INPUT (no face, a model file missing) or FU_E_INTERNAL. One thread at a time per kit. */
+FU_API int fu_face_analyze(fu_face_kit *kit, const fu_image *photo, fu_face_analysis *out);
+
 #ifdef __cplusplus
 }
 #endif

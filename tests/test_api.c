@@ -4,6 +4,8 @@
 #include "faceup.h"
 #include "face/dlib_resnet.h"
 #include "face/models.h"
+#include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,4 +130,42 @@ TEST(api_faces_describe_compare_thumbnail) {
     fu_image_free(a);
     fu_image_free(b);
     fu_image_free(c);
+}
+
+/* The number `name` in the object `key` of a face of the CLI's JSON; NaN when absent. */
+static double json_probability(const cJSON *face, const char *key, const char *name) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(face, key), name);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* fu_face_analyze agrees with `faceup analyze --json` on the same photo. */
+TEST(api_face_analyze_matches_the_cli) {
+    const char *shared = fu_test_shared_dir();
+    if (!shared) SKIP("../shared/data absent");
+    char gear[1024], emotion[1024];
+    if (!face_models_present() || !file_exists(fu_model_path("human-models-3.0.4/models/gear.json", gear, sizeof gear)) ||
+        !file_exists(fu_model_path("human-models-3.0.4/models/emotion.json", emotion, sizeof emotion)))
+        SKIP("face models absent (tools/fetch-models.sh)");
+    fu_image *photo = lfw_image(shared, "Colin_Powell", 40);
+    if (!photo) SKIP("the LFW photo of this test is absent");
+    fu_face_kit *kit = NULL;
+    fu_face_analysis a;
+    REQUIRE(fu_face_kit_open(&kit) == FU_OK);
+    REQUIRE(fu_face_analyze(kit, photo, &a) == FU_OK);
+    char args[700], out[8192], err[1024];
+    snprintf(args, sizeof args, "analyze --json --quiet %s/data/lfw/images/Colin_Powell/Colin_Powell_0040.jpg", shared);
+    REQUIRE(run_faceup(args, out, sizeof out, err, sizeof err) == 0);
+    cJSON *all = cJSON_Parse(out);
+    const cJSON *face = cJSON_GetArrayItem(all, 0);
+    REQUIRE(face);
+    static const char *const races[FU_FACE_RACES] = {"white", "black", "asian", "indian", "other"};
+    static const char *const emotions[FU_FACE_EMOTIONS] = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"};
+    for (int i = 0; i < FU_FACE_RACES; i++) CHECK_NEAR(a.race[i], json_probability(face, "race_probabilities", races[i]), 1e-5);
+    for (int i = 0; i < FU_FACE_EMOTIONS; i++)
+        CHECK_NEAR(a.emotion[i], json_probability(face, "emotion_probabilities", emotions[i]), 1e-5);
+    CHECK_NEAR(a.p_female, json_probability(face, "gender_probabilities", "female"), 1e-5);
+    CHECK_NEAR(a.age, cJSON_GetObjectItemCaseSensitive(face, "age")->valuedouble, 1e-3);
+    cJSON_Delete(all);
+    fu_face_kit_close(kit);
+    fu_image_free(photo);
 }
