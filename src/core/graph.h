@@ -26,8 +26,10 @@
 #define FU_MAX_INPUTS 8
 #define FU_MAX_IPARAMS 24
 #define FU_MAX_FPARAMS 8
-/* Room for an op's own parameter struct in a node (see fu_node.params). */
+/* Room for an op's own parameter struct in a node (see fu_node.params). An op writes its struct
+ * there when it makes the node (memcpy) and reads it with FU_NODE_PARAMS(n, its type). */
 #define FU_NODE_PARAM_BYTES (FU_MAX_IPARAMS * 8 + FU_MAX_FPARAMS * 4)
+#define FU_NODE_PARAMS(n, type) ((const type *)(const void *)(n)->params)
 
 typedef struct fu_node fu_node;
 typedef struct fu_graph fu_graph;

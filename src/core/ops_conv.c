@@ -107,7 +107,7 @@ typedef struct {
 } conv_node_params;
 _Static_assert(sizeof(conv_node_params) <= FU_NODE_PARAM_BYTES, "conv_node_params does not fit in a node");
 
-static const conv_node_params *node_params(const fu_node *n) { return (const conv_node_params *)(const void *)n->params; }
+static const conv_node_params *node_params(const fu_node *n) { return FU_NODE_PARAMS(n, conv_node_params); }
 
 static void add_bias(float *y, const float *b, int64_t N, int64_t C, int64_t hw) {
     #pragma omp parallel for collapse(2) schedule(static) if (N * C * hw > 65536)
