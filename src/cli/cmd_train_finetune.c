@@ -62,7 +62,7 @@ int cmd_train_finetune_data(int argc, char **argv) {
     return exit_code(rc);
 }
 
-static void on_step(int64_t step, int64_t steps, const fu_finetune_losses *l, void *ctx) {
+static void on_step(void *ctx, int64_t step, int64_t steps, const fu_finetune_losses *l) {
     char note[128];
     snprintf(note, sizeof note, "retain %.4f race %.3f attr %.3f pair %.3f arcface %.3f", l->retain, l->race, l->attr, l->pair, l->arcface);
     progress_update(ctx, (long)step, (long)steps, note);

@@ -42,3 +42,9 @@ void progress_finish(progress *p) {
 void progress_on(void *ctx, int64_t done, int64_t total, const char *stage) {
     progress_update(ctx, (long)done, (long)total, stage);
 }
+
+void progress_on_step(void *ctx, int64_t step, int64_t steps, double loss) {
+    char note[32];
+    snprintf(note, sizeof note, "loss %.4f", loss);
+    progress_update(ctx, (long)step, (long)steps, note);
+}

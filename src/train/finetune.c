@@ -460,7 +460,7 @@ static int check_config(const fu_finetune_config *c) {
 }
 
 int fu_finetune_run(const fu_xdata *d, const fu_finetune_config *cfg, fu_finetune_report *rep,
-                    void (*progress)(int64_t, int64_t, const fu_finetune_losses *, void *), void *ctx) {
+                    void (*progress)(void *ctx, int64_t step, int64_t steps, const fu_finetune_losses *l), void *ctx) {
     memset(rep, 0, sizeof *rep);
     int rc = check_config(cfg);
     if (rc != FU_OK) return rc;
@@ -483,7 +483,7 @@ int fu_finetune_run(const fu_xdata *d, const fu_finetune_config *cfg, fu_finetun
         int64_t k = r.step - rep->first_step;
         if (k <= window) accumulate(&rep->first, &l);
         if (k > n_run - window) accumulate(&rep->last, &l);
-        if (progress) progress(r.step, cfg->steps, &l, ctx);
+        if (progress) progress(ctx, r.step, cfg->steps, &l);
         if (r.step % cfg->checkpoint_every == 0 || r.step == cfg->steps) rc = save_checkpoint(&r);
     }
     average(&rep->first);

@@ -83,7 +83,7 @@ typedef struct fu_finetune_report {
 /* Runs (or resumes) the fine-tune. progress (may be NULL) gets (step, steps, the step's
  * losses). FU_OK or an error. */
 int fu_finetune_run(const fu_xdata *d, const fu_finetune_config *cfg, fu_finetune_report *r,
-                    void (*progress)(int64_t step, int64_t steps, const fu_finetune_losses *l, void *ctx), void *ctx);
+                    void (*progress)(void *ctx, int64_t step, int64_t steps, const fu_finetune_losses *l), void *ctx);
 
 /* The starting point (face-api weights, the heads of heads_path, the guides' comparer). */
 fu_face_extractor *fu_finetune_initial(const char *heads_path);
