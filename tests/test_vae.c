@@ -163,36 +163,8 @@ TEST(vae_prior_roundtrip_whiten_and_bad_priors) {
 
 /* ---- face set ---- */
 
-/* A synthetic face set: n images of S x S, image i a smooth colour blob whose position and
- * colour depend on i (learnable, unlike noise); every 5th image val, the rest train. */
-static fu_faces *synthetic_faces(int S, int64_t n) {
-    fu_faces *set = calloc(1, sizeof *set);
-    set->size = S;
-    set->count = n;
-    set->labels = calloc((size_t)n, sizeof *set->labels);
-    set->pixels = malloc((size_t)(n * 3 * S * S));
-    for (int64_t i = 0; i < n; i++) {
-        fu_face_label *lab = &set->labels[i];
-        snprintf(lab->path, sizeof lab->path, "synthetic/%03lld.png", (long long)i);
-        lab->source = (uint8_t)(i % 2);
-        lab->split = i % 5 == 4 ? FU_SPLIT_VAL : FU_SPLIT_TRAIN;
-        lab->gender = lab->race = -1;
-        lab->age = -1;
-        lab->identity = (int32_t)i;
-        float cx = (float)(i % 4) * S / 4.0f + 1, cy = (float)(i % 3) * S / 3.0f + 1;
-        for (int c = 0; c < 3; c++)
-            for (int y = 0; y < S; y++)
-                for (int x = 0; x < S; x++) {
-                    float d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
-                    float v = 40 + 180 * expf(-d2 / (S * 0.8f)) * (c == (int)(i % 3) ? 1.0f : 0.4f);
-                    set->pixels[((i * 3 + c) * S + y) * S + x] = (uint8_t)v;
-                }
-    }
-    return set;
-}
-
 TEST(faces_file_roundtrip_and_corruption) {
-    fu_faces *set = synthetic_faces(8, 10);
+    fu_faces *set = synthetic_face_set(8, 10);
     set->labels[3].attrs = 0x123456789ULL;
     set->labels[3].attrs_known = (1ULL << 40) - 1;
     set->labels[3].age = 71;
@@ -225,7 +197,7 @@ TEST(faces_file_roundtrip_and_corruption) {
 }
 
 TEST(faces_loader_is_deterministic_and_covers_epochs) {
-    fu_faces *set = synthetic_faces(8, 25);   /* 20 train images */
+    fu_faces *set = synthetic_face_set(8, 25);   /* 20 train images */
     fu_faces_loader a, b;
     REQUIRE(fu_faces_loader_init(&a, set, FU_SPLIT_TRAIN, 7, 1) == FU_OK);
     REQUIRE(fu_faces_loader_init(&b, set, FU_SPLIT_TRAIN, 7, 1) == FU_OK);
@@ -318,7 +290,7 @@ TEST(faces_build_from_folder_labels_and_split) {
     snprintf(p, sizeof p, "%s/lfw/images/Zed_Q/Zed_Q_0001.jpg", root); write_jpeg(p, 250, 250, 0.8f);
     fu_faces *set = NULL;
     int64_t dropped = -1;
-    REQUIRE(fu_faces_build(root, 16, FU_FACES_FRAME_BOX, &set, &dropped, NULL, NULL) == FU_OK);
+    REQUIRE(fu_faces_build(root, 16, FU_FACES_FRAME_BOX, 0, &set, &dropped, NULL, NULL) == FU_OK);
     CHECK(dropped == 0);
     REQUIRE(set->count == 5);
     const fu_face_label *L = set->labels;
@@ -329,8 +301,11 @@ TEST(faces_build_from_folder_labels_and_split) {
     CHECK(L[3].source == FU_FACES_LFW && L[3].split == FU_SPLIT_TEST && L[3].identity == 0 && L[4].identity == 1);
     CHECK(abs(set->pixels[0] - 51) <= 3 && abs(set->pixels[3 * 16 * 16 * 2] - 153) <= 3);   /* 0.2, 0.6 of 255 */
     fu_faces_free(set);
+    REQUIRE(fu_faces_build(root, 16, FU_FACES_FRAME_BOX, 1u << FU_FACES_UTKFACE, &set, &dropped, NULL, NULL) == FU_OK);
+    CHECK(set->count == 1 && set->labels[0].source == FU_FACES_UTKFACE && set->labels[0].race == 3);
+    fu_faces_free(set);
     snprintf(p, sizeof p, "%s/utkface", root);
-    CHECK(fu_faces_build(p, 16, FU_FACES_FRAME_BOX, &set, &dropped, NULL, NULL) == FU_E_INPUT && set == NULL && strstr(fu_last_error(), "celeba"));
+    CHECK(fu_faces_build(p, 16, FU_FACES_FRAME_BOX, 0, &set, &dropped, NULL, NULL) == FU_E_INPUT && set == NULL && strstr(fu_last_error(), "celeba"));
 }
 
 /* ---- training ---- */
@@ -366,7 +341,7 @@ static int same_weights(const fu_vae *a, const fu_vae *b) {
 /* 2K steps in one run equal K steps + resume + K steps, bit for bit; the run also learns. */
 TEST(train_generator_resume_is_exact) {
     enum { K = 30 };
-    fu_faces *set = synthetic_faces(8, 40);
+    fu_faces *set = synthetic_face_set(8, 40);
     char full[512], split[512], sheet[512], plot[512];
     snprintf(full, sizeof full, "%s/gen_full.safetensors", fu_test_tmpdir());
     snprintf(split, sizeof split, "%s/gen_split.safetensors", fu_test_tmpdir());
@@ -410,7 +385,7 @@ static double max_weight_diff(const fu_vae *a, const fu_vae *b) {
 /* --init starts a new run from a model's weights: with a vanishing lr the run's model is that
  * model (a fresh one from the run's seed would differ by ~0.1). */
 TEST(train_generator_init_starts_from_a_model) {
-    fu_faces *set = synthetic_faces(8, 40);
+    fu_faces *set = synthetic_face_set(8, 40);
     char base[512], next[512];
     snprintf(base, sizeof base, "%s/gen_base.safetensors", fu_test_tmpdir());
     snprintf(next, sizeof next, "%s/gen_next.safetensors", fu_test_tmpdir());
@@ -443,7 +418,7 @@ static void record_loss(const fu_gen_train_status *s, void *ctx) {
 }
 
 TEST(train_generator_learns_and_reconstructs) {
-    fu_faces *set = synthetic_faces(8, 40);
+    fu_faces *set = synthetic_face_set(8, 40);
     char out[512];
     snprintf(out, sizeof out, "%s/gen_learn.safetensors", fu_test_tmpdir());
     fu_gen_train_config c = tiny_run(out, 300);
@@ -469,7 +444,7 @@ TEST(train_generator_learns_and_reconstructs) {
 /* The fitted prior's mean is the mean of the encoder's mu over the train split and its mirror
  * images, and its covariance is PSD with at least the mean posterior variance on the diagonal. */
 TEST(vae_fit_prior_matches_encoder_moments) {
-    fu_faces *set = synthetic_faces(8, 20);
+    fu_faces *set = synthetic_face_set(8, 20);
     fu_vae *m = fu_vae_new(&tiny, 4);
     REQUIRE(set && m);
     int64_t n = 0;

@@ -1,8 +1,10 @@
 #include "util.h"
+#include "data/faces.h"
 #include <cjson/cJSON.h>
 #include "face/models.h"
 #include "io/fileutil.h"
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -79,4 +81,32 @@ cJSON *load_dlib_reference(void) {
     cJSON *j = cJSON_ParseWithLength((const char *)data, size);
     free(data);
     return j;
+}
+
+/* A synthetic face set: n images of S x S, image i a smooth colour blob whose position and
+ * colour depend on i (learnable, unlike noise); every 5th image val, the rest train. */
+fu_faces *synthetic_face_set(int S, int64_t n) {
+    fu_faces *set = calloc(1, sizeof *set);
+    set->size = S;
+    set->count = n;
+    set->labels = calloc((size_t)n, sizeof *set->labels);
+    set->pixels = malloc((size_t)(n * 3 * S * S));
+    for (int64_t i = 0; i < n; i++) {
+        fu_face_label *lab = &set->labels[i];
+        snprintf(lab->path, sizeof lab->path, "synthetic/%03lld.png", (long long)i);
+        lab->source = (uint8_t)(i % 2);
+        lab->split = i % 5 == 4 ? FU_SPLIT_VAL : FU_SPLIT_TRAIN;
+        lab->gender = lab->race = -1;
+        lab->age = -1;
+        lab->identity = (int32_t)i;
+        float cx = (float)(i % 4) * S / 4.0f + 1, cy = (float)(i % 3) * S / 3.0f + 1;
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < S; y++)
+                for (int x = 0; x < S; x++) {
+                    float d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+                    float v = 40 + 180 * expf(-d2 / (S * 0.8f)) * (c == (int)(i % 3) ? 1.0f : 0.4f);
+                    set->pixels[((i * 3 + c) * S + y) * S + x] = (uint8_t)v;
+                }
+    }
+    return set;
 }

@@ -27,4 +27,9 @@ int count_newlines(const char *s);
 struct cJSON;
 struct cJSON *load_dlib_reference(void);
 
+/* A synthetic face set: n images of S x S, image i a smooth colour blob whose position and
+ * colour depend on i (learnable, unlike noise); every 5th image val, the rest train; no labels. */
+struct fu_faces;
+struct fu_faces *synthetic_face_set(int S, int64_t n);
+
 #endif

@@ -18,19 +18,20 @@
 #include "io/image.h"
 #include "data/faces.h"
 #include "train/train_generator.h"
+#include "train/train_sharp.h"
 
 static int exit_code(int rc) { return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT); }
 
 /* --data is a packed face set file, or a data folder (celeba/, utkface/, lfw/) packed on the fly
  * with the given framing; *dropped counts images without a usable face. */
-static int open_faces(const char *data, int frame, int quiet, fu_faces **set, int64_t *dropped) {
+static int open_faces(const char *data, int frame, int size, unsigned sources, int quiet, fu_faces **set, int64_t *dropped) {
     struct stat sb;
     *dropped = 0;
     if (stat(data, &sb) != 0) return fu_fail(FU_E_INPUT, "%s: no such file or folder", data);
     if (!S_ISDIR(sb.st_mode)) return fu_faces_load(data, set);
     progress bar;
     progress_start(&bar, "packing faces", quiet);
-    int rc = fu_faces_build(data, FU_FACES_SIZE, frame, set, dropped, progress_on, &bar);
+    int rc = fu_faces_build(data, size, frame, sources, set, dropped, progress_on, &bar);
     progress_finish(&bar);
     return rc;
 }
@@ -40,6 +41,25 @@ static int parse_frame(const char *name) {
     if (!strcmp(name, "ffhq")) return FU_FACES_FRAME_FFHQ;
     if (!strcmp(name, "box")) return FU_FACES_FRAME_BOX;
     return -1;
+}
+
+/* A comma-separated list of source names ("utkface,celeba") as a mask of 1 << source; 0 with a
+ * message when a name is unknown. */
+static unsigned parse_sources(const char *list) {
+    unsigned mask = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int src = 0;
+        while (src < FU_FACES_N_SOURCES && strcmp(tok, fu_faces_source_name(src))) src++;
+        if (src == FU_FACES_N_SOURCES) {
+            fprintf(stderr, "faceup train faces: --sources: unknown source '%s' (celeba, utkface, lfw)\n", tok);
+            return 0;
+        }
+        mask |= 1u << src;
+    }
+    if (!mask) fprintf(stderr, "faceup train faces: --sources is empty\n");
+    return mask;
 }
 
 /* A sheet of `per_source` faces of each source (one row each), spread over the source's images. */
@@ -69,24 +89,28 @@ static int faces_sheet(const fu_faces *set, const char *path, int per_source) {
 }
 
 static int train_faces(int argc, char **argv) {
-    const char *data = NULL, *out = NULL, *sheet = NULL, *frame_name = "ffhq";
-    int quiet = 0;
+    const char *data = NULL, *out = NULL, *sheet = NULL, *frame_name = "ffhq", *source_list = "celeba,utkface,lfw";
+    int quiet = 0, size = FU_FACES_SIZE;
     arg_spec specs[] = {
         {"--data", ARG_STRING, &data, 0, 0, "data folder with celeba/, utkface/, lfw/ (as ../shared/data)"},
         {"--out", ARG_STRING, &out, 0, 0, "packed face set to write"},
+        {"--size", ARG_INT, &size, 8, 1024, "side of the packed faces (default 64)"},
+        {"--sources", ARG_STRING, &source_list, 0, 0, "comma-separated sources to pack (default celeba,utkface,lfw)"},
         {"--frame", ARG_STRING, &frame_name, 0, 0, "ffhq (landmark alignment, default) or box (fixed per-source crop)"},
         {"--sheet", ARG_STRING, &sheet, 0, 0, "also write a PNG of sample crops, one row per source"},
         {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
         {0},
     };
-    int n = args_parse("train faces", "--data DIR --out FILE [--frame ffhq|box] [--sheet PNG]", specs, argc, argv, NULL, 0);
+    int n = args_parse("train faces", "--data DIR --out FILE [--size N] [--sources LIST] [--frame ffhq|box] [--sheet PNG]", specs, argc, argv, NULL, 0);
     if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
     if (!data || !out) { fprintf(stderr, "faceup train faces: --data and --out are required\n"); return FU_E_INPUT; }
     int frame = parse_frame(frame_name);
     if (frame < 0) { fprintf(stderr, "faceup train faces: --frame must be ffhq or box, got '%s'\n", frame_name); return FU_E_INPUT; }
+    unsigned sources = parse_sources(source_list);
+    if (!sources) return FU_E_INPUT;
     fu_faces *set = NULL;
     int64_t dropped = 0;
-    int rc = open_faces(data, frame, quiet, &set, &dropped);
+    int rc = open_faces(data, frame, size, sources, quiet, &set, &dropped);
     if (rc == FU_OK) rc = fu_faces_save(set, out);
     if (rc == FU_OK && sheet) rc = faces_sheet(set, sheet, 12);
     if (rc == FU_OK) {
@@ -109,22 +133,98 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Starts the speed clock at this run's first step (a resumed run starts late); true when a log
+ * line is due at `step`, with the steps per second so far in *rate. */
+static int train_log_due(train_log *log, int64_t step, double *rate) {
+    if (log->first_step < 0) {
+        log->first_step = step;
+        log->start = now_s();
+    }
+    if (log->bar.quiet || log->every <= 0 || step % log->every || step == log->first_step) return 0;
+    *rate = (double)(step - log->first_step) / fmax(now_s() - log->start, 1e-9);
+    return 1;
+}
+
 /* The bar (deciles when stderr is not a terminal) plus one line every `every` steps, so a long
  * background run logs its losses and speed. */
 static void on_train_step(const fu_gen_train_status *s, void *ctx) {
     train_log *log = ctx;
-    if (log->first_step < 0) {   /* speed counts from this run's first step (a resumed run starts late) */
-        log->first_step = s->step;
-        log->start = now_s();
-    }
     char note[96];
     snprintf(note, sizeof note, "loss %.4f L1 %.4f KL %.1f", s->loss, s->rec, s->kl);
     progress_update(&log->bar, (long)s->step, (long)s->steps, note);
-    if (log->bar.quiet || log->every <= 0 || s->step % log->every || s->step == log->first_step) return;
-    double el = now_s() - log->start, rate = (double)(s->step - log->first_step) / fmax(el, 1e-9);
+    double rate;
+    if (!train_log_due(log, s->step, &rate)) return;
     fprintf(stderr, "%sstep %lld/%lld loss %.4f L1 %.4f edge %.4f KL %.1f | %.2f steps/s, eta %.0f min\n", log->bar.tty ? "\n" : "",
             (long long)s->step, (long long)s->steps, s->loss, s->rec, s->edge, s->kl, rate,
             (double)(s->steps - s->step) / fmax(rate, 1e-9) / 60);
+}
+
+static void on_sharp_step(const fu_sharp_train_status *s, void *ctx) {
+    train_log *log = ctx;
+    char note[96];
+    snprintf(note, sizeof note, "L1 %.4f D %.3f", s->l1, s->d_loss);
+    progress_update(&log->bar, (long)s->step, (long)s->steps, note);
+    double rate;
+    if (!train_log_due(log, s->step, &rate)) return;
+    fprintf(stderr, "%sstep %lld/%lld L1 %.4f edge %.4f prior %.4f adv %.3f D %.3f | %.3f steps/s, %.2f CPU hours, eta %.0f min\n",
+            log->bar.tty ? "\n" : "", (long long)s->step, (long long)s->steps, s->l1, s->edge, s->prior, s->adv, s->d_loss,
+            rate, s->cpu_hours, (double)(s->steps - s->step) / fmax(rate, 1e-9) / 60);
+}
+
+/* faceup train sharp: the sharpening stage on a VAE (train/train_sharp.h). */
+static int train_sharp(int argc, char **argv) {
+    fu_sharp_train_config cfg = fu_sharp_train_defaults();
+    const char *data = NULL;
+    int steps = (int)cfg.steps, seed = (int)cfg.seed, sample_every = (int)cfg.sample_every, unbalanced = 0;
+    int ckpt_every = (int)cfg.checkpoint_every, adv_start = (int)cfg.adv_start, adv_ramp = (int)cfg.adv_ramp;
+    int threads = 0, quiet = 0, log_every = 50;
+    arg_spec specs[] = {
+        {"--data", ARG_STRING, &data, 0, 0, "packed face set at twice the VAE's size (faceup train faces --size 128 --sources utkface)"},
+        {"--vae", ARG_STRING, &cfg.vae, 0, 0, "the VAE to sharpen, with its fitted prior (new runs)"},
+        {"--out", ARG_STRING, &cfg.out, 0, 0, "sharp generator to write (checkpoint, samples, loss plot and run log beside it)"},
+        {"--steps", ARG_INT, &steps, 1, 2000000000, "total training steps (default 20000)"},
+        {"--batch", ARG_INT, &cfg.batch, 2, 1024, "real faces per step, plus half as many prior samples (default 8)"},
+        {"--lr", ARG_FLOAT, &cfg.lr_g, 1e-7, 1, "the stage's Adam learning rate (default 2e-4)"},
+        {"--lr-d", ARG_FLOAT, &cfg.lr_d, 1e-7, 1, "the discriminator's Adam learning rate (default 2e-4)"},
+        {"--seed", ARG_INT, &seed, 0, 2147483647, "seed for weights, data order, noise and augmentations (default 1)"},
+        {"--channels", ARG_INT, &cfg.model.channels, 4, 256, "stage width C (default 32)"},
+        {"--blocks", ARG_INT, &cfg.model.blocks, 0, FU_SR_MAX_BLOCKS, "residual blocks (default 4)"},
+        {"--disc-channels", ARG_INT, &cfg.disc_channels, 1, 256, "discriminator width (default 32)"},
+        {"--edge", ARG_FLOAT, &cfg.edge_weight, 0, 1000, "edge-loss weight (default 1)"},
+        {"--prior-weight", ARG_FLOAT, &cfg.prior_weight, 0, 1000, "prior samples' low-resolution consistency weight (default 1)"},
+        {"--adv", ARG_FLOAT, &cfg.adv_weight, 0, 1000, "adversarial weight (default 0.05; 0: no GAN)"},
+        {"--adv-start", ARG_INT, &adv_start, 0, 2000000000, "steps of reconstruction only before the GAN starts (default 500)"},
+        {"--adv-ramp", ARG_INT, &adv_ramp, 0, 2000000000, "steps over which the adversarial weight ramps up (default 2000)"},
+        {"--ema", ARG_FLOAT, &cfg.ema, 0, 0.99999, "decay of the weights' moving average the model file holds (default 0.999)"},
+        {"--unbalanced", ARG_FLAG, &unbalanced, 0, 0, "the data's own race shares instead of class-balanced sampling"},
+        {"--resume", ARG_FLAG, &cfg.resume, 0, 0, "continue from OUT's checkpoint (its model and settings)"},
+        {"--init", ARG_STRING, &cfg.init, 0, 0, "start a new run from this sharp generator's stage"},
+        {"--sample-every", ARG_INT, &sample_every, 0, 2000000000, "sample sheet and loss plot every N steps (default 250; 0: at the end)"},
+        {"--checkpoint-every", ARG_INT, &ckpt_every, 0, 2000000000, "checkpoint every N steps (default 250; 0: at the end)"},
+        {"--log-every", ARG_INT, &log_every, 0, 2000000000, "a loss line on stderr every N steps (default 50; 0: none)"},
+        {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
+        {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
+        {0},
+    };
+    int n = args_parse("train sharp", "--data FILE --vae VAE --out MODEL.safetensors [flags]", specs, argc, argv, NULL, 0);
+    if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
+    if (cfg.init && cfg.resume) { fprintf(stderr, "faceup train sharp: --init starts a new run; it cannot be combined with --resume\n"); return FU_E_INPUT; }
+    if (!data || !cfg.out || (!cfg.vae && !cfg.resume)) {
+        fprintf(stderr, "faceup train sharp: --data, --out and (for a new run) --vae are required\n");
+        return FU_E_INPUT;
+    }
+    cfg.steps = steps, cfg.seed = (uint64_t)seed, cfg.sample_every = sample_every, cfg.checkpoint_every = ckpt_every;
+    cfg.adv_start = adv_start, cfg.adv_ramp = adv_ramp, cfg.balanced = !unbalanced;
+    fu_set_threads(threads);
+    fu_faces *set = NULL;
+    int rc = fu_faces_load(data, &set);
+    train_log log = {.every = log_every, .first_step = -1};
+    progress_start(&log.bar, "train sharp", quiet);
+    if (rc == FU_OK) rc = fu_train_sharp(&cfg, set, on_sharp_step, &log);
+    progress_finish(&log.bar);
+    if (rc != FU_OK) fprintf(stderr, "faceup train sharp: %s\n", fu_last_error());
+    fu_faces_free(set);
+    return exit_code(rc);
 }
 
 static int train_generator(int argc, char **argv) {
@@ -166,7 +266,7 @@ static int train_generator(int argc, char **argv) {
     fu_set_threads(threads);
     fu_faces *set = NULL;
     int64_t dropped;
-    int rc = open_faces(data, FU_FACES_FRAME_FFHQ, quiet, &set, &dropped);
+    int rc = open_faces(data, FU_FACES_FRAME_FFHQ, FU_FACES_SIZE, 0, quiet, &set, &dropped);
     train_log log = {.every = log_every, .first_step = -1};
     progress_start(&log.bar, "train generator", quiet);
     if (rc == FU_OK) rc = fu_train_generator(&cfg, set, on_train_step, &log);
@@ -214,7 +314,7 @@ static int train_prior(int argc, char **argv) {
     fu_faces *set = NULL;
     int64_t dropped, count = 0;
     int rc = fu_vae_load(gen, &m);
-    if (rc == FU_OK) rc = open_faces(data, FU_FACES_FRAME_FFHQ, quiet, &set, &dropped);
+    if (rc == FU_OK) rc = open_faces(data, FU_FACES_FRAME_FFHQ, FU_FACES_SIZE, 0, quiet, &set, &dropped);
     if (rc == FU_OK) rc = fu_vae_fit_prior(m, set, FU_SPLIT_TRAIN, &count);
     if (rc == FU_OK) rc = fu_vae_save(m, out);
     if (rc == FU_OK) printf("{\"images\": %lld, \"latent\": %d, \"out\": \"%s\"}\n", (long long)count, m->cfg.latent, out);
@@ -228,13 +328,14 @@ int cmd_train(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "prior")) return train_prior(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "faces")) return train_faces(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "generator")) return train_generator(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "sharp")) return train_sharp(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "heads")) return cmd_train_heads(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "finetune-data")) return cmd_train_finetune_data(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "finetune")) return cmd_train_finetune(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "race-judge")) return cmd_train_race_judge(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "thumb-race")) return cmd_train_thumb_race(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "race-offsets")) return cmd_train_race_offsets(argc - 1, argv + 1);
-    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'prior', 'heads', 'finetune-data', 'finetune', 'race-judge', 'thumb-race' or 'race-offsets' (try 'faceup train generator --help')\n");
+    fprintf(stderr, "faceup train: expected 'faces', 'generator', 'sharp', 'prior', 'heads', 'finetune-data', 'finetune', 'race-judge', 'thumb-race' or 'race-offsets' (try 'faceup train generator --help')\n");
     return FU_E_INPUT;
 }
 
@@ -315,7 +416,7 @@ static int eval_generator(int argc, char **argv) {
     fu_faces *set = NULL;
     int rc = fu_vae_load(gen, &m);
     int64_t dropped;
-    if (rc == FU_OK) rc = open_faces(data, FU_FACES_FRAME_FFHQ, 1, &set, &dropped);
+    if (rc == FU_OK) rc = open_faces(data, FU_FACES_FRAME_FFHQ, FU_FACES_SIZE, 0, 1, &set, &dropped);
     cJSON *root = cJSON_CreateObject(), *recon = cJSON_AddObjectToObject(root, "recon");
     for (int s = 0; rc == FU_OK && s < FU_FACES_N_SOURCES; s++)
         rc = add_psnr(recon, fu_faces_source_name(s), m, set, split, s, limit);

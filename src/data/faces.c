@@ -482,7 +482,15 @@ static int load_one(const fu_faces_framer *f, const char *data_dir, const fu_fac
     return FU_OK;
 }
 
-int fu_faces_build(const char *data_dir, int size, int frame, fu_faces **out, int64_t *dropped,
+/* Drops the labels whose source bit (1 << source) is not in `sources`, keeping the order. */
+static void keep_sources(label_list *l, unsigned sources) {
+    int64_t kept = 0;
+    for (int64_t i = 0; i < l->n; i++)
+        if (sources & (1u << l->labels[i].source)) l->labels[kept++] = l->labels[i];
+    l->n = kept;
+}
+
+int fu_faces_build(const char *data_dir, int size, int frame, unsigned sources, fu_faces **out, int64_t *dropped,
                    fu_progress_fn progress, void *ctx) {
     *out = NULL;
     *dropped = 0;
@@ -491,6 +499,7 @@ int fu_faces_build(const char *data_dir, int size, int frame, fu_faces **out, in
     int rc = f ? FU_OK : fu_last_code();
     label_list l = {0};
     if (rc == FU_OK) rc = fu_faces_list(data_dir, &l.labels, &l.n);
+    if (rc == FU_OK && sources) keep_sources(&l, sources);
     fu_faces *set = rc == FU_OK ? faces_alloc(size, l.n) : NULL;
     fu_tensor *face = set ? fu_tensor_newv(4, (int64_t)1, (int64_t)3, (int64_t)size, (int64_t)size) : NULL;
     if (rc == FU_OK && !face) rc = fu_last_code();
@@ -625,6 +634,24 @@ int fu_faces_loader_init(fu_faces_loader *l, const fu_faces *set, int split, uin
     return FU_OK;
 }
 
+static int race_group(const fu_face_label *lab) { return lab->race >= 0 && lab->race < 5 ? lab->race : 5; }
+
+int fu_faces_loader_init_balanced(fu_faces_loader *l, const fu_faces *set, int split, uint64_t seed, int flip) {
+    int rc = fu_faces_loader_init(l, set, split, seed, flip);
+    if (rc != FU_OK) return rc;
+    int64_t count[FU_FACES_N_GROUPS] = {0}, k = 0;
+    for (int64_t i = 0; i < l->n; i++) count[race_group(&set->labels[l->members[i]])]++;
+    for (int g = 0; g < FU_FACES_N_GROUPS; g++) {   /* the plain order's buffer becomes the grouped list */
+        if (!count[g]) continue;
+        l->group_start[l->n_groups++] = k;
+        for (int64_t i = 0; i < l->n; i++)
+            if (race_group(&set->labels[l->members[i]]) == g) l->perm[k++] = l->members[i];
+    }
+    l->group_start[l->n_groups] = k;
+    memcpy(l->members, l->perm, (size_t)l->n * sizeof *l->members);
+    return FU_OK;
+}
+
 void fu_faces_loader_free(fu_faces_loader *l) {
     free(l->members);
     free(l->perm);
@@ -643,9 +670,15 @@ static void loader_epoch(fu_faces_loader *l, int64_t epoch) {
 void fu_faces_loader_batch(fu_faces_loader *l, int64_t pos, int batch, float *x, int64_t *idx) {
     int64_t img = 3 * (int64_t)l->set->size * l->set->size;
     for (int b = 0; b < batch; b++) {
-        int64_t p = pos + b;
-        loader_epoch(l, p / l->n);
-        int64_t i = l->members[l->perm[p % l->n]];
+        int64_t p = pos + b, i;
+        if (l->n_groups) {
+            int g = (int)(p % l->n_groups);
+            int64_t first = l->group_start[g], size = l->group_start[g + 1] - first;
+            i = l->members[first + (int64_t)(mix64(l->seed ^ mix64((uint64_t)p + 0x51ed)) % (uint64_t)size)];
+        } else {
+            loader_epoch(l, p / l->n);
+            i = l->members[l->perm[p % l->n]];
+        }
         int flip = l->flip && (mix64(l->seed * 0x9e3779b97f4a7c15ULL ^ (uint64_t)p) & 1);
         fu_faces_get(l->set, i, flip, x + b * img);
         if (idx) idx[b] = i;

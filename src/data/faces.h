@@ -80,8 +80,10 @@ int fu_faces_frame(const fu_faces_framer *f, fu_tensor *img, int source, fu_tens
 
 /* Builds the set from a data folder holding celeba/, utkface/, lfw/ as in ../shared/data
  * (a missing sub-folder is an error); *dropped counts the images without a usable face.
+ * sources: a mask of 1 << FU_FACES_CELEBA ... (0 = every source); e.g. only UTKFace for sets
+ * of 128 px and more, where CelebA's half-size copy (faces ~45 px wide) would be upsampled.
  * progress (may be NULL) counts the "faces". */
-int fu_faces_build(const char *data_dir, int size, int frame, fu_faces **out, int64_t *dropped,
+int fu_faces_build(const char *data_dir, int size, int frame, unsigned sources, fu_faces **out, int64_t *dropped,
                    fu_progress_fn progress, void *ctx);
 /* The labels (paths, splits) of every image fu_faces_build would pack, in the same order,
  * without loading pixels; *labels is malloc'ed (free it). */
@@ -96,6 +98,9 @@ void fu_faces_get(const fu_faces *set, int64_t i, int flip, float *dst);
  * (seed, e); sample number `pos` (counted from 0 over the whole run) is image perm_e[pos % n]
  * of epoch e = pos / n, mirrored when a hash of (seed, pos) says so (if flips are on). So the
  * whole data order is a function of (seed, pos): a resumed run needs only pos. */
+/* Race groups of the balanced loader: UTKFace's five classes, and the faces without a label. */
+#define FU_FACES_N_GROUPS 6
+
 typedef struct fu_faces_loader {
     const fu_faces *set;
     int64_t n;          /* images in the split */
@@ -104,9 +109,18 @@ typedef struct fu_faces_loader {
     int64_t epoch;
     uint64_t seed;
     int flip;
+    /* Balanced order (fu_faces_loader_init_balanced): members sorted by group, group g holding
+     * members[group_start[g] .. group_start[g+1]-1]; n_groups 0 for the plain order. */
+    int n_groups;
+    int64_t group_start[FU_FACES_N_GROUPS + 1];
 } fu_faces_loader;
 
 int fu_faces_loader_init(fu_faces_loader *l, const fu_faces *set, int split, uint64_t seed, int flip);
+/* Class-balanced order, against the data's race skew: sample `pos` comes from group pos % G of
+ * the G non-empty race groups (UTKFace's labels 0-4, then the faces without one), and within it
+ * from a hash of (seed, pos), so every group is drawn equally often whatever its size (small
+ * groups repeat, with replacement) and the order is still a function of (seed, pos). */
+int fu_faces_loader_init_balanced(fu_faces_loader *l, const fu_faces *set, int split, uint64_t seed, int flip);
 void fu_faces_loader_free(fu_faces_loader *l);
 /* Samples pos .. pos+batch-1 into x (batch*3*S*S floats in [-1,1]); idx (may be NULL) gets
  * their indices in the set. */

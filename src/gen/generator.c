@@ -9,6 +9,7 @@
 #include "core/rng.h"
 #include "gen/stylegan1.h"
 #include "gen/stylegan2.h"
+#include "gen/sharp.h"
 #include "gen/vae.h"
 
 void fu_generator_free(fu_generator *gen) {
@@ -187,8 +188,7 @@ static fu_tensor *vae_build(const fu_generator *gen, fu_graph *g, fu_tensor *z, 
 /* The encoder's posterior sample for the bicubic-upscaled thumbnail: z = mu + exp(logvar / 2) *
  * eps, with eps the seed's N(0, I) draw, so seeds differ as posterior samples do; then whitened
  * by the prior (the search moves w). */
-static int vae_init_latent(const fu_generator *gen, const fu_tensor *thumb, fu_tensor *z) {
-    const fu_vae *m = gen->impl;
+static int vae_posterior_latent(const fu_vae *m, const fu_tensor *thumb, fu_tensor *z) {
     fu_graph *g = fu_graph_new();
     fu_tensor *x = g ? fu_graph_tensor(g, 4, thumb->shape) : NULL;
     if (x) memcpy(x->data, thumb->data, (size_t)thumb->numel * sizeof(float));
@@ -209,6 +209,10 @@ static int vae_init_latent(const fu_generator *gen, const fu_tensor *thumb, fu_t
     return rc;
 }
 
+static int vae_init_latent(const fu_generator *gen, const fu_tensor *thumb, fu_tensor *z) {
+    return vae_posterior_latent(gen->impl, thumb, z);
+}
+
 static void vae_destroy(fu_generator *gen) { fu_vae_free(gen->impl); }
 
 static int open_vae(const char *path, fu_generator *gen) {
@@ -225,6 +229,45 @@ static int open_vae(const char *path, fu_generator *gen) {
     gen->noise_shape = vae_noise_shape;
     gen->build = vae_build;
     gen->init_latent = vae_init_latent;
+    return FU_OK;
+}
+
+/* ---------------------------------------------------------------- faceup's sharp generator */
+
+/* As vae_build, through the sharpening stage (gen/sharp.h): [N,3,2S,2S]. */
+static fu_tensor *sharp_build(const fu_generator *gen, fu_graph *g, fu_tensor *z, fu_tensor *const *noise, fu_tensor **latent_in) {
+    (void)noise;
+    const fu_sharp *m = gen->impl;
+    if (latent_in) *latent_in = z;
+    fu_tensor *flat = fu_reshape(g, z, 2, (int64_t[]){z ? z->shape[0] : 0, m->vae->cfg.latent});
+    return to_unit_range(g, fu_sharp_decode(g, m, fu_vae_prior_latent(g, m->vae, flat)));
+}
+
+static int sharp_init_latent(const fu_generator *gen, const fu_tensor *thumb, fu_tensor *z) {
+    const fu_sharp *m = gen->impl;
+    return vae_posterior_latent(m->vae, thumb, z);
+}
+
+static void sharp_destroy(fu_generator *gen) {
+    fu_sharp_release(gen->impl);
+    free(gen->impl);
+}
+
+static int open_sharp(const char *path, fu_generator *gen) {
+    fu_sharp *m = fu_calloc(1, sizeof *m);
+    if (!m) return FU_E_INTERNAL;
+    int rc = fu_sharp_load(path, m);
+    if (rc != FU_OK) { free(m); return rc; }
+    gen->kind = "vae+sr";
+    gen->impl = m;
+    gen->destroy = sharp_destroy;
+    gen->resolution = 2 * m->vae->cfg.size;
+    gen->n_latent = 1;
+    gen->latent_dim = m->vae->cfg.latent;
+    gen->n_noise = 0;
+    gen->noise_shape = vae_noise_shape;
+    gen->build = sharp_build;
+    gen->init_latent = sharp_init_latent;
     return FU_OK;
 }
 
@@ -250,11 +293,13 @@ int fu_generator_open(const char *path, const char *aux_path, fu_generator **out
     fu_weights *w = NULL, *aux = NULL;
     *out = NULL;
     int rc = fu_weights_open(path, &w);
-    if (rc == FU_OK && fu_weights_has(w, "dec.fc.weight")) {   /* faceup's VAE: loaded by its own reader */
+    if (rc == FU_OK && (fu_weights_has(w, "dec.fc.weight") || fu_weights_has(w, "sr.head.weight"))) {
+        /* faceup's VAE, alone or with its sharpening stage: loaded by their own readers */
+        int sharp = fu_weights_has(w, "sr.head.weight");
         fu_weights_free(w);
         fu_generator *gen = fu_calloc(1, sizeof *gen);
         if (!gen) return FU_E_INTERNAL;
-        if ((rc = open_vae(path, gen)) != FU_OK) { fu_generator_free(gen); return rc; }
+        if ((rc = sharp ? open_sharp(path, gen) : open_vae(path, gen)) != FU_OK) { fu_generator_free(gen); return rc; }
         *out = gen;
         return FU_OK;
     }

@@ -7,6 +7,7 @@
 #include "faceup.h"
 #include "io/image.h"
 #include "io/safetensors.h"
+#include "train/ckpt.h"
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -33,34 +34,9 @@ typedef struct run {
     fu_optim *opt;
     fu_rng rng;                /* reparameterisation noise */
     int64_t step, pos;         /* steps done; samples consumed */
-    float *history;            /* [n_hist, HISTORY_COLS] */
-    int64_t n_hist, cap_hist;
+    fu_history hist;           /* step, loss, L1, KL per step */
     char *ckpt_path, *sheet_path, *plot_path;
 } run;
-
-static char *path_with(const char *out, const char *suffix) {
-    size_t n = strlen(out);
-    const char *ext = ".safetensors";
-    if (n >= strlen(ext) && !strcmp(out + n - strlen(ext), ext)) n -= strlen(ext);
-    char *p = malloc(n + strlen(suffix) + 1);
-    if (!p) return NULL;
-    memcpy(p, out, n);
-    strcpy(p + n, suffix);
-    return p;
-}
-
-static int history_push(run *r, const float row[HISTORY_COLS]) {
-    if (r->n_hist == r->cap_hist) {
-        int64_t cap = r->cap_hist ? 2 * r->cap_hist : 1024;
-        float *grown = realloc(r->history, (size_t)cap * HISTORY_COLS * sizeof *grown);
-        if (!grown) return fu_fail(FU_E_INTERNAL, "train: out of memory");
-        r->history = grown;
-        r->cap_hist = cap;
-    }
-    memcpy(r->history + r->n_hist * HISTORY_COLS, row, HISTORY_COLS * sizeof *row);
-    r->n_hist++;
-    return FU_OK;
-}
 
 /* ---- checkpoint ---- */
 
@@ -73,13 +49,11 @@ static const char *meta_keys[M_COUNT] = {
 static int save_checkpoint(run *r) {
     int64_t n_state = fu_optim_state_numel(r->opt);
     fu_tensor *state = fu_tensor_newv(1, n_state);
-    fu_tensor *hist = fu_tensor_newv(2, r->n_hist > 0 ? r->n_hist : 1, (int64_t)HISTORY_COLS);
+    fu_tensor *hist = fu_history_tensor(&r->hist);
     fu_st_item items[FU_VAE_MAX_PARAMS + 2];
     int rc = state && hist ? FU_OK : FU_E_INTERNAL;
     if (rc == FU_OK) {
         fu_optim_state_get(r->opt, state->data);
-        if (r->n_hist > 0) memcpy(hist->data, r->history, (size_t)r->n_hist * HISTORY_COLS * sizeof(float));
-        else fu_tensor_fill(hist, NAN);
         for (int i = 0; i < r->vae->n_params; i++) items[i] = (fu_st_item){r->vae->params[i]->name, r->vae->params[i], FU_F32};
         items[r->vae->n_params] = (fu_st_item){"adam.state", state, FU_F32};
         items[r->vae->n_params + 1] = (fu_st_item){"history", hist, FU_F32};
@@ -102,43 +76,18 @@ static int save_checkpoint(run *r) {
     return rc == FU_OK ? fu_vae_save(r->vae, r->cfg.out) : rc;
 }
 
-static int meta_i64(const fu_safetensors *st, int key, int64_t lo, int64_t hi, int64_t *out) {
-    const char *s = fu_st_meta_get(st, meta_keys[key]);
-    char *end;
-    long long v = s ? strtoll(s, &end, 10) : 0;
-    if (!s || *end || v < lo || v > hi) return fu_fail(FU_E_INPUT, "%s: checkpoint metadata %s missing or invalid", st->label, meta_keys[key]);
-    *out = v;
-    return FU_OK;
-}
-
-static int meta_float(const fu_safetensors *st, int key, float *out) {
-    const char *s = fu_st_meta_get(st, meta_keys[key]);
-    char *end;
-    double v = s ? strtod(s, &end) : 0;
-    if (!s || *end || !isfinite(v)) return fu_fail(FU_E_INPUT, "%s: checkpoint metadata %s missing or invalid", st->label, meta_keys[key]);
-    *out = (float)v;
-    return FU_OK;
-}
-
 /* The settings a checkpoint fixes for the rest of the run (see train_generator.h). */
 static int read_run_settings(const fu_safetensors *st, run *r) {
     int64_t seed, batch, warm;
-    int rc = meta_i64(st, M_SEED, 0, INT64_MAX, &seed);
-    if (rc == FU_OK) rc = meta_i64(st, M_BATCH, 1, 4096, &batch);
-    if (rc == FU_OK) rc = meta_i64(st, M_WARMUP, 0, INT64_MAX, &warm);
-    if (rc == FU_OK) rc = meta_float(st, M_BETA, &r->cfg.beta);
-    if (rc == FU_OK) rc = meta_float(st, M_EDGE, &r->cfg.edge_weight);
+    int rc = fu_ckpt_meta_i64(st, meta_keys[M_SEED], 0, INT64_MAX, &seed);
+    if (rc == FU_OK) rc = fu_ckpt_meta_i64(st, meta_keys[M_BATCH], 1, 4096, &batch);
+    if (rc == FU_OK) rc = fu_ckpt_meta_i64(st, meta_keys[M_WARMUP], 0, INT64_MAX, &warm);
+    if (rc == FU_OK) rc = fu_ckpt_meta_float(st, meta_keys[M_BETA], &r->cfg.beta);
+    if (rc == FU_OK) rc = fu_ckpt_meta_float(st, meta_keys[M_EDGE], &r->cfg.edge_weight);
     if (rc != FU_OK) return rc;
     r->cfg.seed = (uint64_t)seed;
     r->cfg.batch = (int)batch;
     r->cfg.kl_warmup = warm;
-    return FU_OK;
-}
-
-static int read_tensor_into(const fu_safetensors *st, const char *name, float *dst, int64_t numel) {
-    const fu_st_entry *e = fu_st_find(st, name);
-    if (!e || e->numel != numel) return fu_fail(FU_E_INPUT, "%s: checkpoint tensor %s missing or of the wrong size", st->label, name);
-    fu_convert_to_f32(e->dtype, st->data + e->begin, dst, (size_t)numel);
     return FU_OK;
 }
 
@@ -148,25 +97,17 @@ static int restore_state(const fu_safetensors *st, run *r) {
     int64_t n_state = fu_optim_state_numel(r->opt), adam_step;
     float *state = malloc((size_t)n_state * sizeof *state);
     if (!state) return fu_fail(FU_E_INTERNAL, "train: out of memory");
-    int rc = read_tensor_into(st, "adam.state", state, n_state);
+    int rc = fu_ckpt_read(st, "adam.state", state, n_state);
     if (rc == FU_OK) rc = fu_optim_state_set(r->opt, state, n_state);
     free(state);
-    if (rc == FU_OK) rc = meta_i64(st, M_STEP, 0, INT64_MAX, &r->step);
-    if (rc == FU_OK) rc = meta_i64(st, M_POS, 0, INT64_MAX, &r->pos);
-    if (rc == FU_OK) rc = meta_i64(st, M_ADAM_STEP, 0, INT64_MAX, &adam_step);
+    if (rc == FU_OK) rc = fu_ckpt_meta_i64(st, meta_keys[M_STEP], 0, INT64_MAX, &r->step);
+    if (rc == FU_OK) rc = fu_ckpt_meta_i64(st, meta_keys[M_POS], 0, INT64_MAX, &r->pos);
+    if (rc == FU_OK) rc = fu_ckpt_meta_i64(st, meta_keys[M_ADAM_STEP], 0, INT64_MAX, &adam_step);
     if (rc == FU_OK && !fu_rng_from_text(fu_st_meta_get(st, meta_keys[M_RNG]), &r->rng))
         rc = fu_fail(FU_E_INPUT, "%s: checkpoint metadata train.rng missing or invalid", st->label);
     if (rc != FU_OK) return rc;
     r->opt->step = adam_step;
-    const fu_st_entry *h = fu_st_find(st, "history");
-    if (!h || h->ndim != 2 || h->shape[1] != HISTORY_COLS) return fu_fail(FU_E_INPUT, "%s: checkpoint history missing", st->label);
-    float *rows = malloc((size_t)h->numel * sizeof *rows);
-    if (!rows) return fu_fail(FU_E_INTERNAL, "train: out of memory");
-    fu_convert_to_f32(h->dtype, st->data + h->begin, rows, (size_t)h->numel);
-    for (int64_t i = 0; rc == FU_OK && i < h->shape[0]; i++)
-        if (isfinite(rows[i * HISTORY_COLS])) rc = history_push(r, rows + i * HISTORY_COLS);
-    free(rows);
-    return rc;
+    return fu_history_restore(&r->hist, st, "history");
 }
 
 /* ---- setup ---- */
@@ -179,10 +120,10 @@ static int make_optimizer(run *r) {
 }
 
 static int run_open(run *r, const fu_gen_train_config *cfg) {
-    *r = (run){.cfg = *cfg};
-    r->ckpt_path = path_with(cfg->out, ".ckpt.safetensors");
-    r->sheet_path = path_with(cfg->out, ".samples.png");
-    r->plot_path = path_with(cfg->out, ".loss.png");
+    *r = (run){.cfg = *cfg, .hist = {.cols = HISTORY_COLS}};
+    r->ckpt_path = fu_ckpt_path(cfg->out, ".ckpt.safetensors");
+    r->sheet_path = fu_ckpt_path(cfg->out, ".samples.png");
+    r->plot_path = fu_ckpt_path(cfg->out, ".loss.png");
     if (!r->ckpt_path || !r->sheet_path || !r->plot_path) return fu_fail(FU_E_INTERNAL, "train: out of memory");
     if (!cfg->resume) {
         fu_rng_seed(&r->rng, cfg->seed ^ 0x5eedULL);
@@ -209,23 +150,13 @@ static int run_open(run *r, const fu_gen_train_config *cfg) {
 static void run_close(run *r) {
     fu_optim_free(r->opt);
     fu_vae_free(r->vae);
-    free(r->history);
+    fu_history_free(&r->hist);
     free(r->ckpt_path);
     free(r->sheet_path);
     free(r->plot_path);
 }
 
 /* ---- reports ---- */
-
-/* Copies image k of imgs ([N,3,S,S] in [-1,1]) to grid cell (row, col) mapped to [0,1]. */
-static void grid_place(fu_tensor *grid, const fu_tensor *imgs, int64_t k, int64_t row, int64_t col) {
-    int64_t S = imgs->shape[2], H = grid->shape[2], W = grid->shape[3];
-    const float *src = imgs->data + k * 3 * S * S;
-    for (int64_t c = 0; c < 3; c++)
-        for (int64_t y = 0; y < S; y++)
-            for (int64_t x = 0; x < S; x++)
-                grid->data[(c * H + row * S + y) * W + col * S + x] = (src[(c * S + y) * S + x] + 1) * 0.5f;
-}
 
 /* SHEET_COLS held-out faces spread over the val split (train split when there is no val). */
 static int sheet_faces(const fu_faces *set, fu_tensor *x) {
@@ -257,10 +188,10 @@ static int write_sample_sheet(run *r, const fu_faces *set) {
     }
     if (rc == FU_OK) {
         for (int64_t k = 0; k < SHEET_COLS; k++) {
-            grid_place(grid, x, k, 0, k);
-            grid_place(grid, recon, k, 1, k);
+            fu_grid_place(grid, x, k, 0, k);
+            fu_grid_place(grid, recon, k, 1, k);
         }
-        for (int64_t k = 0; k < SHEET_COLS * SHEET_SAMPLE_ROWS; k++) grid_place(grid, samples, k, 2 + k / SHEET_COLS, k % SHEET_COLS);
+        for (int64_t k = 0; k < SHEET_COLS * SHEET_SAMPLE_ROWS; k++) fu_grid_place(grid, samples, k, 2 + k / SHEET_COLS, k % SHEET_COLS);
         rc = fu_image_save_png(r->sheet_path, grid);
     }
     fu_tensor_free(grid);
@@ -268,25 +199,20 @@ static int write_sample_sheet(run *r, const fu_faces *set) {
     return rc;
 }
 
-/* The plot averages the per-step history over bins, at most PLOT_POINTS of them. */
 #define PLOT_POINTS 400
 
+/* Total loss (black), L1 (blue), KL per image / 1000 (red, to share the axis). */
 static int write_loss_plot(run *r) {
-    int64_t bin = r->n_hist / PLOT_POINTS + 1, n = (r->n_hist + bin - 1) / bin;
-    float *cols = calloc((size_t)(n ? n : 1) * 4, sizeof *cols);
-    if (!cols) return fu_fail(FU_E_INTERNAL, "train: out of memory");
-    float *steps = cols, *loss = cols + n, *rec = cols + 2 * n, *kl = cols + 3 * n;
-    for (int64_t i = 0; i < r->n_hist; i++) {
-        const float *h = r->history + i * HISTORY_COLS;
-        int64_t b = i / bin, in_bin = (b == n - 1) ? r->n_hist - b * bin : bin;
-        steps[b] = h[0];
-        loss[b] += h[1] / (float)in_bin;
-        rec[b] += h[2] / (float)in_bin;
-        kl[b] += h[3] / 1000.0f / (float)in_bin;   /* KL per image / 1000 to share the axis */
-    }
+    float *buf = malloc(6 * PLOT_POINTS * sizeof *buf);
+    if (!buf) return fu_fail(FU_E_INTERNAL, "train: out of memory");
+    float *steps = buf, *loss = buf + PLOT_POINTS, *rec = buf + 2 * PLOT_POINTS, *kl = buf + 3 * PLOT_POINTS;
+    int64_t n = fu_history_binned(&r->hist, 1, PLOT_POINTS, steps, loss);
+    fu_history_binned(&r->hist, 2, PLOT_POINTS, buf + 4 * PLOT_POINTS, rec);
+    fu_history_binned(&r->hist, 3, PLOT_POINTS, buf + 5 * PLOT_POINTS, kl);
+    for (int64_t i = 0; i < n; i++) kl[i] /= 1000.0f;
     fu_plot_series s[3] = {{steps, loss, n, {0, 0, 0}}, {steps, rec, n, {0, 0, 1}}, {steps, kl, n, {0.8f, 0, 0}}};
     int rc = fu_plot_png(r->plot_path, 480, 320, s, 3, 1);
-    free(cols);
+    free(buf);
     return rc;
 }
 
@@ -313,7 +239,7 @@ static int train_step(run *r, fu_graph *g, fu_faces_loader *l, fu_gen_train_stat
     r->pos += B;
     *st = (fu_gen_train_status){r->step, r->cfg.steps, loss->data[0], parts.rec->data[0], parts.edge->data[0], parts.kl->data[0]};
     float row[HISTORY_COLS] = {(float)r->step, st->loss, st->rec, st->kl};
-    return history_push(r, row);
+    return fu_history_push(&r->hist, row);
 }
 
 static int due(int64_t step, int64_t every, int64_t last) { return step == last || (every > 0 && step % every == 0); }
