@@ -109,7 +109,7 @@ eval-lfw: $(BUILD)/faceup
 
 # Install: `make install PREFIX=/usr/local DESTDIR=`. The binary links libfaceup statically; the
 # shipped models go to $(DATADIR)/faceup/models, where fu_shipped_path (src/face/models.h) looks
-# relative to the binary or the shared library.
+# relative to the binary.
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib

@@ -1,9 +1,7 @@
 #include "models.h"
-#include <dlfcn.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 const char *fu_model_path(const char *rel, char *buf, size_t n) {
@@ -19,25 +17,14 @@ static int shipped_at(const char *dir, const char *under, const char *rel, char 
     return k > 0 && (size_t)k < n && access(buf, R_OK) == 0;
 }
 
-/* Folder of the shared library holding this code (into buf), or NULL when it is linked into
- * the program itself. */
-static const char *library_dir(char *buf, size_t n) {
-    Dl_info info;
-    if (!dladdr((void *)fu_shipped_path, &info) || !info.dli_fname || !strchr(info.dli_fname, '/')) return NULL;
-    snprintf(buf, n, "%s", info.dli_fname);
-    return dirname(buf);
-}
-
 const char *fu_shipped_path(const char *rel, char *buf, size_t n) {
-    char exe[4096], lib[4096];
+    char exe[4096];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (len > 0) {
         exe[len] = 0;
         const char *dir = dirname(exe);
         if (shipped_at(dir, "", rel, buf, n) || shipped_at(dir, "/share/faceup", rel, buf, n)) return buf;
     }
-    const char *dir = library_dir(lib, sizeof lib);
-    if (dir && shipped_at(dir, "/share/faceup", rel, buf, n)) return buf;
     snprintf(buf, n, "%s", rel);
     return buf;
 }
