@@ -15,23 +15,39 @@ LDLIBS = -ldnnl -lpng -ljpeg -lcjson -lm
 LDFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(MPI_CFLAGS) $(OPT) $(CFLAGS)
 
-LIB_SRC := $(sort $(wildcard src/core/*.c src/io/*.c src/face/*.c src/gen/*.c src/search/*.c src/train/*.c src/eval/*.c))
+LIB_SRC := $(sort $(wildcard src/core/*.c src/io/*.c src/face/*.c src/gen/*.c src/data/*.c src/search/*.c src/train/*.c src/eval/*.c))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The library's objects serve both libfaceup.a and libfaceup.so: position-independent, and hidden
+# unless include/faceup.h marks a function FU_API, so the .so exports only the public API.
+$(LIB_OBJ): ALL_CFLAGS += -fPIC -fvisibility=hidden
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan valgrind bench bench-upscale bench-faces eval-lfw clean
+# The version comes from include/faceup.h; the soname changes with the major version.
+VERSION := $(shell sed -n 's/^\#define FACEUP_VERSION "\([^"]*\)".*/\1/p' include/faceup.h)
+SONAME := libfaceup.so.$(firstword $(subst ., ,$(VERSION)))
+
+.PHONY: all test asan valgrind bench bench-upscale bench-faces eval-lfw clean install uninstall install-check abi-check abi-update layers
 .SECONDARY: $(BENCH_OBJ)
-all: $(BUILD)/faceup $(BUILD)/faceup_tests
+all: $(BUILD)/faceup $(BUILD)/faceup_tests $(BUILD)/$(SONAME) $(BUILD)/libfaceup.so
 
 $(BUILD)/libfaceup.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# -z defs: every symbol the library uses must come from it or from the libraries it names;
+# libfaceup.map: only fu_* leaves the library.
+$(BUILD)/libfaceup.so.$(VERSION): $(LIB_OBJ) libfaceup.map
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -Wl,--version-script=libfaceup.map \
+	    -o $@ $(LIB_OBJ) $(LDLIBS)
+
+$(BUILD)/$(SONAME) $(BUILD)/libfaceup.so: $(BUILD)/libfaceup.so.$(VERSION)
+	ln -sf $(notdir $<) $@
 
 $(BUILD)/faceup: $(CLI_OBJ) $(BUILD)/libfaceup.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -90,6 +106,50 @@ LFW ?= ../shared/data/lfw
 eval-lfw: $(BUILD)/faceup
 	$(BUILD)/faceup eval lfw --data $(LFW) --model dlib-resnet --roc $(BUILD)/lfw-dlib-resnet-roc.png --csv $(BUILD)/lfw-dlib-resnet.csv
 	$(BUILD)/faceup eval lfw --data $(LFW) --model faceres --roc $(BUILD)/lfw-faceres-roc.png --csv $(BUILD)/lfw-faceres.csv
+
+# Install: `make install PREFIX=/usr/local DESTDIR=`. The binary links libfaceup statically; the
+# shipped models go to $(DATADIR)/faceup/models, where fu_shipped_path (src/face/models.h) looks
+# relative to the binary.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+SHIPPED_MODELS = $(wildcard models/*.safetensors) models/calibration.json models/README.md
+
+install: $(BUILD)/faceup $(BUILD)/libfaceup.a $(BUILD)/libfaceup.so.$(VERSION)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(DATADIR)/faceup/models $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/faceup $(DESTDIR)$(BINDIR)/faceup
+	install -m 644 $(BUILD)/libfaceup.a $(DESTDIR)$(LIBDIR)/libfaceup.a
+	install -m 755 $(BUILD)/libfaceup.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libfaceup.so.$(VERSION)
+	ln -sf libfaceup.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libfaceup.so
+	install -m 644 include/faceup.h $(DESTDIR)$(INCLUDEDIR)/faceup.h
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
+	    faceup.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/faceup.pc
+	install -m 644 $(SHIPPED_MODELS) $(DESTDIR)$(DATADIR)/faceup/models/
+	install -m 644 docs/faceup.1 $(DESTDIR)$(MANDIR)/man1/faceup.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/faceup $(DESTDIR)$(LIBDIR)/libfaceup.a $(DESTDIR)$(LIBDIR)/libfaceup.so* \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/faceup.pc $(DESTDIR)$(INCLUDEDIR)/faceup.h $(DESTDIR)$(MANDIR)/man1/faceup.1
+	rm -rf $(DESTDIR)$(DATADIR)/faceup
+
+# Installs into a temporary DESTDIR and checks the result (tools/install-check.sh).
+install-check: $(BUILD)/faceup $(BUILD)/libfaceup.a $(BUILD)/libfaceup.so.$(VERSION)
+	tools/install-check.sh $(BUILD)
+
+# The exported symbols of libfaceup.so against the checked-in include/faceup.symbols.
+abi-check: $(BUILD)/libfaceup.so.$(VERSION)
+	tools/abi-check.sh $<
+abi-update: $(BUILD)/libfaceup.so.$(VERSION)
+	tools/abi-check.sh $< --update
+
+# No layer of src/ includes a higher one (tools/check-layers.sh).
+layers:
+	tools/check-layers.sh
 
 clean:
 	rm -rf build build-asan build-valgrind build-mpi

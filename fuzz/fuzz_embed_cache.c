@@ -1,11 +1,11 @@
-/* libFuzzer target for the embedding cache reader (src/eval/embed_cache.c): the first byte
+/* libFuzzer target for the embedding cache reader (src/data/embed_cache.c): the first byte
  * picks the vector size the caller asks for, the rest is the cache file. A file that loads
  * must have its first record findable, and whatever loaded (a rejected file loads as empty)
  * must survive a save and a reopen with the same record count and values. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "faceup.h"
 #include "input_file.h"
 

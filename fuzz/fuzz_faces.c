@@ -1,11 +1,11 @@
-/* libFuzzer target for the packed face set reader (src/train/faces.c): arbitrary bytes as a
+/* libFuzzer target for the packed face set reader (src/data/faces.c): arbitrary bytes as a
  * face set file; a set that loads has every image read back (plain and mirrored) and the
  * training loader run over every split. */
 #include <stdint.h>
 #include <stdlib.h>
 #include "faceup.h"
 #include "input_file.h"
-#include "train/faces.h"
+#include "data/faces.h"
 
 static volatile float sink;  /* keeps the pixel reads */
 

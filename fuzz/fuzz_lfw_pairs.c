@@ -1,8 +1,8 @@
-/* libFuzzer target for the LFW pairs.txt parser (src/eval/lfw.c) and the 10-fold evaluation
+/* libFuzzer target for the LFW pairs.txt parser (src/data/lfw.c) and the 10-fold evaluation
  * of whatever it accepts (scores derived from the input bytes). */
 #include <stdint.h>
 #include <stdlib.h>
-#include "eval/lfw.h"
+#include "data/lfw.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fu_lfw_pairs p;

@@ -5,12 +5,12 @@
 #include <png.h>
 #include <stdlib.h>
 #include "eval/calibration.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "io/dlib_dat.h"
 #include "io/fileutil.h"
 #include "io/image.h"
 #include "io/safetensors.h"
-#include "train/faces.h"
+#include "data/faces.h"
 #include "core/rng.h"
 #include "faceup.h"
 #include "face/irse.h"

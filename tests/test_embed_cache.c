@@ -1,7 +1,7 @@
 /* The per-image vector cache: lookups, growth, persistence, and refusing foreign files. */
 #include "test.h"
 #include "util.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "io/fileutil.h"
 #include <stdio.h>
 #include <string.h>

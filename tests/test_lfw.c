@@ -1,7 +1,7 @@
 /* LFW protocol: pairs.txt parsing and the 10-fold threshold selection. */
 #include "test.h"
 #include "util.h"
-#include "eval/lfw.h"
+#include "data/lfw.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -8,7 +8,7 @@
 #include "gen/vae.h"
 #include "eval/text.h"
 #include "search/search.h"
-#include "train/faces.h"
+#include "data/faces.h"
 #include <math.h>
 #include "face/heads.h"
 #include "face/models.h"

@@ -9,7 +9,7 @@
 #include "gen/sharp.h"
 #include "io/image.h"
 #include "io/safetensors.h"
-#include "train/faces.h"
+#include "data/faces.h"
 #include "train/train_generator.h"
 #include "train/train_sharp.h"
 #include <math.h>

@@ -8,7 +8,7 @@
 #include "io/image.h"
 #include "io/fileutil.h"
 #include "io/safetensors.h"
-#include "train/faces.h"
+#include "data/faces.h"
 #include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdlib.h>

@@ -1,16 +1,16 @@
-/* faceup's VAE generator (src/gen/vae.c), the packed face set (src/train/faces.c), generator
- * training with exact resume (src/train/train_generator.c) and the line plot (src/eval/plot.c).
+/* faceup's VAE generator (src/gen/vae.c), the packed face set (src/data/faces.c), generator
+ * training with exact resume (src/train/train_generator.c) and the line plot (src/io/plot.c).
  * Tiny configs (8x8 images, a few channels) keep every test well under a second or two. */
 #include "test.h"
 #include "util.h"
 #include "core/gradcheck.h"
 #include "core/ops.h"
-#include "eval/plot.h"
+#include "io/plot.h"
 #include "gen/vae.h"
 #include "io/fileutil.h"
 #include "io/image.h"
 #include "io/safetensors.h"
-#include "train/faces.h"
+#include "data/faces.h"
 #include "train/train_generator.h"
 #include <stdlib.h>
 #include <string.h>

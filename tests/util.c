@@ -1,5 +1,5 @@
 #include "util.h"
-#include "train/faces.h"
+#include "data/faces.h"
 #include <cjson/cJSON.h>
 #include "face/models.h"
 #include "io/fileutil.h"

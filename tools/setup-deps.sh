@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs faceup's build and test dependencies from Debian 12 packages (needs root or sudo).
 set -euo pipefail
-pkgs=(build-essential clang libomp-dev libdnnl-dev libpng-dev libjpeg62-turbo-dev libcjson-dev
+pkgs=(build-essential pkgconf clang libomp-dev libdnnl-dev libpng-dev libjpeg62-turbo-dev libcjson-dev
       python3-torch python3-numpy libopenmpi-dev openmpi-bin libdlib-data libdlib-dev)
 # libdlib-data: dlib's 68-point landmark model (tools/fetch-models.sh copies it into the cache).
 # libdlib-dev: dlib itself, for the reference landmarks and chips the tests compare against

@@ -54,7 +54,7 @@ static int analyze_files(char **paths, int n, int detect, int batch, int quiet, 
     if (rc == FU_OK) {
         progress pr;
         progress_start(&pr, "analyze", quiet || n < 2);
-        rc = fu_face_run_files(finder, nets, 2, (const char *const *)paths, n, batch, outs, res, progress_on_files, &pr);
+        rc = fu_face_run_files(finder, nets, 2, (const char *const *)paths, n, batch, outs, res, progress_on, &pr);
         progress_finish(&pr);
     }
     fu_face_net_free(nets[0]);

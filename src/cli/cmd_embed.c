@@ -40,7 +40,7 @@ static int embed_files(const embed_opts *o, char **paths, int n, float **vectors
     if (rc == FU_OK) {
         progress pr;
         progress_start(&pr, "embed", o->quiet || n < 2);
-        rc = fu_face_run_files(finder, &net, 1, (const char *const *)paths, n, o->batch, vectors, *results, progress_on_files, &pr);
+        rc = fu_face_run_files(finder, &net, 1, (const char *const *)paths, n, o->batch, vectors, *results, progress_on, &pr);
         progress_finish(&pr);
     }
     fu_face_net_free(net);

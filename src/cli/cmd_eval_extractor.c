@@ -17,7 +17,7 @@
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "eval/lfw_run.h"
 #include "face/face_extractor.h"
 #include "face/models.h"
@@ -49,7 +49,7 @@ static int lfw_accuracy(const opts *o, fu_dlib_resnet *dlib, int stock, const ch
     fu_lfw_embeddings emb = {0};
     progress bar;
     progress_start(&bar, label, o->quiet);
-    fu_lfw_embed_opts eo = {cache, 16, progress_on_files, &bar, 1};
+    fu_lfw_embed_opts eo = {cache, 16, progress_on, &bar, 1};
     if (rc == FU_OK) rc = fu_lfw_embed(o->lfw, &pairs, finder, net, &eo, &emb);
     progress_finish(&bar);
     float *scores = rc == FU_OK ? malloc((size_t)pairs.n * sizeof *scores) : NULL;
@@ -108,7 +108,7 @@ static int evaluate(const opts *o, fu_face_extractor *x, const fu_xdata *d, int 
     int n_pairs = 0;
     progress bar;
     progress_start(&bar, stock ? "faces (before)" : "faces (after)", o->quiet);
-    int rc = fu_extractor_score(x, d, strcmp(o->split, "val") ? FU_XSPLIT_TEST : FU_XSPLIT_VAL, &s, progress_on_count, &bar);
+    int rc = fu_extractor_score(x, d, strcmp(o->split, "val") ? FU_XSPLIT_TEST : FU_XSPLIT_VAL, &s, progress_on, &bar);
     progress_finish(&bar);
     if (rc == FU_OK && !o->no_lfw) rc = lfw_accuracy(o, x->net, stock, stock ? "lfw (before)" : "lfw (after)", &lfw, &n_pairs);
     if (rc == FU_OK) *out = scores_json(&s, &lfw, !o->no_lfw, n_pairs);

@@ -10,10 +10,10 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "eval/calibration.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "eval/lfw_run.h"
-#include "eval/plot.h"
 #include "eval/text.h"
+#include "io/plot.h"
 #include "faceup.h"
 #include "io/fileutil.h"
 #include "json_out.h"
@@ -61,7 +61,7 @@ static int embed_all(const lfw_opts *o, fu_face_net_kind kind, lfw_run *run) {
     fu_face_net_set_mirror(net, o->mirror);
     progress pr;
     progress_start(&pr, "lfw embed", o->quiet);
-    fu_lfw_embed_opts eo = {o->no_cache ? NULL : cache_path, o->batch, progress_on_files, &pr, o->quiet};
+    fu_lfw_embed_opts eo = {o->no_cache ? NULL : cache_path, o->batch, progress_on, &pr, o->quiet};
     double t0 = now_s();
     rc = fu_lfw_embed(o->data, &run->pairs, finder, net, &eo, &run->emb);
     run->seconds = now_s() - t0;

@@ -20,7 +20,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/ops.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "eval/upscale_eval.h"
 #include "face/analyze.h"
 #include "face/face_extractor.h"
@@ -37,7 +37,7 @@
 #include "upscale_face.h"
 #include "search/face_guides.h"
 #include "search/search.h"
-#include "train/faces.h"
+#include "data/faces.h"
 
 #define DEFAULT_GENERATOR "models/faceup-vae64.safetensors"
 #define FACERES_DIM 1024

@@ -10,12 +10,6 @@
  * backward or optimiser stays near ln 2 = 0.69. */
 #define SELFCHECK_MAX_LOSS 0.1f
 
-static void on_step(int step, int steps, float loss, void *ctx) {
-    char note[32];
-    snprintf(note, sizeof note, "loss %.4f", loss);
-    progress_update(ctx, step, steps, note);
-}
-
 int cmd_selfcheck(int argc, char **argv) {
     fu_toy_config cfg = fu_toy_defaults();
     int seed = 1, threads = 0, json = 0, quiet = 0;
@@ -34,7 +28,7 @@ int cmd_selfcheck(int argc, char **argv) {
     progress bar;
     progress_start(&bar, "selfcheck", quiet);
     fu_toy_result res;
-    int rc = fu_toy_train(&cfg, &res, on_step, &bar);
+    int rc = fu_toy_train(&cfg, &res, progress_on_step, &bar);
     progress_finish(&bar);
     if (rc != FU_OK) {
         fprintf(stderr, "faceup selfcheck: %s\n", fu_last_error());

@@ -16,13 +16,11 @@
 #include "faceup.h"
 #include "gen/vae.h"
 #include "io/image.h"
-#include "train/faces.h"
+#include "data/faces.h"
 #include "train/train_generator.h"
 #include "train/train_sharp.h"
 
 static int exit_code(int rc) { return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT); }
-
-static void on_build(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, "faces"); }
 
 /* --data is a packed face set file, or a data folder (celeba/, utkface/, lfw/) packed on the fly
  * with the given framing; *dropped counts images without a usable face. */
@@ -33,7 +31,7 @@ static int open_faces(const char *data, int frame, int size, unsigned sources, i
     if (!S_ISDIR(sb.st_mode)) return fu_faces_load(data, set);
     progress bar;
     progress_start(&bar, "packing faces", quiet);
-    int rc = fu_faces_build(data, size, frame, sources, set, dropped, on_build, &bar);
+    int rc = fu_faces_build(data, size, frame, sources, set, dropped, progress_on, &bar);
     progress_finish(&bar);
     return rc;
 }
@@ -362,7 +360,7 @@ static cJSON *race_object(const double shares[FU_RACE_CLASSES]) {
     return o;
 }
 
-static void on_quality(void *ctx, const char *stage, int64_t done, int64_t total) {
+static void on_quality(void *ctx, int64_t done, int64_t total, const char *stage) {
     if (done == 0 && !*(int *)ctx) fprintf(stderr, "eval generator: %s (%lld of %lld judges)\n", stage, (long long)done, (long long)total);
 }
 

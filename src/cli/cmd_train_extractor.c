@@ -11,12 +11,6 @@
 #include "core/error.h"
 #include "train/extractor.h"
 
-static void on_step(int64_t step, int64_t steps, double loss, void *ctx) {
-    char note[32];
-    snprintf(note, sizeof note, "loss %.4f", loss);
-    progress_update(ctx, (long)step, (long)steps, note);
-}
-
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -83,7 +77,7 @@ int cmd_train_extractor(int argc, char **argv) {
     progress_start(&bar, "train extractor", quiet || dist.rank != 0);
     fu_extractor_result res;
     double t0 = now_s();
-    int rc = fu_extractor_train(&cfg, &dist, on_step, &bar, &res);
+    int rc = fu_extractor_train(&cfg, &dist, progress_on_step, &bar, &res);
     progress_finish(&bar);
     if (rc != FU_OK) fprintf(stderr, "faceup train extractor (rank %d): %s\n", dist.rank, fu_last_error());
     else if (dist.rank == 0) print_summary(&res, &dist, cfg.steps, now_s() - t0);

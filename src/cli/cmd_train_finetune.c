@@ -17,8 +17,6 @@
 
 static int exit_code(int rc) { return rc == FU_OK ? FU_OK : (rc == FU_E_INTERNAL ? FU_E_INTERNAL : FU_E_INPUT); }
 
-static void on_data(const char *stage, int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, stage); }
-
 int cmd_train_finetune_data(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *generator = NULL;
     fu_xdata_config cfg = fu_xdata_defaults();
@@ -50,7 +48,7 @@ int cmd_train_finetune_data(int argc, char **argv) {
     progress bar;
     progress_start(&bar, "fine-tune data", quiet);
     fu_xdata d;
-    int rc = fu_xdata_build(data, generator, &cfg, &d, on_data, &bar);
+    int rc = fu_xdata_build(data, generator, &cfg, &d, progress_on, &bar);
     progress_finish(&bar);
     if (rc == FU_OK) rc = fu_xdata_save(&d, out);
     if (rc == FU_OK) {
@@ -64,7 +62,7 @@ int cmd_train_finetune_data(int argc, char **argv) {
     return exit_code(rc);
 }
 
-static void on_step(int64_t step, int64_t steps, const fu_finetune_losses *l, void *ctx) {
+static void on_step(void *ctx, int64_t step, int64_t steps, const fu_finetune_losses *l) {
     char note[128];
     snprintf(note, sizeof note, "retain %.4f race %.3f attr %.3f pair %.3f arcface %.3f", l->retain, l->race, l->attr, l->pair, l->arcface);
     progress_update(ctx, (long)step, (long)steps, note);

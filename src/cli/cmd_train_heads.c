@@ -9,7 +9,7 @@
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "faceup.h"
 #include "progress.h"
 #include "search/face_guides.h"
@@ -19,12 +19,10 @@
 
 #define DATA_TERMS "trained on UTKFace and CelebA: non-commercial research use only, as those data sets"
 
-static void on_extract(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, "images"); }
-
-static void on_epoch(const char *head, int epoch, int max_epochs, void *ctx) {
+static void on_epoch(void *ctx, int64_t epoch, int64_t max_epochs, const char *head) {
     char note[48];
-    snprintf(note, sizeof note, "%s epoch %d", head, epoch);
-    progress_update(ctx, epoch, max_epochs, note);
+    snprintf(note, sizeof note, "%s epoch %lld", head, (long long)epoch);
+    progress_update(ctx, (long)epoch, (long)max_epochs, note);
 }
 
 static cJSON *race_json(const fu_race_score *s) {
@@ -127,7 +125,7 @@ int cmd_train_heads(int argc, char **argv) {
     fu_heads_data d = {0};
     progress bar;
     progress_start(&bar, "descriptors", quiet);
-    if (rc == FU_OK) rc = fu_heads_data_build(data, cache ? cache : cache_buf, &d, on_extract, &bar);
+    if (rc == FU_OK) rc = fu_heads_data_build(data, cache ? cache : cache_buf, &d, progress_on, &bar);
     progress_finish(&bar);
     if (rc == FU_OK && !quiet)
         fprintf(stderr, "faceup train heads: %lld images (%lld cached, %lld without a face) in %.1f s\n", (long long)d.n,

@@ -13,7 +13,7 @@
 #include "args.h"
 #include "commands.h"
 #include "core/error.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "core/ops.h"
 #include "face/analyze.h"
 #include "face/heads.h"
@@ -27,13 +27,11 @@
 
 #define DATA_TERMS "trained on UTKFace: non-commercial research use only, as that data set"
 
-static void on_epoch(const char *head, int epoch, int max_epochs, void *ctx) {
+static void on_epoch(void *ctx, int64_t epoch, int64_t max_epochs, const char *head) {
     char note[48];
-    snprintf(note, sizeof note, "%s epoch %d", head, epoch);
-    progress_update(ctx, epoch, max_epochs, note);
+    snprintf(note, sizeof note, "%s epoch %lld", head, (long long)epoch);
+    progress_update(ctx, (long)epoch, (long)max_epochs, note);
 }
-
-static void on_face(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, "faceres"); }
 
 /* Rows of one part: x (dim floats each, from src rows mapped by a*v+b) and y. Caller frees. */
 static int part_rows(const fu_race_data *d, int part, const float *src, int dim, float a, float b, float **x, int **y, int64_t *n) {
@@ -291,7 +289,7 @@ int cmd_train_race_judge(int argc, char **argv) {
     fu_race_data d = {0};
     progress bar;
     progress_start(&bar, "faceres descriptors", quiet);
-    if (rc == FU_OK) rc = fu_race_data_build(pack, max_train, faceres, cache ? cache : cache_buf, &d, on_face, &bar);
+    if (rc == FU_OK) rc = fu_race_data_build(pack, max_train, faceres, cache ? cache : cache_buf, &d, progress_on, &bar);
     progress_finish(&bar);
     cJSON *report = cJSON_CreateObject();
     if (rc == FU_OK) {

@@ -163,7 +163,7 @@ static int describe_splits(const fu_xdata *d, target *t, int folds, int quiet, s
     for (int k = folds ? FU_XSPLIT_TRAIN : FU_XSPLIT_VAL; rc == FU_OK && k <= FU_XSPLIT_TEST; k++) {
         progress bar;
         progress_start(&bar, labels[k], quiet || !t->x);
-        rc = fu_race_split_descriptors(d, t->x, k, &s[k].e, &s[k].y, &s[k].n, progress_on_count, &bar);
+        rc = fu_race_split_descriptors(d, t->x, k, &s[k].e, &s[k].y, &s[k].n, progress_on, &bar);
         progress_finish(&bar);
     }
     return rc;

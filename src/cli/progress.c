@@ -38,6 +38,13 @@ void progress_finish(progress *p) {
     if (!p->quiet && p->tty) fputc('\n', stderr);
 }
 
-void progress_on_files(void *ctx, int done, int total) { progress_update(ctx, done, total, NULL); }
 
-void progress_on_count(int64_t done, int64_t total, void *ctx) { progress_update(ctx, (long)done, (long)total, NULL); }
+void progress_on(void *ctx, int64_t done, int64_t total, const char *stage) {
+    progress_update(ctx, (long)done, (long)total, stage);
+}
+
+void progress_on_step(void *ctx, int64_t step, int64_t steps, double loss) {
+    char note[32];
+    snprintf(note, sizeof note, "loss %.4f", loss);
+    progress_update(ctx, (long)step, (long)steps, note);
+}

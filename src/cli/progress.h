@@ -13,9 +13,9 @@ void progress_start(progress *p, const char *label, int quiet);
 /* done of total; note is a short free text (e.g. "loss 0.123"). */
 void progress_update(progress *p, long done, long total, const char *note);
 void progress_finish(progress *p);
-/* Adapters for the library's progress callbacks, ctx being a progress bar: a count of files
- * (face/pipeline.h fu_face_progress_fn) and a count of faces (train/finetune.h fu_faces_progress). */
-void progress_on_files(void *ctx, int done, int total);
-void progress_on_count(int64_t done, int64_t total, void *ctx);
+/* The library's progress callback (fu_progress_fn) drawing the progress bar ctx, the stage as its note. */
+void progress_on(void *ctx, int64_t done, int64_t total, const char *stage);
+/* The training loops' step report (fu_train_step_fn) drawing the progress bar ctx, the loss as its note. */
+void progress_on_step(void *ctx, int64_t step, int64_t steps, double loss);
 
 #endif

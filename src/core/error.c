@@ -30,6 +30,7 @@ void *fu_fail_null(int code, const char *fmt, ...) {
 
 const char *fu_last_error(void) { return last_msg; }
 int fu_last_code(void) { return last_code; }
+int fu_failure_code(void) { return last_code != FU_OK ? last_code : FU_E_INTERNAL; }
 void fu_clear_error(void) { last_msg[0] = 0; last_code = FU_OK; }
 
 void *fu_malloc(size_t bytes) {

@@ -11,6 +11,8 @@ int fu_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 void *fu_fail_null(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Code of the last fu_fail on this thread (FU_OK if none since fu_clear_error). */
 int fu_last_code(void);
+/* The same where a call just failed (returned NULL): FU_E_INTERNAL if it recorded no code. */
+int fu_failure_code(void);
 void fu_clear_error(void);
 
 /* malloc/calloc that report failure through fu_fail (FU_E_INTERNAL). */

@@ -26,6 +26,10 @@
 #define FU_MAX_INPUTS 8
 #define FU_MAX_IPARAMS 24
 #define FU_MAX_FPARAMS 8
+/* Room for an op's own parameter struct in a node (see fu_node.params). An op writes its struct
+ * there when it makes the node (memcpy) and reads it with FU_NODE_PARAMS(n, its type). */
+#define FU_NODE_PARAM_BYTES (FU_MAX_IPARAMS * 8 + FU_MAX_FPARAMS * 4)
+#define FU_NODE_PARAMS(n, type) ((const type *)(const void *)(n)->params)
 
 typedef struct fu_node fu_node;
 typedef struct fu_graph fu_graph;
@@ -43,8 +47,16 @@ struct fu_node {
     int n_in;
     fu_tensor *in[FU_MAX_INPUTS];
     fu_tensor *out;
-    int64_t ip[FU_MAX_IPARAMS];  /* integer parameters (strides, pads, axes...) */
-    float fp[FU_MAX_FPARAMS];    /* float parameters (slopes, eps, scales...) */
+    /* The op's parameters: a struct of the op's own, stored in params (ops_conv.c: its size
+     * checked against FU_NODE_PARAM_BYTES at compile time), or, in the ops not converted yet,
+     * the positional slots ip and fp. */
+    union {
+        struct {
+            int64_t ip[FU_MAX_IPARAMS];  /* integer parameters (strides, pads, axes...) */
+            float fp[FU_MAX_FPARAMS];    /* float parameters (slopes, eps, scales...) */
+        };
+        _Alignas(int64_t) unsigned char params[FU_NODE_PARAM_BYTES];
+    };
     void *saved;                 /* arena memory an op keeps from forward for backward */
     void *state;                 /* heap state (e.g. cached primitives), freed by op->free_state */
     int reached;                 /* set during backward: out->grad is reachable from the seed */

@@ -98,15 +98,16 @@ void fu_same_padding(int64_t in, int k, int stride, int dilation, int *pad_befor
     *pad_after = (int)(total - total / 2);
 }
 
-/* Node parameters: ip[0..7] = kh, kw, sh, sw, dh, dw, pt, pl; ip[8] = groups;
- * ip[9..12] = N, C (image side channels), H, W; ip[13] = 1 for conv_transpose2d;
- * ip[14..16] = column side channels, OH, OW. */
-static conv_geom node_geom(const fu_node *n) {
-    const int64_t *p = n->ip;
-    conv_geom q = {p[9 + 1] / p[8], p[11], p[12], p[15], p[16],
-                   (int)p[0], (int)p[1], (int)p[2], (int)p[3], (int)p[4], (int)p[5], (int)p[6], (int)p[7]};
-    return q;
-}
+/* A conv node's parameters (in fu_node.params). */
+typedef struct {
+    conv_geom q;                  /* one group's image side, the column side, the kernel */
+    int64_t N, groups;
+    int64_t image_channels, column_channels;   /* of all groups */
+    int transposed;               /* 1: conv_transpose2d, whose output is the image side */
+} conv_node_params;
+_Static_assert(sizeof(conv_node_params) <= FU_NODE_PARAM_BYTES, "conv_node_params does not fit in a node");
+
+static const conv_node_params *node_params(const fu_node *n) { return FU_NODE_PARAMS(n, conv_node_params); }
 
 static void add_bias(float *y, const float *b, int64_t N, int64_t C, int64_t hw) {
     #pragma omp parallel for collapse(2) schedule(static) if (N * C * hw > 65536)
@@ -133,8 +134,9 @@ static void bias_grad(float *gb, const float *gy, int64_t N, int64_t C, int64_t 
 
 /* column = conv(image): the conv forward, and the transposed conv's input gradient (beta = 1). */
 static int gemm_to_column(const fu_node *n, const float *img, const float *w, float *column, float beta) {
-    conv_geom q = node_geom(n);
-    int64_t G = n->ip[8], N = n->ip[9], Og = n->ip[14] / G, K = col_rows(&q), npix = q.OH * q.OW, band = band_rows(&q);
+    const conv_node_params *p = node_params(n);
+    conv_geom q = p->q;
+    int64_t G = p->groups, N = p->N, Og = p->column_channels / G, K = col_rows(&q), npix = q.OH * q.OW, band = band_rows(&q);
     float *col = fu_graph_scratch(n->graph, (size_t)(K * band * q.OW) * sizeof(float));
     if (!col) return FU_E_INTERNAL;
     for (int64_t i = 0; i < N; i++)
@@ -151,8 +153,9 @@ static int gemm_to_column(const fu_node *n, const float *img, const float *w, fl
 
 /* image += conv^T(column): the conv input gradient, and the transposed conv forward. */
 static int gemm_to_image_add(const fu_node *n, const float *column, const float *w, float *img) {
-    conv_geom q = node_geom(n);
-    int64_t G = n->ip[8], N = n->ip[9], Og = n->ip[14] / G, K = col_rows(&q), npix = q.OH * q.OW, band = band_rows(&q);
+    const conv_node_params *p = node_params(n);
+    conv_geom q = p->q;
+    int64_t G = p->groups, N = p->N, Og = p->column_channels / G, K = col_rows(&q), npix = q.OH * q.OW, band = band_rows(&q);
     float *col = fu_graph_scratch(n->graph, (size_t)(K * band * q.OW) * sizeof(float));
     if (!col) return FU_E_INTERNAL;
     for (int64_t i = 0; i < N; i++)
@@ -169,8 +172,9 @@ static int gemm_to_image_add(const fu_node *n, const float *column, const float 
 
 /* gw += column-side gradient (conv) or input (convT) @ im2col(image side)^T. */
 static int gemm_weight_grad(const fu_node *n, const float *img, const float *column, float *gw) {
-    conv_geom q = node_geom(n);
-    int64_t G = n->ip[8], N = n->ip[9], Og = n->ip[14] / G, K = col_rows(&q), npix = q.OH * q.OW, band = band_rows(&q);
+    const conv_node_params *p = node_params(n);
+    conv_geom q = p->q;
+    int64_t G = p->groups, N = p->N, Og = p->column_channels / G, K = col_rows(&q), npix = q.OH * q.OW, band = band_rows(&q);
     float *col = fu_graph_scratch(n->graph, (size_t)(K * band * q.OW) * sizeof(float));
     if (!col) return FU_E_INTERNAL;
     for (int64_t i = 0; i < N; i++)
@@ -232,9 +236,10 @@ static dnnl_engine_t dnnl_cpu_engine;
 static dnnl_stream_t dnnl_cpu_stream;
 
 static void make_key(const fu_node *n, conv_impl impl, int64_t *key) {
-    const int64_t *p = n->ip;
-    int64_t k[KEY_LEN] = {p[13], impl, omp_get_max_threads(), p[9], p[10], p[11], p[12], p[14], p[15], p[16],
-                          p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]};
+    const conv_node_params *p = node_params(n);
+    const conv_geom *q = &p->q;
+    int64_t k[KEY_LEN] = {p->transposed, impl, omp_get_max_threads(), p->N, p->image_channels, q->H, q->W,
+                          p->column_channels, q->OH, q->OW, q->kh, q->kw, q->sh, q->sw, q->dh, q->dw, q->pt, q->pl, p->groups};
     memcpy(key, k, sizeof k);
 }
 
@@ -453,7 +458,8 @@ static int conv_forward(fu_node *n) {
     float *x = n->in[0]->data, *w = n->in[1]->data, *b = n->n_in == 3 ? n->in[2]->data : NULL, *y = n->out->data;
     conv_entry *e = dnnl_entry(n, requested_impl(), STEP_COLUMN);
     int rc = e ? run_step(n->graph, &e->step[STEP_COLUMN], (float *[]){x, y, w}) : gemm_to_column(n, x, w, y, 0);
-    if (rc == FU_OK && b) add_bias(y, b, n->ip[9], n->ip[14], n->ip[15] * n->ip[16]);
+    const conv_node_params *p = node_params(n);
+    if (rc == FU_OK && b) add_bias(y, b, p->N, p->column_channels, p->q.OH * p->q.OW);
     return rc;
 }
 
@@ -466,7 +472,8 @@ static void report_backward(int rc) {
 static void conv_backward(fu_node *n) {
     float *gx = fu_in_grad(n, 0), *gw = fu_in_grad(n, 1), *gb = n->n_in == 3 ? fu_in_grad(n, 2) : NULL;
     float *x = n->in[0]->data, *w = n->in[1]->data, *gy = n->out->grad;
-    if (gb) bias_grad(gb, gy, n->ip[9], n->ip[14], n->ip[15] * n->ip[16]);
+    const conv_node_params *p = node_params(n);
+    if (gb) bias_grad(gb, gy, p->N, p->column_channels, p->q.OH * p->q.OW);
     conv_impl impl = requested_impl();
     conv_entry *e;
     int rc = FU_OK;
@@ -489,14 +496,16 @@ static int convt_forward(fu_node *n) {
         memset(y, 0, (size_t)n->out->numel * sizeof(float));
         rc = gemm_to_image_add(n, x, w, y);
     }
-    if (rc == FU_OK && b) add_bias(y, b, n->ip[9], n->ip[10], n->ip[11] * n->ip[12]);
+    const conv_node_params *p = node_params(n);
+    if (rc == FU_OK && b) add_bias(y, b, p->N, p->image_channels, p->q.H * p->q.W);
     return rc;
 }
 
 static void convt_backward(fu_node *n) {
     float *gx = fu_in_grad(n, 0), *gw = fu_in_grad(n, 1), *gb = n->n_in == 3 ? fu_in_grad(n, 2) : NULL;
     float *x = n->in[0]->data, *w = n->in[1]->data, *gy = n->out->grad;
-    if (gb) bias_grad(gb, gy, n->ip[9], n->ip[10], n->ip[11] * n->ip[12]);
+    const conv_node_params *p = node_params(n);
+    if (gb) bias_grad(gb, gy, p->N, p->image_channels, p->q.H * p->q.W);
     conv_impl impl = requested_impl();
     conv_entry *e;
     int rc = FU_OK;
@@ -529,8 +538,9 @@ static int read_params(const char *op, const fu_conv_params *p, conv_args *a) {
 
 static void set_node_params(fu_node *n, const fu_tensor *w, const conv_args *a, int64_t N, int64_t C, int64_t H, int64_t W,
                             int transposed, int64_t O, int64_t OH, int64_t OW) {
-    int64_t vals[17] = {w->shape[2], w->shape[3], a->sh, a->sw, a->dh, a->dw, a->pt, a->pl, a->groups, N, C, H, W, transposed, O, OH, OW};
-    memcpy(n->ip, vals, sizeof vals);
+    conv_node_params p = {{C / a->groups, H, W, OH, OW, (int)w->shape[2], (int)w->shape[3], a->sh, a->sw, a->dh, a->dw, a->pt, a->pl},
+                          N, a->groups, C, O, transposed};
+    memcpy(n->params, &p, sizeof p);
 }
 
 static int check_inputs(const char *op, fu_tensor *x, fu_tensor *w, fu_tensor *b, int64_t w_out) {

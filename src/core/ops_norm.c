@@ -1,13 +1,26 @@
 /* Normalisation and dropout: instance norm, batch norm, dropout, L2 normalisation.
  *
  * Statistics are accumulated in double (a 1024x1024 plane has a million terms). Every op reads
- * g->training at forward time and records the mode it ran in (n->ip), so the backward of a run
- * always matches its forward even if the caller flips the mode in between. */
+ * g->training at forward time and records the mode it ran in (in its parameters), so the
+ * backward of a run always matches its forward even if the caller flips the mode in between. */
 #include "ops.h"
 #include "error.h"
 #include "rng.h"
 #include <math.h>
 #include <string.h>
+
+/* The ops' parameters (in fu_node.params); forward writes the ran_* fields. */
+typedef struct { int64_t plane; float eps; } instance_norm_params;
+enum { BN_GAMMA, BN_BETA, BN_RMEAN, BN_RVAR, BN_OPTIONAL };
+typedef struct {
+    int64_t plane;
+    int64_t input[BN_OPTIONAL];   /* the input index of gamma, beta, running mean and var; -1 = absent */
+    float momentum, eps;
+    int ran_batch_stats;          /* the last forward normalised with batch statistics */
+} batch_norm_params;
+typedef struct { int64_t position; float p; int ran_training; } dropout_params;   /* position: the node's index */
+typedef struct { int64_t len, inner; float eps; } l2_normalize_params;
+_Static_assert(sizeof(batch_norm_params) <= FU_NODE_PARAM_BYTES, "batch_norm_params does not fit in a node");
 
 /* Product of shape[from..ndim-1]. */
 static int64_t inner_size(const fu_tensor *t, int from) {
@@ -19,11 +32,12 @@ static int64_t inner_size(const fu_tensor *t, int from) {
 /* ---- instance norm ----------------------------------------------------------------------
  * x [N, C, ...]: each (n, c) plane of S = prod(shape[2:]) values is normalised with its own
  * mean and biased variance: y = (x - mean) / sqrt(var + eps).
- * saved: mean[N*C], invstd[N*C]. ip[0] = S. */
+ * saved: mean[N*C], invstd[N*C]. */
 
 static int instance_norm_forward(fu_node *n) {
-    int64_t S = n->ip[0], planes = n->out->numel / S;
-    float eps = n->fp[0];
+    const instance_norm_params *q = FU_NODE_PARAMS(n, instance_norm_params);
+    int64_t S = q->plane, planes = n->out->numel / S;
+    float eps = q->eps;
     float *stats = fu_node_saved(n, (size_t)planes * 2 * sizeof(float));
     if (!stats) return FU_E_INTERNAL;
     const float *x = n->in[0]->data;
@@ -48,7 +62,7 @@ static int instance_norm_forward(fu_node *n) {
 static void instance_norm_backward(fu_node *n) {
     float *gx = fu_in_grad(n, 0);
     if (!gx) return;
-    int64_t S = n->ip[0], planes = n->out->numel / S;
+    int64_t S = FU_NODE_PARAMS(n, instance_norm_params)->plane, planes = n->out->numel / S;
     const float *stats = n->saved, *x = n->in[0]->data, *gy = n->out->grad;
     #pragma omp parallel for schedule(static) if (n->out->numel > 32768)
     for (int64_t p = 0; p < planes; p++) {
@@ -75,25 +89,24 @@ fu_tensor *fu_instance_norm(fu_graph *g, fu_tensor *x, float eps) {
     if (x->numel == 0) return fu_fail_null(FU_E_INPUT, "instance_norm: empty input %s", fu_shape_str(x, buf, sizeof buf));
     fu_node *n = fu_node_new(g, &op_instance_norm, &x, 1, x->ndim, x->shape);
     if (!n) return NULL;
-    n->ip[0] = inner_size(x, 2);
-    n->fp[0] = eps;
+    instance_norm_params q = {inner_size(x, 2), eps};
+    memcpy(n->params, &q, sizeof q);
     return fu_node_run(n);
 }
 
 /* ---- batch norm -------------------------------------------------------------------------
  * x [N, C, ...]; channel c covers M = N * S values (S = prod(shape[2:])) at x[(b*C + c)*S + s].
- * Inputs: in[0] = x, then whichever of gamma, beta, running_mean, running_var were given;
- * ip[1..4] hold their input indices (-1 = absent). ip[0] = S, ip[5] = 1 if the last forward
- * used batch statistics. fp[0] = momentum, fp[1] = eps.
+ * Inputs: in[0] = x, then whichever of gamma, beta, running_mean, running_var were given.
  * saved: mean[C], invstd[C] of the statistics the last forward normalised with.
  * Running statistics are updated once per forward *run* in training mode, so every
  * fu_graph_forward() re-run of a training graph (e.g. each step of a latent search, or each
  * evaluation of a gradient check) updates them again. They receive no gradient. */
 
-enum { BN_GAMMA = 1, BN_BETA, BN_RMEAN, BN_RVAR, BN_USED_BATCH };
+static batch_norm_params *bn_params(fu_node *n) { return (batch_norm_params *)(void *)n->params; }
 
 static float *bn_input(fu_node *n, int which) {
-    return n->ip[which] >= 0 ? n->in[n->ip[which]]->data : NULL;
+    int64_t i = bn_params(n)->input[which];
+    return i >= 0 ? n->in[i]->data : NULL;
 }
 
 /* Mean and biased variance of channel c, in double. */
@@ -116,8 +129,9 @@ static void bn_channel_stats(const float *x, int64_t N, int64_t C, int64_t S, in
 
 static int batch_norm_forward(fu_node *n) {
     const fu_tensor *xt = n->in[0];
-    int64_t N = xt->shape[0], C = xt->shape[1], S = n->ip[0], M = N * S;
-    float momentum = n->fp[0], eps = n->fp[1];
+    batch_norm_params *q = bn_params(n);
+    int64_t N = xt->shape[0], C = xt->shape[1], S = q->plane, M = N * S;
+    float momentum = q->momentum, eps = q->eps;
     float *rmean = bn_input(n, BN_RMEAN), *rvar = bn_input(n, BN_RVAR);
     const float *gamma = bn_input(n, BN_GAMMA), *beta = bn_input(n, BN_BETA);
     /* Without running statistics (PyTorch's track_running_stats=False) batch stats are always used. */
@@ -125,7 +139,7 @@ static int batch_norm_forward(fu_node *n) {
     if (use_batch && M < 2) return fu_fail(FU_E_INPUT, "batch_norm: batch statistics need more than 1 value per channel, got %lld", (long long)M);
     float *stats = fu_node_saved(n, (size_t)C * 2 * sizeof(float));
     if (!stats) return FU_E_INTERNAL;
-    n->ip[BN_USED_BATCH] = use_batch;
+    q->ran_batch_stats = use_batch;
     const float *x = xt->data;
     float *y = n->out->data;
     #pragma omp parallel for schedule(static) if (xt->numel > 32768 && C > 1)
@@ -161,13 +175,14 @@ static int batch_norm_forward(fu_node *n) {
  * dgamma = sum(dy * xhat), dbeta = sum(dy) in both modes. */
 static void batch_norm_backward(fu_node *n) {
     const fu_tensor *xt = n->in[0];
-    int64_t N = xt->shape[0], C = xt->shape[1], S = n->ip[0], M = N * S;
+    const batch_norm_params *q = bn_params(n);
+    int64_t N = xt->shape[0], C = xt->shape[1], S = q->plane, M = N * S;
     const float *stats = n->saved, *x = xt->data, *gy = n->out->grad;
     const float *gamma = bn_input(n, BN_GAMMA);
     float *gx = fu_in_grad(n, 0);
-    float *ggamma = n->ip[BN_GAMMA] >= 0 ? fu_in_grad(n, (int)n->ip[BN_GAMMA]) : NULL;
-    float *gbeta = n->ip[BN_BETA] >= 0 ? fu_in_grad(n, (int)n->ip[BN_BETA]) : NULL;
-    int used_batch = (int)n->ip[BN_USED_BATCH];
+    float *ggamma = q->input[BN_GAMMA] >= 0 ? fu_in_grad(n, (int)q->input[BN_GAMMA]) : NULL;
+    float *gbeta = q->input[BN_BETA] >= 0 ? fu_in_grad(n, (int)q->input[BN_BETA]) : NULL;
+    int used_batch = q->ran_batch_stats;
     #pragma omp parallel for schedule(static) if (xt->numel > 32768 && C > 1)
     for (int64_t c = 0; c < C; c++) {
         float m = stats[c], invstd = stats[C + c];
@@ -215,44 +230,41 @@ fu_tensor *fu_batch_norm(fu_graph *g, fu_tensor *x, fu_tensor *gamma, fu_tensor 
     if (!running_mean != !running_var) return fu_fail_null(FU_E_INPUT, "batch_norm: give both running_mean and running_var or neither");
     if (!(momentum >= 0 && momentum <= 1)) return fu_fail_null(FU_E_INPUT, "batch_norm: momentum must be in [0, 1], got %g", (double)momentum);
     if (!(eps >= 0) || isinf(eps)) return fu_fail_null(FU_E_INPUT, "batch_norm: eps must be finite and >= 0, got %g", (double)eps);
-    fu_tensor *in[5] = {x};
-    int64_t idx[4];
-    fu_tensor *opt[4] = {gamma, beta, running_mean, running_var};
+    fu_tensor *in[1 + BN_OPTIONAL] = {x};
+    batch_norm_params q = {inner_size(x, 2), {0}, momentum, eps, 0};
+    fu_tensor *opt[BN_OPTIONAL] = {gamma, beta, running_mean, running_var};
     int n_in = 1;
-    for (int i = 0; i < 4; i++) {
-        idx[i] = opt[i] ? n_in : -1;
+    for (int i = 0; i < BN_OPTIONAL; i++) {
+        q.input[i] = opt[i] ? n_in : -1;
         if (opt[i]) in[n_in++] = opt[i];
     }
     fu_node *n = fu_node_new(g, &op_batch_norm, in, n_in, x->ndim, x->shape);
     if (!n) return NULL;
-    n->ip[0] = inner_size(x, 2);
-    for (int i = 0; i < 4; i++) n->ip[BN_GAMMA + i] = idx[i];
-    n->fp[0] = momentum;
-    n->fp[1] = eps;
+    memcpy(n->params, &q, sizeof q);
     return fu_node_run(n);
 }
 
 /* ---- dropout ----------------------------------------------------------------------------
  * Training: y = x * mask, mask = 1/(1-p) with probability 1-p, else 0 (0 everywhere if p = 1).
  * The mask is drawn on every forward from an RNG seeded by g->seed and the node's position in
- * the graph (ip[0]), so re-running an unchanged graph draws the same mask; change g->seed to
- * draw new ones. saved: the mask (numel floats), which backward multiplies by.
- * ip[1] = 1 if the last forward ran in training mode. fp[0] = p. */
+ * the graph, so re-running an unchanged graph draws the same mask; change g->seed to draw new
+ * ones. saved: the mask (numel floats), which backward multiplies by. */
 
 static int dropout_forward(fu_node *n) {
     int64_t N = n->out->numel;
     const float *x = n->in[0]->data;
     float *y = n->out->data;
-    n->ip[1] = n->graph->training;
+    dropout_params *q = (dropout_params *)(void *)n->params;
+    q->ran_training = n->graph->training;
     if (!n->graph->training) {
         memcpy(y, x, (size_t)N * sizeof(float));
         return FU_OK;
     }
     float *mask = fu_node_saved(n, (size_t)N * sizeof(float));
     if (!mask) return FU_E_INTERNAL;
-    float p = n->fp[0], keep = p < 1 ? 1 / (1 - p) : 0;
+    float p = q->p, keep = p < 1 ? 1 / (1 - p) : 0;
     fu_rng r;
-    fu_rng_seed(&r, n->graph->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(n->ip[0] + 1)));
+    fu_rng_seed(&r, n->graph->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(q->position + 1)));
     for (int64_t i = 0; i < N; i++) {
         mask[i] = fu_rng_uniform(&r) >= p ? keep : 0;
         y[i] = x[i] * mask[i];
@@ -265,7 +277,7 @@ static void dropout_backward(fu_node *n) {
     if (!gx) return;
     const float *gy = n->out->grad, *mask = n->saved;
     int64_t N = n->out->numel;
-    if (!n->ip[1]) {
+    if (!FU_NODE_PARAMS(n, dropout_params)->ran_training) {
         for (int64_t i = 0; i < N; i++) gx[i] += gy[i];
         return;
     }
@@ -279,18 +291,19 @@ fu_tensor *fu_dropout(fu_graph *g, fu_tensor *x, float p) {
     if (!(p >= 0 && p <= 1)) return fu_fail_null(FU_E_INPUT, "dropout: p must be in [0, 1], got %g", (double)p);
     fu_node *n = fu_node_new(g, &op_dropout, &x, 1, x->ndim, x->shape);
     if (!n) return NULL;
-    n->ip[0] = g->n_nodes - 1;
-    n->fp[0] = p;
+    dropout_params q = {g->n_nodes - 1, p, 0};
+    memcpy(n->params, &q, sizeof q);
     return fu_node_run(n);
 }
 
 /* ---- L2 normalisation -------------------------------------------------------------------
  * x viewed as [outer, len, inner] around `axis`: y = x / max(||x||, eps) over len.
- * saved: the norm of each (outer, inner) fibre. ip[0] = len, ip[1] = inner. fp[0] = eps. */
+ * saved: the norm of each (outer, inner) fibre. */
 
 static int l2_normalize_forward(fu_node *n) {
-    int64_t len = n->ip[0], inner = n->ip[1], outer = n->out->numel / (len * inner);
-    float eps = n->fp[0];
+    const l2_normalize_params *q = FU_NODE_PARAMS(n, l2_normalize_params);
+    int64_t len = q->len, inner = q->inner, outer = n->out->numel / (len * inner);
+    float eps = q->eps;
     float *norms = fu_node_saved(n, (size_t)(outer * inner) * sizeof(float));
     if (!norms) return FU_E_INTERNAL;
     const float *x = n->in[0]->data;
@@ -312,8 +325,9 @@ static int l2_normalize_forward(fu_node *n) {
 static void l2_normalize_backward(fu_node *n) {
     float *gx = fu_in_grad(n, 0);
     if (!gx) return;
-    int64_t len = n->ip[0], inner = n->ip[1], outer = n->out->numel / (len * inner);
-    float eps = n->fp[0];
+    const l2_normalize_params *q = FU_NODE_PARAMS(n, l2_normalize_params);
+    int64_t len = q->len, inner = q->inner, outer = n->out->numel / (len * inner);
+    float eps = q->eps;
     const float *norms = n->saved, *y = n->out->data, *gy = n->out->grad;
     #pragma omp parallel for schedule(static) if (n->out->numel > 65536)
     for (int64_t f = 0; f < outer * inner; f++) {
@@ -342,8 +356,7 @@ fu_tensor *fu_l2_normalize(fu_graph *g, fu_tensor *x, int axis, float eps) {
     if (axis < 0) axis += x->ndim;
     fu_node *n = fu_node_new(g, &op_l2_normalize, &x, 1, x->ndim, x->shape);
     if (!n) return NULL;
-    n->ip[0] = x->shape[axis];
-    n->ip[1] = inner_size(x, axis + 1);
-    n->fp[0] = eps;
+    l2_normalize_params q = {x->shape[axis], inner_size(x, axis + 1), eps};
+    memcpy(n->params, &q, sizeof q);
     return fu_node_run(n);
 }

@@ -6,14 +6,14 @@
 #include "error.h"
 #include <float.h>
 #include <stdint.h>
+#include <string.h>
 
-/* ip[0..7] = kh, kw, sh, sw, pt, pl, count_include_pad, unused; ip[8..11] = H, W, OH, OW. */
+/* A pooling node's parameters (in fu_node.params): kernel, stride, padding before, input and
+ * output sizes. */
 typedef struct { int64_t kh, kw, sh, sw, pt, pl, include_pad, H, W, OH, OW; } pool_geom;
+_Static_assert(sizeof(pool_geom) <= FU_NODE_PARAM_BYTES, "pool_geom does not fit in a node");
 
-static pool_geom geom(const fu_node *n) {
-    const int64_t *p = n->ip;
-    return (pool_geom){p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[8], p[9], p[10], p[11]};
-}
+static pool_geom geom(const fu_node *n) { return *FU_NODE_PARAMS(n, pool_geom); }
 
 static int64_t planes(const fu_node *n) { return n->in[0]->shape[0] * n->in[0]->shape[1]; }
 
@@ -126,8 +126,8 @@ static fu_tensor *pool(fu_graph *g, fu_tensor *x, const fu_pool_params *p, const
     if (H * W > INT32_MAX) return fu_fail_null(FU_E_INPUT, "%s: plane too large", op->name);
     fu_node *n = fu_node_new(g, op, &x, 1, 4, (int64_t[]){x->shape[0], x->shape[1], OH, OW});
     if (!n) return NULL;
-    int64_t v[12] = {kh, kw, sh, sw, p->pad_top, p->pad_left, p->count_include_pad != 0, 0, H, W, OH, OW};
-    for (int i = 0; i < 12; i++) n->ip[i] = v[i];
+    pool_geom q = {kh, kw, sh, sw, p->pad_top, p->pad_left, p->count_include_pad != 0, H, W, OH, OW};
+    memcpy(n->params, &q, sizeof q);
     return fu_node_run(n);
 }
 

@@ -144,8 +144,16 @@ fu_tensor *fu_affine_warp(fu_graph *g, fu_tensor *x, fu_tensor *theta, int64_t o
  * out = theta J (2x3 times 3x3). Drawn on every forward from g->seed and the node's position, so
  * a re-run with the same seed reproduces it (the search changes the seed every step).
  * Linear in theta for a fixed J: d theta[r][k] = sum_c d out[r][c] J[k][c].
- * saved: J's two top rows per batch row. ip[0] = node position, ip[1] = flips, ip[2] = ow,
- * ip[3] = oh. fp[0] = a. */
+ * saved: J's two top rows per batch row. */
+
+/* A warp_jitter node's parameters (in fu_node.params). */
+typedef struct {
+    int64_t position;    /* the node's index in the graph: with g->seed, the draws' seed */
+    int64_t ow, oh;      /* output size of the warp theta is for */
+    float amount;        /* a */
+    int flips;
+} jitter_params;
+_Static_assert(sizeof(jitter_params) <= FU_NODE_PARAM_BYTES, "jitter_params does not fit in a node");
 
 static void draw_jitter(fu_rng *r, float a, int flips, double cx, double cy, double side, double J[6]) {
     double s = exp(a * (2 * fu_rng_uniform(r) - 1)), angle = a * (2 * fu_rng_uniform(r) - 1);
@@ -162,14 +170,15 @@ static int warp_jitter_forward(fu_node *n) {
     int64_t N = n->out->shape[0];
     double *J = fu_node_saved(n, (size_t)N * 6 * sizeof(double));
     if (!J) return FU_E_INTERNAL;
+    const jitter_params *p = FU_NODE_PARAMS(n, jitter_params);
     fu_rng r;
-    fu_rng_seed(&r, n->graph->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(n->ip[0] + 1)));
-    double cx = ((double)n->ip[2] - 1) / 2, cy = ((double)n->ip[3] - 1) / 2;
+    fu_rng_seed(&r, n->graph->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(p->position + 1)));
+    double cx = ((double)p->ow - 1) / 2, cy = ((double)p->oh - 1) / 2;
     for (int64_t b = 0; b < N; b++) {
         const float *t = n->in[0]->data + 6 * b;
         float *o = n->out->data + 6 * b;
         double *j = J + 6 * b;
-        draw_jitter(&r, n->fp[0], (int)n->ip[1], cx, cy, (double)n->ip[2], j);
+        draw_jitter(&r, p->amount, p->flips, cx, cy, (double)p->ow, j);
         for (int row = 0; row < 2; row++) {
             const float *tr = t + 3 * row;
             o[3 * row + 0] = (float)(tr[0] * j[0] + tr[1] * j[3]);
@@ -209,10 +218,7 @@ fu_tensor *fu_warp_jitter(fu_graph *g, fu_tensor *theta, float amount, int flips
     if (oh < 1 || ow < 1) return fu_fail_null(FU_E_INPUT, "warp_jitter: bad output size %lldx%lld", (long long)oh, (long long)ow);
     fu_node *n = fu_node_new(g, &op_warp_jitter, &theta, 1, 3, theta->shape);
     if (!n) return NULL;
-    n->ip[0] = g->n_nodes - 1;
-    n->ip[1] = flips != 0;
-    n->ip[2] = ow;
-    n->ip[3] = oh;
-    n->fp[0] = amount;
+    jitter_params p = {g->n_nodes - 1, ow, oh, amount, flips != 0};
+    memcpy(n->params, &p, sizeof p);
     return fu_node_run(n);
 }

@@ -74,4 +74,8 @@ typedef enum { FU_LR_FIXED, FU_LR_LINEAR1CYCLE, FU_LR_LINEAR1CYCLEDROP } fu_lr_s
 int fu_lr_schedule_parse(const char *name, fu_lr_schedule *out);
 float fu_lr_factor(fu_lr_schedule s, int64_t step, int64_t total);
 
+/* A training loop's report after each step: step of steps (1-based) and the step's loss; ctx is
+ * the caller's pointer, passed back unchanged (as with fu_progress_fn, faceup.h). */
+typedef void (*fu_train_step_fn)(void *ctx, int64_t step, int64_t steps, double loss);
+
 #endif

@@ -204,19 +204,19 @@ static void judges_close(judges *j) {
 
 /* One image set's measurements: descriptors always; blazeface and gear when asked. */
 static int measure(judges *j, int S, const float *images, int64_t n, float *desc, double *rate, double *shares,
-                   fu_gen_quality_progress progress, void *ctx, const char *stage) {
-    if (progress) progress(ctx, stage, 0, 3);
+                   fu_progress_fn progress, void *ctx, const char *stage) {
+    if (progress) progress(ctx, 0, 3, stage);
     int rc = descriptors(&j->fg, S, images, n, desc);
-    if (progress) progress(ctx, stage, 1, 3);
+    if (progress) progress(ctx, 1, 3, stage);
     if (rc == FU_OK && rate) rc = face_rate(j->det, S, images, n, rate);
-    if (progress) progress(ctx, stage, 2, 3);
+    if (progress) progress(ctx, 2, 3, stage);
     if (rc == FU_OK && shares) rc = race_shares(j->gear, S, images, n, shares);
-    if (progress) progress(ctx, stage, 3, 3);
+    if (progress) progress(ctx, 3, 3, stage);
     return rc;
 }
 
 int fu_gen_quality_run(const fu_vae *m, const fu_faces *set, const fu_gen_quality_config *cfg, fu_gen_quality *out,
-                       fu_gen_quality_progress progress, void *ctx) {
+                       fu_progress_fn progress, void *ctx) {
     memset(out, 0, sizeof *out);
     int S = m->cfg.size;
     if (set->size != S) return fu_fail(FU_E_INPUT, "eval: model size %d but the face set's images are %d", S, set->size);
@@ -244,7 +244,7 @@ int fu_gen_quality_run(const fu_vae *m, const fu_faces *set, const fu_gen_qualit
     if (rc == FU_OK) rc = frechet(d_train, out->n_train, d_heldout, out->n_heldout, &out->fd_train_vs_heldout);
     /* Reconstructions of the held-out faces (in place; their descriptors into the samples'
      * buffer, no longer needed once the FDs are computed). */
-    if (progress) progress(ctx, "reconstructions", 0, 1);
+    if (progress) progress(ctx, 0, 1, "reconstructions");
     if (rc == FU_OK) rc = reconstruct(m, heldout, out->n_heldout);
     if (rc == FU_OK) rc = descriptors(&j.fg, S, heldout, out->n_heldout, d_samples);
     if (rc == FU_OK) out->recon_identity_cosine = mean_cosine(d_heldout, d_samples, out->n_heldout);

@@ -21,9 +21,10 @@
 #ifndef FU_EVAL_GEN_QUALITY_H
 #define FU_EVAL_GEN_QUALITY_H
 #include <stdint.h>
+#include "faceup.h"
 #include "face/heads.h"
 #include "gen/vae.h"
-#include "train/faces.h"
+#include "data/faces.h"
 
 typedef struct fu_gen_quality_config {
     int64_t n;              /* samples, and real faces per set */
@@ -40,12 +41,10 @@ typedef struct fu_gen_quality {
     double race_samples[FU_RACE_CLASSES], race_train[FU_RACE_CLASSES];
 } fu_gen_quality;
 
-typedef void (*fu_gen_quality_progress)(void *ctx, const char *stage, int64_t done, int64_t total);
-
 /* Runs every measure above (the face models from the cache, face/models.h). FU_OK or an error
  * with a message. */
 int fu_gen_quality_run(const fu_vae *m, const fu_faces *set, const fu_gen_quality_config *cfg, fu_gen_quality *out,
-                       fu_gen_quality_progress progress, void *ctx);
+                       fu_progress_fn progress, void *ctx);
 
 /* Decodes samples seed .. seed + n - 1 into out (n * 3 * S * S floats, [0,1]). */
 int fu_vae_samples(const fu_vae *m, uint64_t seed, float temperature, int64_t n, float *out);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/error.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "faceup.h"
 
 static const char *const metric_names[FU_LFW_N_METRICS] = {"neg-euclidean", "cosine", "cosine-centered"};

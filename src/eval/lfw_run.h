@@ -2,7 +2,7 @@
  *
  * Every image named by the (possibly subsetted) pairs is embedded once: detection, landmarks,
  * the network's crop, the network, in batches, with the vectors cached by file content
- * (eval/embed_cache.h, tag "<model>/<crop>"), so a second run skips the networks.
+ * (data/embed_cache.h, tag "<model>/<crop>"), so a second run skips the networks.
  *
  * Scores (higher = more alike), as metrics:
  *   neg-euclidean    -|a - b| of the raw descriptors (dlib's own criterion: same when < 0.6)
@@ -14,7 +14,8 @@
  * called "different"); the count is reported. */
 #ifndef FU_EVAL_LFW_RUN_H
 #define FU_EVAL_LFW_RUN_H
-#include "eval/lfw.h"
+#include "faceup.h"
+#include "data/lfw.h"
 #include "face/pipeline.h"
 
 typedef enum { FU_LFW_NEG_EUCLIDEAN, FU_LFW_COSINE, FU_LFW_COSINE_CENTERED, FU_LFW_N_METRICS } fu_lfw_metric;
@@ -42,7 +43,7 @@ typedef struct {
 typedef struct {
     const char *cache_path;              /* NULL: no cache */
     int batch;                           /* faces per network call */
-    fu_face_progress_fn progress;        /* may be NULL */
+    fu_progress_fn progress;        /* may be NULL */
     void *progress_ctx;
     int quiet;                           /* no per-image warnings on stderr */
 } fu_lfw_embed_opts;

@@ -4,9 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "core/error.h"
-#include "eval/lfw.h"
+#include "data/lfw.h"
 #include "search/loss_string.h"
-#include "train/faces.h"
+#include "data/faces.h"
 
 static const char *const set_names[FU_EU_N_SETS] = {"lfw", "utkface", "celeba"};
 static const char *const method_names[FU_EU_N_METHODS] = {"bicubic", "pulse", "identity", "race", "smiling0", "smiling1"};
@@ -121,7 +121,7 @@ static int lfw_candidates(const char *data_dir, face_list *l) {
     return rc;
 }
 
-/* UTKFace and CelebA val faces with their labels (src/train/faces.h lists and splits them). */
+/* UTKFace and CelebA val faces with their labels (src/data/faces.h lists and splits them). */
 static int labelled_candidates(const char *data_dir, const int count[FU_EU_N_SETS], face_list *l) {
     fu_face_label *labels = NULL;
     int64_t n = 0;

@@ -2,7 +2,7 @@
  * report). The command (src/cli/cmd_eval_upscale.c) runs the searches and the judges; this
  * module picks the faces, names the methods, and turns per-result records into the tables.
  *
- * Faces (none of them trained on by faceup's generator or heads, src/train/faces.h):
+ * Faces (none of them trained on by faceup's generator or heads, src/data/faces.h):
  *   lfw      LFW same-person pairs of pairs.txt, taken round robin over the 10 folds (fold 0's
  *            first pair, fold 1's first pair, ...): photo i is the high-resolution face, photo j
  *            of the same person the identity reference.

@@ -12,8 +12,11 @@ const char *fu_model_path(const char *rel, char *buf, size_t n);
 const char *fu_model_file(const char *rel, char *buf, size_t n);
 
 /* faceup's own shipped files (models/ of the project: generator, heads, calibration), found
- * wherever faceup is run from: "<folder of the faceup binary>/../<rel>" when that file exists
- * (the build tree's build/faceup), else rel as given (relative to the working folder).
+ * wherever faceup is run from, the first that exists of: "<folder of the binary>/../<rel>" (the
+ * build tree's build/faceup) and "<folder of the binary>/../share/faceup/<rel>" (an installed
+ * faceup, `make install`); else rel as given (relative to the working folder). (No public API
+ * function reads them yet; once the upscaler is public, a program using libfaceup.so will need
+ * the library's own folder here, e.g. from dladdr.)
  * rel is e.g. "models/faceup-vae64.safetensors". Returns buf. */
 const char *fu_shipped_path(const char *rel, char *buf, size_t n);
 

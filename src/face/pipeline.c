@@ -394,7 +394,7 @@ static int run_batch(fu_face_net *const *nets, int n_nets, fu_tensor **imgs, con
 }
 
 int fu_face_run_files(fu_face_finder *finder, fu_face_net *const *nets, int n_nets, const char *const *paths, int n,
-                      int batch, float *const *outs, fu_face_file_result *results, fu_face_progress_fn progress,
+                      int batch, float *const *outs, fu_face_file_result *results, fu_progress_fn progress,
                       void *progress_ctx) {
     if (batch < 1 || batch > FU_FACE_MAX_BATCH) batch = batch < 1 ? 1 : FU_FACE_MAX_BATCH;
     fu_tensor **imgs = calloc((size_t)batch, sizeof *imgs);
@@ -411,7 +411,7 @@ int fu_face_run_files(fu_face_finder *finder, fu_face_net *const *nets, int n_ne
             if (loaded[i - start]) imgs[count] = loaded[i - start], index[count++] = i;
         rc = run_batch(nets, n_nets, imgs, index, count, results, theta, outs);
         for (int b = 0; b < count; b++) fu_tensor_free(imgs[b]);
-        if (progress) progress(progress_ctx, start + batch < n ? start + batch : n, n);
+        if (progress) progress(progress_ctx, start + batch < n ? start + batch : n, n, "files");
     }
     free(imgs);
     free(index);

@@ -30,6 +30,7 @@
  *   emotion      7 floats: angry, disgust, fear, happy, sad, surprise, neutral */
 #ifndef FU_FACE_PIPELINE_H
 #define FU_FACE_PIPELINE_H
+#include "faceup.h"
 #include "core/tensor.h"
 #include "face/detect.h"
 #include "face/dlib_resnet.h"
@@ -71,7 +72,7 @@ void fu_face_net_free(fu_face_net *net);
 /* A dlib-resnet network object around weights the caller keeps (e.g. a fine-tuned backbone,
  * face/face_extractor.h); freeing it leaves dlib alone. NULL when out of memory. */
 fu_face_net *fu_face_net_wrap_dlib(fu_dlib_resnet *dlib);
-/* The tag of this network's cached vectors (eval/embed_cache.h): "<name>/<crop>" for the
+/* The tag of this network's cached vectors (data/embed_cache.h): "<name>/<crop>" for the
  * stock model files (their version is fixed by face/models.h), plus "/weights-<FNV-1a 64 of
  * the weights>" for a wrapped network, so vectors of other weights never mix. */
 const char *fu_face_net_cache_tag(const fu_face_net *net, char *buf, size_t n);
@@ -103,15 +104,13 @@ typedef struct {
 
 #define FU_FACE_MAX_BATCH 64
 
-typedef void (*fu_face_progress_fn)(void *ctx, int done, int total);
-
 /* For each of n files: load, find the face, then run every network of nets[0..n_nets) on it,
  * `batch` faces per network call (at most FU_FACE_MAX_BATCH); outs[k] receives n * out_dim(nets[k]) floats (rows of files
  * that failed are left untouched). A file that cannot be read or holds no face is a per-file
- * error in results[i]; the others go on. progress (may be NULL) is called as files finish.
+ * error in results[i]; the others go on. progress (may be NULL) counts the "files" as they finish.
  * Returns FU_OK, or FU_E_INTERNAL with a message when a network run fails. */
 int fu_face_run_files(fu_face_finder *finder, fu_face_net *const *nets, int n_nets, const char *const *paths, int n,
-                      int batch, float *const *outs, fu_face_file_result *results, fu_face_progress_fn progress,
+                      int batch, float *const *outs, fu_face_file_result *results, fu_progress_fn progress,
                       void *progress_ctx);
 
 /* Human's face tensor: the square region of the source image (continuous pixel coordinates

@@ -23,7 +23,7 @@ static fu_tensor *add_param(fu_sr *m, const char *name, int ndim, const int64_t 
 
 /* A conv3x3's weight [out,in,3,3] and bias [out], named PREFIX.weight / PREFIX.bias. */
 static int add_conv(fu_sr *m, const char *prefix, int64_t out, int64_t in, fu_tensor **w, fu_tensor **b) {
-    char name[48];
+    char name[64];
     snprintf(name, sizeof name, "%s.weight", prefix);
     *w = add_param(m, name, 4, (int64_t[]){out, in, 3, 3});
     snprintf(name, sizeof name, "%s.bias", prefix);

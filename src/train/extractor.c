@@ -236,7 +236,7 @@ static int train_step(trainer *t, double *loss) {
     return rc;
 }
 
-int fu_extractor_train(const fu_extractor_config *cfg, const fu_dist *dist, fu_extractor_progress progress,
+int fu_extractor_train(const fu_extractor_config *cfg, const fu_dist *dist, fu_train_step_fn progress,
                        void *ctx, fu_extractor_result *res) {
     trainer t = {.cfg = cfg, .dist = dist, .shards = cfg->shards ? cfg->shards : dist->size};
     memset(res, 0, sizeof *res);
@@ -249,7 +249,7 @@ int fu_extractor_train(const fu_extractor_config *cfg, const fu_dist *dist, fu_e
         if ((rc = train_step(&t, &loss)) != FU_OK) break;
         if (res->steps_done++ == 0) res->first_loss = loss;
         res->last_loss = loss;
-        if (progress && dist->rank == 0) progress(t.step, cfg->steps, loss, ctx);
+        if (progress && dist->rank == 0) progress(ctx, t.step, cfg->steps, loss);
         int due = t.step == cfg->steps || (cfg->checkpoint_every > 0 && t.step % cfg->checkpoint_every == 0);
         if (due && cfg->checkpoint && dist->rank == 0) rc = save_checkpoint(&t);
         rc = fu_dist_agree(dist, rc);

@@ -22,6 +22,7 @@
 #ifndef FU_TRAIN_EXTRACTOR_H
 #define FU_TRAIN_EXTRACTOR_H
 #include <stdint.h>
+#include "core/optim.h"
 #include "face/irse.h"
 #include "train/dist.h"
 
@@ -46,9 +47,7 @@ typedef struct fu_extractor_result {
     double first_loss, last_loss;  /* global-batch mean loss of the first and last step run */
 } fu_extractor_result;
 
-typedef void (*fu_extractor_progress)(int64_t step, int64_t steps, double loss, void *ctx);
-
-int fu_extractor_train(const fu_extractor_config *cfg, const fu_dist *dist, fu_extractor_progress progress,
+int fu_extractor_train(const fu_extractor_config *cfg, const fu_dist *dist, fu_train_step_fn progress,
                        void *ctx, fu_extractor_result *res);
 
 #endif

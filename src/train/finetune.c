@@ -460,7 +460,7 @@ static int check_config(const fu_finetune_config *c) {
 }
 
 int fu_finetune_run(const fu_xdata *d, const fu_finetune_config *cfg, fu_finetune_report *rep,
-                    void (*progress)(int64_t, int64_t, const fu_finetune_losses *, void *), void *ctx) {
+                    void (*progress)(void *ctx, int64_t step, int64_t steps, const fu_finetune_losses *l), void *ctx) {
     memset(rep, 0, sizeof *rep);
     int rc = check_config(cfg);
     if (rc != FU_OK) return rc;
@@ -483,7 +483,7 @@ int fu_finetune_run(const fu_xdata *d, const fu_finetune_config *cfg, fu_finetun
         int64_t k = r.step - rep->first_step;
         if (k <= window) accumulate(&rep->first, &l);
         if (k > n_run - window) accumulate(&rep->last, &l);
-        if (progress) progress(r.step, cfg->steps, &l, ctx);
+        if (progress) progress(ctx, r.step, cfg->steps, &l);
         if (r.step % cfg->checkpoint_every == 0 || r.step == cfg->steps) rc = save_checkpoint(&r);
     }
     average(&rep->first);
@@ -509,7 +509,7 @@ int fu_finetune_run(const fu_xdata *d, const fu_finetune_config *cfg, fu_finetun
 /* ------------------------------------------------------------------ scores */
 
 int fu_extractor_describe(fu_face_extractor *x, const fu_xdata *d, const int64_t *idx, int64_t n, float *out,
-                          fu_faces_progress progress, void *ctx) {
+                          fu_progress_fn progress, void *ctx) {
     int rc = FU_OK;
     float *buf = malloc((size_t)SCORE_BATCH * FU_XCHIP_BYTES * sizeof(float));
     if (!buf) return fu_fail(FU_E_INTERNAL, "out of memory");
@@ -522,7 +522,7 @@ int fu_extractor_describe(fu_face_extractor *x, const fu_xdata *d, const int64_t
         if (e) memcpy(out + i * 128, e->data, (size_t)b * 128 * sizeof(float));
         else rc = fu_last_code() ? fu_last_code() : FU_E_INTERNAL;
         fu_graph_free(g);
-        if (progress) progress(i + b, n, ctx);
+        if (progress) progress(ctx, i + b, n, "faces");
     }
     free(buf);
     return rc;
@@ -601,7 +601,7 @@ static int score_pairs(fu_face_extractor *x, const fu_xdata *d, int split, fu_ex
     return rc;
 }
 
-int fu_extractor_score(fu_face_extractor *x, const fu_xdata *d, int split, fu_extractor_scores *s, fu_faces_progress progress,
+int fu_extractor_score(fu_face_extractor *x, const fu_xdata *d, int split, fu_extractor_scores *s, fu_progress_fn progress,
                        void *ctx) {
     memset(s, 0, sizeof *s);
     int64_t n = 0, *idx = malloc((size_t)(d->n ? d->n : 1) * sizeof *idx);

@@ -38,6 +38,7 @@
 #ifndef FU_TRAIN_FINETUNE_H
 #define FU_TRAIN_FINETUNE_H
 #include <stdint.h>
+#include "faceup.h"
 #include "face/face_extractor.h"
 #include "train/finetune_data.h"
 
@@ -82,7 +83,7 @@ typedef struct fu_finetune_report {
 /* Runs (or resumes) the fine-tune. progress (may be NULL) gets (step, steps, the step's
  * losses). FU_OK or an error. */
 int fu_finetune_run(const fu_xdata *d, const fu_finetune_config *cfg, fu_finetune_report *r,
-                    void (*progress)(int64_t step, int64_t steps, const fu_finetune_losses *l, void *ctx), void *ctx);
+                    void (*progress)(void *ctx, int64_t step, int64_t steps, const fu_finetune_losses *l), void *ctx);
 
 /* The starting point (face-api weights, the heads of heads_path, the guides' comparer). */
 fu_face_extractor *fu_finetune_initial(const char *heads_path);
@@ -106,17 +107,14 @@ typedef struct fu_extractor_scores {
     double angle_same, angle_diff;     /* mean angles, radians */
 } fu_extractor_scores;
 
-/* Progress of a pass over faces: done of total (may be NULL where taken). */
-typedef void (*fu_faces_progress)(int64_t done, int64_t total, void *ctx);
-
 /* Descriptors [n, 128] of x's backbone for the chips of faces idx[0..n) of d, in batches. */
 int fu_extractor_describe(fu_face_extractor *x, const fu_xdata *d, const int64_t *idx, int64_t n, float *out,
-                          fu_faces_progress progress, void *ctx);
+                          fu_progress_fn progress, void *ctx);
 
 /* Scores x on the faces of split (FU_XSPLIT_VAL or _TEST) of d: race on UTKFace, attributes on
  * CelebA, descriptor drift, look-alike separation (the view v is made with a fixed seed).
  * FU_OK or an error. */
-int fu_extractor_score(fu_face_extractor *x, const fu_xdata *d, int split, fu_extractor_scores *s, fu_faces_progress progress,
+int fu_extractor_score(fu_face_extractor *x, const fu_xdata *d, int split, fu_extractor_scores *s, fu_progress_fn progress,
                        void *ctx);
 
 #endif

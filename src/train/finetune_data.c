@@ -136,10 +136,9 @@ static int teachers(const fu_face_pipeline *p, fu_xdata *d) {
     return rc;
 }
 
-typedef void (*progress_fn)(const char *, int64_t, int64_t, void *);
 
 static int extract_all(const char *data_dir, const fu_face_label *labels, const uint8_t *split, int64_t n_sel, fu_xdata *d,
-                       progress_fn progress, void *ctx) {
+                       fu_progress_fn progress, void *ctx) {
     fu_face_pipeline pipe;
     int rc = fu_face_pipeline_open(&pipe);
     int64_t done = 0;
@@ -157,7 +156,7 @@ static int extract_all(const char *data_dir, const fu_face_label *labels, const 
             d->n++;
         }
         done++;
-        if (progress && (done % 16 == 0 || done == n_sel)) progress("faces", done, n_sel, ctx);
+        if (progress && (done % 16 == 0 || done == n_sel)) progress(ctx, done, n_sel, "faces");
     }
     if (rc == FU_OK) rc = teachers(&pipe, d);
     fu_face_pipeline_close(&pipe);
@@ -184,7 +183,7 @@ static int lookalike(const fu_generator *gen, const fu_search_config *cfg, fu_xf
 
 /* Look-alikes for `want` faces of split, spread evenly over them. */
 static int lookalikes_of_split(const fu_generator *gen, const fu_search_config *cfg, fu_xdata *d, int split, int want,
-                               progress_fn progress, void *ctx) {
+                               fu_progress_fn progress, void *ctx) {
     int64_t n = 0, k = 0, made = 0;
     for (int64_t i = 0; i < d->n; i++) n += d->f[i].split == split;
     if (want > n) want = (int)n;
@@ -194,7 +193,7 @@ static int lookalikes_of_split(const fu_generator *gen, const fu_search_config *
         if (k++ != made * n / want) continue;
         rc = lookalike(gen, cfg, &d->f[i]);
         made++;
-        if (progress) progress(split == FU_XSPLIT_TRAIN ? "look-alikes (train)" : "look-alikes (test)", made, want, ctx);
+        if (progress) progress(ctx, made, want, split == FU_XSPLIT_TRAIN ? "look-alikes (train)" : "look-alikes (test)");
     }
     return rc;
 }
@@ -206,7 +205,7 @@ static int open_generator(const char *generator_path, fu_generator **gen) {
     return rc;
 }
 
-static int make_lookalikes(fu_generator *gen, const fu_xdata_config *c, fu_xdata *d, progress_fn progress, void *ctx) {
+static int make_lookalikes(fu_generator *gen, const fu_xdata_config *c, fu_xdata *d, fu_progress_fn progress, void *ctx) {
     int rc = FU_OK;
     fu_search_config cfg = fu_search_defaults();
     if (rc == FU_OK) rc = fu_loss_parse("100*L2", &cfg.loss);
@@ -216,7 +215,7 @@ static int make_lookalikes(fu_generator *gen, const fu_xdata_config *c, fu_xdata
 }
 
 int fu_xdata_build(const char *data_dir, const char *generator_path, const fu_xdata_config *cfg, fu_xdata *out,
-                   progress_fn progress, void *ctx) {
+                   fu_progress_fn progress, void *ctx) {
     memset(out, 0, sizeof *out);
     if (cfg->per_race < 1 || cfg->celeba_every < 1 || cfg->holdout_every < 1 || cfg->lookalikes_train < 0 || cfg->lookalikes_test < 0)
         return fu_fail(FU_E_INPUT, "fine-tune data: per-race, celeba-every and holdout-every must be positive, look-alike counts >= 0");

@@ -5,7 +5,7 @@
  * Per face:
  *   chip      dlib's 150x150 chip (blazeface >= 0.7 -> dlib 68 landmarks -> FU_ALIGN_DLIB, as
  *             face/face_pipeline.h), RGB u8
- *   ffhq      the FFHQ-framed 64x64 crop the generator is trained on (train/faces.c's recipe:
+ *   ffhq      the FFHQ-framed 64x64 crop the generator is trained on (data/faces.c's recipe:
  *             FFHQ square warped at 256, area-averaged to 64), RGB u8
  *   teacher   the ORIGINAL network's descriptor of the (u8) chip: the identity-retention target
  *   lookalike (some faces) faceup's look-alike of the face's own 16x16 thumbnail: the 64x64
@@ -13,7 +13,7 @@
  *             (models/faceup-vae64.safetensors, loss 100*L2 only, search defaults: 100 steps,
  *             encoder start, seed 0), clamped to [0,1], u8
  *
- * Splits (fixed; FU_XSPLIT_*, from train/faces.h's split, which is unchanged):
+ * Splits (fixed; FU_XSPLIT_*, from data/faces.h's split, which is unchanged):
  *   train  a subsample of faces.h's train split: UTKFace train, at most `per_race` faces of
  *          each race (every k-th in name order), and every `celeba_every`-th CelebA train image;
  *   val    half of faces.h's val split: CelebA 009001-009250 and the UTKFace val files whose
@@ -32,7 +32,8 @@
 #ifndef FU_TRAIN_FINETUNE_DATA_H
 #define FU_TRAIN_FINETUNE_DATA_H
 #include <stdint.h>
-#include "train/faces.h"
+#include "faceup.h"
+#include "data/faces.h"
 
 #define FU_XCHIP 150
 #define FU_XFFHQ 64
@@ -70,9 +71,9 @@ fu_xdata_config fu_xdata_defaults(void);
 int fu_xsplit(const fu_face_label *label, int64_t utk_ordinal);
 
 /* Runs the pipeline over the subsample of data_dir, then the look-alike searches
- * (generator_path); progress gets (stage, done, total). FU_OK or an error. */
+ * (generator_path); progress (may be NULL) counts the "faces", then the look-alikes. FU_OK or an error. */
 int fu_xdata_build(const char *data_dir, const char *generator_path, const fu_xdata_config *cfg, fu_xdata *out,
-                   void (*progress)(const char *stage, int64_t done, int64_t total, void *ctx), void *ctx);
+                   fu_progress_fn progress, void *ctx);
 int fu_xdata_save(const fu_xdata *d, const char *path);   /* atomic */
 int fu_xdata_load(const char *path, fu_xdata *out);
 void fu_xdata_free(fu_xdata *d);

@@ -7,7 +7,7 @@
 #include <time.h>
 #include "core/error.h"
 #include "core/ops.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "face/align.h"
 #include "face/face_pipeline.h"
 #include "faceup.h"
@@ -76,7 +76,7 @@ static int extract_one(const fu_face_pipeline *p, const char *path, fu_heads_sam
 }
 
 static int extract_all(const char *data_dir, fu_ecache *cache, fu_heads_data *d,
-                       void (*progress)(int64_t, int64_t, void *), void *ctx) {
+                       fu_progress_fn progress, void *ctx) {
     fu_face_pipeline pipe = {0};
     int rc = FU_OK, opened = 0;
     float *rec = malloc(FU_HD_DIM * sizeof *rec);
@@ -101,7 +101,7 @@ static int extract_all(const char *data_dir, fu_ecache *cache, fu_heads_data *d,
             if (rc == FU_OK && i % 1000 == 999) rc = fu_ecache_save(cache);
         }
         d->n_no_face += !s->ok;
-        if (progress && (i % 64 == 63 || i == d->n - 1)) progress(i + 1, d->n, ctx);
+        if (progress && (i % 64 == 63 || i == d->n - 1)) progress(ctx, i + 1, d->n, "images");
     }
     if (opened) fu_face_pipeline_close(&pipe);
     free(rec);
@@ -109,7 +109,7 @@ static int extract_all(const char *data_dir, fu_ecache *cache, fu_heads_data *d,
 }
 
 int fu_heads_data_build(const char *data_dir, const char *cache_path, fu_heads_data *out,
-                        void (*progress)(int64_t, int64_t, void *), void *ctx) {
+                        fu_progress_fn progress, void *ctx) {
     memset(out, 0, sizeof *out);
     fu_face_label *labels = NULL;
     int64_t n_all = 0;

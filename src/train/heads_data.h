@@ -1,5 +1,5 @@
 /* Training data of the extractor's heads (face/heads.h): for every CelebA and UTKFace image of
- * the shared data folder, in fu_faces_list's order and with its split (train/faces.h: CelebA
+ * the shared data folder, in fu_faces_list's order and with its split (data/faces.h: CelebA
  * 000001-009000 + 19/20 of UTKFace train, the rest val; LFW is not used):
  *   - the dlib descriptor: detect -> 68 landmarks -> dlib chip 150 -> dlib ResNet
  *     (face/face_pipeline.h);
@@ -9,12 +9,13 @@
  *     outer corners (pixel centre (u, v) of an S-crop is ((u + 0.5)/S, (v + 0.5)/S)).
  * Images without a detected face are kept with ok = 0 (and counted).
  *
- * Every record is cached (eval/embed_cache.h, keyed by the file's bytes) so a rerun skips the
+ * Every record is cached (data/embed_cache.h, keyed by the file's bytes) so a rerun skips the
  * networks; a "no face" result is cached too. */
 #ifndef FU_TRAIN_HEADS_DATA_H
 #define FU_TRAIN_HEADS_DATA_H
 #include <stdint.h>
-#include "train/faces.h"
+#include "faceup.h"
+#include "data/faces.h"
 
 #define FU_HD_DESC 128
 #define FU_HD_THUMB16 (3 * 16 * 16)
@@ -39,9 +40,9 @@ typedef struct fu_heads_data {
 } fu_heads_data;
 
 /* Extracts (or reads from the cache file cache_path, which it then updates) every CelebA and
- * UTKFace image of data_dir. progress (may be NULL) gets (done, total). FU_OK or an error. */
+ * UTKFace image of data_dir. progress (may be NULL) counts the "images". FU_OK or an error. */
 int fu_heads_data_build(const char *data_dir, const char *cache_path, fu_heads_data *out,
-                        void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx);
+                        fu_progress_fn progress, void *ctx);
 void fu_heads_data_free(fu_heads_data *d);
 
 #endif

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "core/error.h"
-#include "eval/lfw.h"
+#include "data/lfw.h"
 #include "faceup.h"
 
 const char *fu_lfw_default_dir(char *buf, size_t n) {

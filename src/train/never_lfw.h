@@ -1,5 +1,5 @@
 /* The "never LFW" rule for identity-labelled training data (the fine-tune's --ids, ArcFace
- * term): LFW is the identity-evaluation set (eval/lfw.h), so no LFW person may be trained on.
+ * term): LFW is the identity-evaluation set (data/lfw.h), so no LFW person may be trained on.
  *
  * When the LFW folder exists, an identity folder ROOT is refused when
  *   - ROOT is the LFW folder or lies inside it, or any of its images resolves (through

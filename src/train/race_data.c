@@ -5,7 +5,7 @@
 #include <string.h>
 #include "core/error.h"
 #include "core/ops.h"
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "face/race_judge.h"
 #include "faceup.h"
 
@@ -100,7 +100,7 @@ static fu_ecache_key pixel_key(const fu_faces *pack, int64_t i) {
 }
 
 static int build_faceres(const fu_faces *pack, fu_face_net *net, const char *cache_path, fu_race_data *d,
-                         void (*progress)(int64_t, int64_t, void *), void *ctx) {
+                         fu_progress_fn progress, void *ctx) {
     if (fu_face_net_out_dim(net) != FU_RD_FACERES) return fu_fail(FU_E_INPUT, "race data: the judge network gives %d floats, faceres' %d expected", fu_face_net_out_dim(net), FU_RD_FACERES);
     d->faceres = malloc((size_t)d->n * FU_RD_FACERES * sizeof(float));
     fu_ecache *cache = cache_path ? fu_ecache_open(cache_path, FU_RD_CACHE_TAG, FU_RD_FACERES) : NULL;
@@ -118,7 +118,7 @@ static int build_faceres(const fu_faces *pack, fu_face_net *net, const char *cac
             /* save now and then, so a killed run keeps most of its work */
             if (rc == FU_OK && cache && ++fresh % 500 == 0) rc = fu_ecache_save(cache);
         }
-        if (progress) progress(i + 1, d->n, ctx);
+        if (progress) progress(ctx, i + 1, d->n, "faceres");
     }
     if (rc == FU_OK && cache && fresh) rc = fu_ecache_save(cache);
     fu_ecache_free(cache);
@@ -127,7 +127,7 @@ static int build_faceres(const fu_faces *pack, fu_face_net *net, const char *cac
 }
 
 int fu_race_data_build(const fu_faces *pack, int max_train_per_class, fu_face_net *faceres, const char *cache_path,
-                       fu_race_data *out, void (*progress)(int64_t, int64_t, void *), void *ctx) {
+                       fu_race_data *out, fu_progress_fn progress, void *ctx) {
     memset(out, 0, sizeof *out);
     if (max_train_per_class < 0) return fu_fail(FU_E_INPUT, "race data: max_train_per_class must be >= 0");
     int rc = select_faces(pack, max_train_per_class, out);

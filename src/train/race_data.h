@@ -1,4 +1,4 @@
-/* The UTKFace faces of a packed face set (train/faces.h) as `faceup eval upscale` sees them,
+/* The UTKFace faces of a packed face set (data/faces.h) as `faceup eval upscale` sees them,
  * for the two race classifiers it depends on: the thumbnail classifier behind `--race keep`
  * and the race judge (face/race_judge.h).
  *
@@ -6,7 +6,7 @@
  *   - its thumbnails at 16x16 and 8x8: PULSE's bicubic downscale (fu_bicubic_downsample, by 4
  *     and 8) of the 64x64 pack image, rounded to 8 bits as eval upscale's thumb PNGs are;
  *   - optionally its faceres descriptor (1024 floats) on the whole 64x64 image resized to 224,
- *     the crop eval upscale's faceres judge uses (cached by pixel content, eval/embed_cache.h).
+ *     the crop eval upscale's faceres judge uses (cached by pixel content, data/embed_cache.h).
  * Parts: VAL = the pack's val split (every 20th UTKFace file: the faces eval upscale uses, never
  * trained on by the generator or the heads); of the train split, every 10th face of each class
  * (in pack order) is DEV (model selection: early stopping), the rest TRAIN. So the val figures
@@ -16,8 +16,9 @@
 #ifndef FU_TRAIN_RACE_DATA_H
 #define FU_TRAIN_RACE_DATA_H
 #include <stdint.h>
+#include "faceup.h"
 #include "face/pipeline.h"
-#include "train/faces.h"
+#include "data/faces.h"
 
 #define FU_RD_CLASSES 5
 #define FU_RD_THUMB16 (3 * 16 * 16)
@@ -37,10 +38,10 @@ typedef struct fu_race_data {
 } fu_race_data;
 
 /* Builds the set. faceres (may be NULL: no descriptors) is the judge network; cache_path (may
- * be NULL) its descriptor cache. progress (may be NULL) gets (done, total) of the faceres pass.
+ * be NULL) its descriptor cache. progress (may be NULL) counts the faces of the "faceres" pass.
  * FU_OK, FU_E_INPUT (a pack without UTKFace faces of every class in every part) or an error. */
 int fu_race_data_build(const fu_faces *pack, int max_train_per_class, fu_face_net *faceres, const char *cache_path,
-                       fu_race_data *out, void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx);
+                       fu_race_data *out, fu_progress_fn progress, void *ctx);
 void fu_race_data_free(fu_race_data *d);
 
 /* Per part and class counts. */

@@ -103,7 +103,7 @@ int fu_race_offsets_fit(const float *logits, const int *labels, int64_t n, const
 }
 
 int fu_race_split_descriptors(const fu_xdata *d, fu_face_extractor *x, int split, float **desc, int **labels, int64_t *n,
-                              void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx) {
+                              fu_progress_fn progress, void *ctx) {
     int64_t m = 0, cap = d->n ? d->n : 1;
     int64_t *idx = malloc((size_t)cap * sizeof *idx);
     *desc = malloc((size_t)cap * 128 * sizeof **desc);

@@ -16,6 +16,7 @@
 #ifndef FU_TRAIN_RACE_OFFSETS_H
 #define FU_TRAIN_RACE_OFFSETS_H
 #include <stdint.h>
+#include "faceup.h"
 #include "face/heads.h"
 #include "train/train_heads.h"
 
@@ -49,7 +50,7 @@ int fu_race_offsets_fit(const float *logits, const int *labels, int64_t n, const
 struct fu_xdata;
 struct fu_face_extractor;
 int fu_race_split_descriptors(const struct fu_xdata *d, struct fu_face_extractor *x, int split, float **desc, int **labels,
-                              int64_t *n, void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx);
+                              int64_t *n, fu_progress_fn progress, void *ctx);
 
 /* A fresh MLP of `shape` (initialised from cfg->seed) trained by fu_race_mlp_train
  * (train/train_heads.h) on train, its epoch chosen on select, into *m (release it with

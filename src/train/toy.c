@@ -68,7 +68,7 @@ static float accuracy(fu_graph *g, const toy_net *net, fu_rng *r) {
 }
 
 int fu_toy_train(const fu_toy_config *cfg, fu_toy_result *res,
-                 void (*progress)(int step, int steps, float loss, void *ctx), void *ctx) {
+                 fu_train_step_fn progress, void *ctx) {
     if (cfg->steps < 1 || cfg->batch < 1 || cfg->batch > 4096 || !(cfg->lr > 0))
         return fu_fail(FU_E_INPUT, "toy: steps and batch must be positive (batch <= 4096) and lr > 0");
     fu_rng r;
@@ -94,7 +94,7 @@ int fu_toy_train(const fu_toy_config *cfg, fu_toy_result *res,
         if ((rc = fu_optim_step(opt, cfg->lr)) != FU_OK) goto done;
         if (step == 0) res->first_loss = loss->data[0];
         res->final_loss = loss->data[0];
-        if (progress) progress(step + 1, cfg->steps, loss->data[0], ctx);
+        if (progress) progress(ctx, step + 1, cfg->steps, loss->data[0]);
     }
     res->accuracy = accuracy(g, &net, &r);
     rc = res->accuracy < 0 ? fu_last_code() : FU_OK;

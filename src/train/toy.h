@@ -4,6 +4,7 @@
 #ifndef FU_TRAIN_TOY_H
 #define FU_TRAIN_TOY_H
 #include <stdint.h>
+#include "core/optim.h"
 
 typedef struct fu_toy_config {
     int steps;        /* default 150 */
@@ -20,6 +21,6 @@ typedef struct fu_toy_result {
 fu_toy_config fu_toy_defaults(void);
 /* progress (may be NULL) is called after every step. Returns FU_OK or an error code. */
 int fu_toy_train(const fu_toy_config *cfg, fu_toy_result *res,
-                 void (*progress)(int step, int steps, float loss, void *ctx), void *ctx);
+                 fu_train_step_fn progress, void *ctx);
 
 #endif

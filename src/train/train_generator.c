@@ -3,7 +3,7 @@
 #include "core/ops.h"
 #include "core/optim.h"
 #include "core/rng.h"
-#include "eval/plot.h"
+#include "io/plot.h"
 #include "faceup.h"
 #include "io/image.h"
 #include "io/safetensors.h"

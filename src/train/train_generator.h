@@ -26,7 +26,7 @@
 #define FU_TRAIN_GENERATOR_H
 #include <stdint.h>
 #include "gen/vae.h"
-#include "train/faces.h"
+#include "data/faces.h"
 
 typedef struct fu_gen_train_config {
     const char *out;           /* model path, see above */

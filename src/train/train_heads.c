@@ -194,7 +194,7 @@ static void copy_params(fu_mlp *m, float *saved[4], int to_saved) {
 
 typedef struct trainer {
     const fu_heads_train_config *cfg;
-    void (*progress)(const char *, int, int, void *);
+    fu_progress_fn progress;
     void *ctx;
 } trainer;
 
@@ -259,7 +259,7 @@ static int train_task(const trainer *tr, const task *t, head_result *res) {
             res->attr_mean = score;
             copy_params(t->m, saved, 1);
         }
-        if (tr->progress) tr->progress(t->name, epoch, cfg->max_epochs, tr->ctx);
+        if (tr->progress) tr->progress(tr->ctx, epoch, cfg->max_epochs, t->name);
     }
     if (rc == FU_OK) copy_params(t->m, saved, 0);
     for (int j = 0; j < 4; j++) { free(saved[j]); fu_tensor_requires_grad(p[j], 0); }
@@ -330,7 +330,7 @@ static int train_one(const trainer *tr, const fu_heads_data *d, task t, row_kind
 }
 
 int fu_heads_train(const fu_heads_data *d, const fu_heads_train_config *cfg, fu_heads *h, fu_heads_report *r,
-                   void (*progress)(const char *, int, int, void *), void *ctx) {
+                   fu_progress_fn progress, void *ctx) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(r, 0, sizeof *r);
@@ -377,7 +377,7 @@ static int copy_part(task *t, int part, const fu_race_rows *rows) {
 }
 
 int fu_race_mlp_train(fu_mlp *m, int flip_side, const fu_race_rows *train, const fu_race_rows *select, const fu_heads_train_config *cfg,
-                      fu_race_fit *fit, void (*progress)(const char *, int, int, void *), void *ctx) {
+                      fu_race_fit *fit, fu_progress_fn progress, void *ctx) {
     memset(fit, 0, sizeof *fit);
     int dim = (int)m->w[0]->shape[1];
     if (m->w[1]->shape[0] != FU_RACE_CLASSES) return fu_fail(FU_E_INPUT, "race classifier: the MLP must have %d outputs", FU_RACE_CLASSES);

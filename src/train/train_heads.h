@@ -11,6 +11,7 @@
 #ifndef FU_TRAIN_HEADS_H
 #define FU_TRAIN_HEADS_H
 #include <stdint.h>
+#include "faceup.h"
 #include "face/heads.h"
 #include "train/heads_data.h"
 
@@ -46,9 +47,9 @@ typedef struct fu_heads_report {
 } fu_heads_report;
 
 /* Trains every head of h (fresh, from fu_heads_new) and sets its frame. progress (may be NULL)
- * gets (head name, epoch, max epochs). FU_OK or an error (e.g. no usable images). */
+ * counts the epochs of each head (stage: the head's name). FU_OK or an error (e.g. no usable images). */
 int fu_heads_train(const fu_heads_data *d, const fu_heads_train_config *cfg, fu_heads *h, fu_heads_report *r,
-                   void (*progress)(const char *head, int epoch, int max_epochs, void *ctx), void *ctx);
+                   fu_progress_fn progress, void *ctx);
 
 /* One race classifier (5 classes) trained on given rows, the recipe above: balanced sampling,
  * cross-entropy, Adam, the epoch with the best balanced accuracy on `select` kept (early stop
@@ -69,6 +70,6 @@ typedef struct fu_race_fit {
 } fu_race_fit;
 
 int fu_race_mlp_train(fu_mlp *m, int flip_side, const fu_race_rows *train, const fu_race_rows *select, const fu_heads_train_config *cfg,
-                      fu_race_fit *fit, void (*progress)(const char *head, int epoch, int max_epochs, void *ctx), void *ctx);
+                      fu_race_fit *fit, fu_progress_fn progress, void *ctx);
 
 #endif

@@ -39,7 +39,7 @@
 #define FU_TRAIN_SHARP_H
 #include <stdint.h>
 #include "gen/sr.h"
-#include "train/faces.h"
+#include "data/faces.h"
 
 typedef struct fu_sharp_train_config {
     const char *out;

@@ -8,8 +8,8 @@
  *
  * File (little-endian, as the machines faceup builds for): "FUEC" magic, u32 version 1, u32 dim, u32 tag length, tag bytes, then
  * records of {u64 key[2], float vec[dim]} until the end. Written atomically by fu_ecache_save. */
-#ifndef FU_EVAL_EMBED_CACHE_H
-#define FU_EVAL_EMBED_CACHE_H
+#ifndef FU_DATA_EMBED_CACHE_H
+#define FU_DATA_EMBED_CACHE_H
 #include <stddef.h>
 #include <stdint.h>
 

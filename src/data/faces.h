@@ -23,9 +23,10 @@
  *     8 zero bytes |
  *   count * 3*S*S bytes of pixels, planar RGB (CHW) per image.
  * The loader checks the magic, the sizes and that the file length is exactly what they imply. */
-#ifndef FU_TRAIN_FACES_H
-#define FU_TRAIN_FACES_H
+#ifndef FU_DATA_FACES_H
+#define FU_DATA_FACES_H
 #include <stdint.h>
+#include "faceup.h"
 #include "core/tensor.h"
 
 #define FU_FACES_SIZE 64
@@ -81,9 +82,9 @@ int fu_faces_frame(const fu_faces_framer *f, fu_tensor *img, int source, fu_tens
  * (a missing sub-folder is an error); *dropped counts the images without a usable face.
  * sources: a mask of 1 << FU_FACES_CELEBA ... (0 = every source); e.g. only UTKFace for sets
  * of 128 px and more, where CelebA's half-size copy (faces ~45 px wide) would be upsampled.
- * progress (may be NULL) gets (done, total). */
+ * progress (may be NULL) counts the "faces". */
 int fu_faces_build(const char *data_dir, int size, int frame, unsigned sources, fu_faces **out, int64_t *dropped,
-                   void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx);
+                   fu_progress_fn progress, void *ctx);
 /* The labels (paths, splits) of every image fu_faces_build would pack, in the same order,
  * without loading pixels; *labels is malloc'ed (free it). */
 int fu_faces_list(const char *data_dir, fu_face_label **labels, int64_t *n);

@@ -1,4 +1,4 @@
-#include "eval/embed_cache.h"
+#include "data/embed_cache.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include <errno.h>

@@ -491,7 +491,7 @@ static void keep_sources(label_list *l, unsigned sources) {
 }
 
 int fu_faces_build(const char *data_dir, int size, int frame, unsigned sources, fu_faces **out, int64_t *dropped,
-                   void (*progress)(int64_t done, int64_t total, void *ctx), void *ctx) {
+                   fu_progress_fn progress, void *ctx) {
     *out = NULL;
     *dropped = 0;
     if (size < 8 || size > 1024) return fu_fail(FU_E_INPUT, "faces: size %d out of 8..1024", size);
@@ -508,7 +508,7 @@ int fu_faces_build(const char *data_dir, int size, int frame, unsigned sources, 
         rc = load_one(f, data_dir, &l.labels[i], face, set->pixels + kept * img_bytes);
         if (rc == FU_OK) set->labels[kept++] = l.labels[i];
         else if (rc == FU_E_NO_SOLUTION) { (*dropped)++; rc = FU_OK; }
-        if (progress && (i % 256 == 255 || i == l.n - 1)) progress(i + 1, l.n, ctx);
+        if (progress && (i % 256 == 255 || i == l.n - 1)) progress(ctx, i + 1, l.n, "faces");
     }
     fu_tensor_free(face);
     free(l.labels);

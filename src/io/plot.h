@@ -1,8 +1,8 @@
 /* Tiny raster plots for training reports: line plots drawn into an image tensor, no text.
  * Axes are a frame with tick marks at 10 divisions; the caller prints the ranges elsewhere
  * (the training log says what the plot spans). */
-#ifndef FU_EVAL_PLOT_H
-#define FU_EVAL_PLOT_H
+#ifndef FU_IO_PLOT_H
+#define FU_IO_PLOT_H
 #include <stdint.h>
 #include "core/tensor.h"
 

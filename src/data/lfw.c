@@ -1,4 +1,4 @@
-#include "eval/lfw.h"
+#include "data/lfw.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include <ctype.h>

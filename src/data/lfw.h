@@ -8,8 +8,8 @@
  * that maximises accuracy on the other folds (candidates: midpoints between consecutive sorted
  * scores of those folds) decides fold k's pairs; the reported accuracy is the mean (and sample
  * standard deviation) of the ten fold accuracies. */
-#ifndef FU_EVAL_LFW_H
-#define FU_EVAL_LFW_H
+#ifndef FU_DATA_LFW_H
+#define FU_DATA_LFW_H
 #include <stddef.h>
 
 #define FU_LFW_MAX_NAME 96

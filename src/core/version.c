@@ -1,0 +1,3 @@
+#include "faceup.h"
+
+const char *fu_version(void) { return FACEUP_VERSION; }
