@@ -36,7 +36,7 @@ static int open_faces(const char *data, int frame, int size, unsigned sources, i
     return rc;
 }
 
-/* "ffhq" or "box" (see train/faces.h); -1 when unknown. */
+/* "ffhq" or "box" (see data/faces.h); -1 when unknown. */
 static int parse_frame(const char *name) {
     if (!strcmp(name, "ffhq")) return FU_FACES_FRAME_FFHQ;
     if (!strcmp(name, "box")) return FU_FACES_FRAME_BOX;

@@ -1,6 +1,6 @@
 /* faceup's own face generator: a small convolutional VAE (variational auto-encoder) on S x S RGB
  * faces (S = 64 for the shipped model), trained by `faceup train generator` on the packed face
- * set (train/faces.h).
+ * set (data/faces.h).
  *
  * Why a VAE: the upscaler searches a generator's latent space for a face whose downscale matches
  * a thumbnail (PULSE). No pretrained StyleGAN can be had here, and a GAN is hard to train on two

@@ -1,4 +1,4 @@
-/* Training faceup's VAE generator (gen/vae.h) on a packed face set (train/faces.h).
+/* Training faceup's VAE generator (gen/vae.h) on a packed face set (data/faces.h).
  *
  * Adam on the VAE objective (fu_vae_loss) with beta ramped linearly from 0 over kl_warmup steps
  * (KL annealing: the decoder first learns to reconstruct, then the posterior is pulled towards

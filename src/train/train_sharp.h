@@ -1,6 +1,6 @@
 /* Training faceup's sharpening stage (gen/sr.h) on top of a trained VAE (gen/vae.h), the sharp
  * generator SR(Dec(z)) of gen/sharp.h, on a packed face set of twice the VAE's size
- * (train/faces.h; UTKFace only at 128, where every face is natively larger than the output).
+ * (data/faces.h; UTKFace only at 128, where every face is natively larger than the output).
  *
  * One step (VAE frozen, its encoder and prior included):
  *   x   = `batch` real faces [B,3,2S,2S] (class-balanced by race unless told otherwise, mirrored
