@@ -205,7 +205,10 @@ TEST(cli_eval_generator_sample_quality) {
     CHECK(json_number(q, "faceres", "floor_train_vs_heldout", "precision", NULL) == 1);
     CHECK(json_number(q, "faceres", "floor_train_vs_heldout", "recall", NULL) == 1);
     CHECK(json_number(q, "faceres", "precision", NULL) == 0);
+    /* Memorisation: no face sample copies a blob; every held-out blob has a pixel-identical
+     * train blob (12 patterns over 60 images). */
     CHECK(json_number(q, "identity", "memorised_share", NULL) == 0);
+    CHECK(json_number(q, "identity", "memorised_share_heldout", NULL) == 1);
     CHECK(json_number(q, "heldout_faces", NULL) == 12 && json_number(q, "memorisation_train_faces", NULL) == 48);
     double recon = json_number(q, "identity", "recon_cosine", NULL);
     CHECK_MSG(recon > -1 && recon <= 1, "reconstruction identity cosine %g", recon);

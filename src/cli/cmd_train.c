@@ -390,6 +390,7 @@ static void add_distances(cJSON *o, const fu_gq_distances *d) {
     add_rounded(o, "fd", d->fd, 1e4);
     add_rounded(o, "kid", d->kid, 1e6);
     add_rounded(o, "kid_std", d->kid_std, 1e6);
+    cJSON_AddNumberToObject(o, "kid_subset_size", (double)d->kid_subset);
     add_rounded(o, "precision", d->precision, 1e4);
     add_rounded(o, "recall", d->recall, 1e4);
 }
@@ -414,9 +415,8 @@ static void add_faceres(cJSON *parent, const fu_gen_quality *q) {
     add_distances(cJSON_AddObjectToObject(o, "floor_train_vs_heldout"), &q->faceres_floor);
     cJSON_AddNumberToObject(o, "knn_k", FU_GQ_KNN_K);
     cJSON_AddNumberToObject(o, "kid_subsets", FU_GQ_KID_SUBSETS);
-    cJSON_AddNumberToObject(o, "kid_subset_size", FU_GQ_KID_SUBSET_SIZE);
     cJSON_AddStringToObject(o, "definition", "faceres descriptors (1024-d) of the whole image resized to 224; samples vs held-out faces; "
-                                             "KID = unbiased MMD^2, kernel (x.y/d+1)^3, mean over subsets of min(size, n) rows; precision/recall "
+                                             "KID = unbiased MMD^2, kernel (x.y/d+1)^3, mean (std) over random subsets of kid_subset_size rows of each set; precision/recall "
                                              "with k-NN balls (Kynkaanniemi 2019) on equal-sized sets");
 }
 
@@ -425,6 +425,7 @@ static void add_identity(cJSON *parent, const fu_gen_quality *q) {
     add_rounded(o, "fd", q->fd_identity, 1e5);
     add_rounded(o, "fd_train_vs_heldout", q->fd_identity_floor, 1e5);
     add_rounded(o, "memorised_share", q->memorised, 1e4);
+    add_rounded(o, "memorised_share_heldout", q->memorised_heldout, 1e4);
     cJSON_AddNumberToObject(o, "memorisation_distance", FU_GQ_MEMO_DISTANCE);
     add_rounded(o, "nearest_train_distance_median", q->memo_nearest_median, 1e4);
     if (q->has_recon) {
@@ -432,7 +433,7 @@ static void add_identity(cJSON *parent, const fu_gen_quality *q) {
         add_rounded(o, "recon_psnr_db", q->recon_psnr_db, 1e3);
     }
     cJSON_AddStringToObject(o, "definition", "dlib-resnet descriptors (raw, 128-d) of the fixed FFHQ->dlib-chip warp; fd: samples vs held-out; "
-                                             "memorised: samples whose nearest train face is within the distance");
+                                             "memorised: samples (held-out real faces) whose nearest train face is within the distance");
 }
 
 /* The sample-quality measures (eval/gen_quality.h) as JSON under root["samples"]. */

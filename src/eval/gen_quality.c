@@ -311,9 +311,11 @@ static double mean_cosine(const float *a, const float *b, int64_t n) {
  * for precision/recall, so both sets have one size). */
 static int faceres_distances(const set_features *gen, const set_features *real, uint64_t seed, fu_gq_distances *out) {
     int64_t n_pr = gen->n < real->n ? gen->n : real->n;
+    out->kid_subset = n_pr / 2 < FU_GQ_KID_SUBSET_SIZE ? n_pr / 2 : FU_GQ_KID_SUBSET_SIZE;
+    out->kid_subset = out->kid_subset < 2 ? 2 : out->kid_subset;
     int rc = fu_features_frechet(gen->faceres, gen->n, real->faceres, real->n, FACERES, &out->fd);
     if (rc == FU_OK)
-        rc = fu_kid(gen->faceres, gen->n, real->faceres, real->n, FACERES, FU_GQ_KID_SUBSETS, FU_GQ_KID_SUBSET_SIZE, seed, &out->kid,
+        rc = fu_kid(gen->faceres, gen->n, real->faceres, real->n, FACERES, FU_GQ_KID_SUBSETS, out->kid_subset, seed, &out->kid,
                     &out->kid_std);
     if (rc == FU_OK)
         rc = fu_knn_precision_recall(real->faceres, n_pr, gen->faceres, n_pr, FACERES, FU_GQ_KNN_K, &out->precision, &out->recall);
@@ -335,11 +337,14 @@ static int compare_doubles(const void *x, const void *y) {
     return (a > b) - (a < b);
 }
 
-/* Memorisation: samples within dlib's 0.4 of their nearest train face, and the median distance. */
-static int memorisation(const set_features *samples, const set_features *train, fu_gen_quality *out) {
+/* Memorisation: samples within dlib's 0.4 of their nearest train face, and the median distance;
+ * the same share for held-out real faces. */
+static int memorisation(const set_features *samples, const set_features *heldout, const set_features *train, fu_gen_quality *out) {
     double *nearest = malloc(sizeof(double) * (size_t)samples->n);
     if (!nearest) return fu_fail(FU_E_INTERNAL, "out of memory");
     int rc = fu_share_within(samples->dlib, samples->n, train->dlib, train->n, DESC, FU_GQ_MEMO_DISTANCE, &out->memorised, nearest);
+    if (rc == FU_OK)
+        rc = fu_share_within(heldout->dlib, heldout->n, train->dlib, train->n, DESC, FU_GQ_MEMO_DISTANCE, &out->memorised_heldout, NULL);
     if (rc == FU_OK) {
         qsort(nearest, (size_t)samples->n, sizeof(double), compare_doubles);
         int64_t h = samples->n / 2;
@@ -415,7 +420,7 @@ static int figures(const judges *j, gq_sets *s, const fu_gen_quality_config *cfg
     if (rc == FU_OK) rc = faceres_distances(&s->f_train, &s->f_heldout, cfg->seed, &out->faceres_floor);
     if (rc == FU_OK) rc = fu_features_frechet(s->f_samples.dlib, s->f_samples.n, s->f_heldout.dlib, s->f_heldout.n, DESC, &out->fd_identity);
     if (rc == FU_OK) rc = fu_features_frechet(s->f_train.dlib, s->f_train.n, s->f_heldout.dlib, s->f_heldout.n, DESC, &out->fd_identity_floor);
-    if (rc == FU_OK) rc = memorisation(&s->f_samples, memo, out);
+    if (rc == FU_OK) rc = memorisation(&s->f_samples, &s->f_heldout, memo, out);
     if (rc == FU_OK && out->has_recon) {
         out->hf_recons = s->f_recons.hf_share;
         out->sharpness_recons = out->hf_recons / out->hf_heldout;

@@ -17,14 +17,18 @@
  *              samples (and recons) divided by that of the held-out faces.
  *   faceres    human-models' faceres descriptor (1024-d) of the whole image resized to 224, the
  *              crop of eval upscale's race judge; faceres is in no training loss. Frechet
- *              distance and KID (100 subsets of min(1000, n) rows) samples vs held-out, k-NN
+ *              distance and KID (100 random subsets of min(1000, n/2) rows of each set, n the
+ *              smaller set, so that subsets differ and their spread means something) samples
+ *              vs held-out, k-NN
  *              precision and recall (k = 3) of the first n_heldout samples against the held-out
  *              faces (equal set sizes: the k-NN radii depend on the density); the same three for
  *              train vs held-out faces as the floor a perfect generator would reach.
  *   identity   dlib ResNet descriptors (128-d, raw, the fixed FFHQ -> dlib-chip warp of
  *              search/face_guides.h): Frechet distance samples vs held-out (and its train floor);
  *              memorisation = share of samples whose nearest train face (of memo_train evenly
- *              spread train faces; 0: the whole train split) is within dlib's 0.4 distance;
+ *              spread train faces; 0: the whole train split) is within dlib's 0.4 distance,
+ *              beside the same share for the held-out real faces (UTKFace holds several photos
+ *              of some people, so real faces have such neighbours too);
  *              recon identity = mean cosine between each held-out face and its recon.
  *   face rate  blazeface finds a face (score >= 0.7) in the image: samples and held-out faces.
  *   race       faceup's race judge (face/race_judge.h) on the faceres descriptors: shares of
@@ -50,9 +54,11 @@ typedef struct fu_gen_quality_config {
     int64_t memo_train;     /* train faces the memorisation search covers (0: all) */
 } fu_gen_quality_config;
 
-/* Figures on a held-out set and its pair (FD, KID, precision, recall). */
+/* Figures on a held-out set and its pair (FD, KID, precision, recall); KID's subsets hold
+ * kid_subset rows of each set. */
 typedef struct fu_gq_distances {
     double fd, kid, kid_std, precision, recall;
+    int64_t kid_subset;
 } fu_gq_distances;
 
 typedef struct fu_gen_quality {
@@ -63,6 +69,7 @@ typedef struct fu_gen_quality {
     fu_gq_distances faceres, faceres_floor;             /* samples vs held-out; train vs held-out */
     double fd_identity, fd_identity_floor;
     double memorised, memo_nearest_median;              /* share within 0.4; median nearest distance */
+    double memorised_heldout;                           /* the same share for held-out real faces */
     double recon_identity_cosine, recon_psnr_db;
     double face_rate_samples, face_rate_heldout;
     double race_samples[FU_RACE_CLASSES], race_train[FU_RACE_CLASSES];
