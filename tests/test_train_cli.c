@@ -270,3 +270,29 @@ TEST(cli_eval_generator_any_generator_and_pack_size) {
     snprintf(args, sizeof args, "eval generator --generator models/faceup-vae64.safetensors --data %s --samples 8 --quiet", small);
     CHECK(run_faceup(args, NULL, 0, err, sizeof err) == FU_E_INPUT && strstr(err, "16 px"));
 }
+
+/* A StyleGAN2 (the golden 64 px one with random weights: 10 latent rows and 9 noise maps, no
+ * encoder) goes through the same measures; without an encoder there are no reconstruction figures. */
+TEST(cli_eval_generator_stylegan2) {
+    if (access(faceup_bin(), X_OK) != 0) SKIP("faceup binary not built");
+    if (!have_eval_models()) SKIP("face models not fetched (tools/fetch-models.sh) or shipped models missing");
+    const char *shared = fu_test_shared_dir();
+    char sg2[1024], data[512], args[4096];
+    snprintf(sg2, sizeof sg2, "%s/golden/stylegan2/weights.safetensors", shared ? shared : "");
+    if (!shared || access(sg2, R_OK) != 0) SKIP("../shared/golden/stylegan2 absent");
+    snprintf(data, sizeof data, "%s/cli_quality_faces_sg2.bin", fu_test_tmpdir());
+    REQUIRE(write_faces_sized(data, 64) == FU_OK);
+    static char out[32768], err[4096];
+    snprintf(args, sizeof args, "eval generator --generator %s --data %s --samples 8 --memo-faces 10 --quiet", sg2, data);
+    int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    cJSON *j = cJSON_Parse(out), *q = cJSON_GetObjectItem(j, "samples");
+    REQUIRE(q);
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "kind")), "stylegan2") && json_number(j, "latent_rows", NULL) == 10);
+    CHECK(isnan(json_number(q, "sharpness", "ratio_recons", NULL)) && isnan(json_number(q, "identity", "recon_cosine", NULL)));
+    double hf = json_number(q, "sharpness", "highfreq_share_samples", NULL);
+    CHECK_MSG(hf > 0 && hf < 1, "high-frequency share of the samples %g", hf);
+    CHECK(json_number(q, "faceres", "fd", NULL) > 0 && json_number(q, "faceres", "kid_subset_size", NULL) == 4);
+    CHECK_NEAR(shares_total(cJSON_GetObjectItem(q, "race_samples")), 1.0, 1e-3);
+    cJSON_Delete(j);
+}
