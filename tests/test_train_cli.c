@@ -199,11 +199,11 @@ TEST(cli_eval_generator_sample_quality) {
     CHECK_MSG(ffd > 0 && ffd_floor >= 0 && ffd_floor < 0.5 * ffd, "faceres FD samples-vs-blobs %g, train-vs-held-out blobs %g", ffd, ffd_floor);
     double kid = json_number(q, "faceres", "kid", NULL), kid_floor = json_number(q, "faceres", "floor_train_vs_heldout", "kid", NULL);
     CHECK_MSG(kid > 0 && kid_floor < 0.5 * kid, "KID samples-vs-blobs %g, train-vs-held-out blobs %g", kid, kid_floor);
-    /* Every held-out blob has copies among the train blobs (12 patterns): full precision and
-     * recall there; no face sample is near a blob (no precision). (Recall is high here: 12 face
-     * samples spread over face space have 3-NN balls wide enough to hold the tight blob cluster.) */
+    /* The 12 held-out blobs are the 12 patterns, so every train blob has a copy among them: full
+     * precision there (recall counts the patterns the 12 of 16 train blobs it keeps cover); no
+     * face sample is near a blob (no precision). */
     CHECK(json_number(q, "faceres", "floor_train_vs_heldout", "precision", NULL) == 1);
-    CHECK(json_number(q, "faceres", "floor_train_vs_heldout", "recall", NULL) == 1);
+    CHECK(json_number(q, "faceres", "floor_train_vs_heldout", "recall", NULL) >= 0.5);
     CHECK(json_number(q, "faceres", "precision", NULL) == 0);
     /* Memorisation: no face sample copies a blob; every held-out blob has a pixel-identical
      * train blob (12 patterns over 60 images). */

@@ -307,8 +307,16 @@ static double mean_cosine(const float *a, const float *b, int64_t n) {
     return n ? sum / (double)n : NAN;
 }
 
-/* FD, KID and precision/recall of faceres rows, gen against real (the first n_real rows of gen
- * for precision/recall, so both sets have one size). */
+/* take of the n rows of x [n, FACERES], evenly spread (not the first: a pack is in file-name
+ * order, and UTKFace's names start with the age). NULL when out of memory. */
+static float *spread_rows(const float *x, int64_t n, int64_t take) {
+    float *out = malloc(sizeof(float) * (size_t)(take * FACERES));
+    for (int64_t k = 0; out && k < take; k++) memcpy(out + k * FACERES, x + k * n / take * FACERES, sizeof(float) * FACERES);
+    return out;
+}
+
+/* FD, KID and precision/recall of faceres rows, gen against real (precision/recall on as many
+ * rows of each, evenly spread, so both sets have one size). */
 static int faceres_distances(const set_features *gen, const set_features *real, uint64_t seed, fu_gq_distances *out) {
     int64_t n_pr = gen->n < real->n ? gen->n : real->n;
     out->kid_subset = n_pr / 2 < FU_GQ_KID_SUBSET_SIZE ? n_pr / 2 : FU_GQ_KID_SUBSET_SIZE;
@@ -317,8 +325,11 @@ static int faceres_distances(const set_features *gen, const set_features *real, 
     if (rc == FU_OK)
         rc = fu_kid(gen->faceres, gen->n, real->faceres, real->n, FACERES, FU_GQ_KID_SUBSETS, out->kid_subset, seed, &out->kid,
                     &out->kid_std);
-    if (rc == FU_OK)
-        rc = fu_knn_precision_recall(real->faceres, n_pr, gen->faceres, n_pr, FACERES, FU_GQ_KNN_K, &out->precision, &out->recall);
+    float *g = spread_rows(gen->faceres, gen->n, n_pr), *r = spread_rows(real->faceres, real->n, n_pr);
+    if (rc == FU_OK && (!g || !r)) rc = fu_fail(FU_E_INTERNAL, "out of memory");
+    if (rc == FU_OK) rc = fu_knn_precision_recall(r, n_pr, g, n_pr, FACERES, FU_GQ_KNN_K, &out->precision, &out->recall);
+    free(g);
+    free(r);
     return rc;
 }
 

@@ -20,8 +20,8 @@
  *              distance and KID (100 random subsets of min(1000, n/2) rows of each set, n the
  *              smaller set, so that subsets differ and their spread means something) samples
  *              vs held-out, k-NN
- *              precision and recall (k = 3) of the first n_heldout samples against the held-out
- *              faces (equal set sizes: the k-NN radii depend on the density); the same three for
+ *              precision and recall (k = 3) on equal numbers of rows of both sets (the k-NN
+ *              radii depend on the density), the larger set's rows evenly spread; the same three for
  *              train vs held-out faces as the floor a perfect generator would reach.
  *   identity   dlib ResNet descriptors (128-d, raw, the fixed FFHQ -> dlib-chip warp of
  *              search/face_guides.h): Frechet distance samples vs held-out (and its train floor);
