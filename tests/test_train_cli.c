@@ -4,6 +4,7 @@
 #include "util.h"
 #include "face/dlib_resnet.h"
 #include "face/models.h"
+#include "gen/sharp.h"
 #include "gen/vae.h"
 #include "io/image.h"
 #include "io/fileutil.h"
@@ -11,6 +12,7 @@
 #include "data/faces.h"
 #include <cjson/cJSON.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -146,43 +148,151 @@ TEST(cli_eval_generator_json_and_bad_input) {
     CHECK(run_faceup("train bogus", NULL, 0, err, sizeof err) == FU_E_INPUT && strstr(err, "generator"));
 }
 
+/* A number at a path of nested keys ("samples", "faceres", "fd", NULL); NAN when absent. */
+static double json_number(const cJSON *j, ...) {
+    va_list ap;
+    va_start(ap, j);
+    for (const char *key = va_arg(ap, const char *); key && j; key = va_arg(ap, const char *)) j = cJSON_GetObjectItem(j, key);
+    va_end(ap);
+    return cJSON_IsNumber(j) ? cJSON_GetNumberValue(j) : NAN;
+}
+
+static double shares_total(const cJSON *race) {
+    double total = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, race) total += cJSON_GetNumberValue(it);
+    return total;
+}
+
+static int have_eval_models(void) {
+    char model[2048];
+    return access(fu_model_path(FU_DLIB_RESNET_MANIFEST, model, sizeof model), R_OK) == 0 &&
+           access(fu_model_path(FU_BLAZEFACE_MODEL, model, sizeof model), R_OK) == 0 &&
+           access(fu_model_path("human-models-3.0.4/models/faceres.json", model, sizeof model), R_OK) == 0 &&
+           access("models/faceup-vae64.safetensors", R_OK) == 0 && access("models/faceup-heads.safetensors", R_OK) == 0 &&
+           access("models/faceup-race-judge.safetensors", R_OK) == 0;
+}
+
 /* Sample quality of the shipped generator against a set of coloured blobs: its samples are
- * faces to blazeface (measured 97.5% on 200 samples) while the blobs are not, and the identity
- * FD between train and held-out blobs is far below that between face samples and blobs. */
+ * faces to blazeface (measured 97.5% on 200 samples) while the blobs are not, and every distance
+ * between train and held-out blobs is far below that between face samples and blobs. */
 TEST(cli_eval_generator_sample_quality) {
     if (access(faceup_bin(), X_OK) != 0) SKIP("faceup binary not built");
-    char model[2048];
-    if (access(fu_model_path(FU_DLIB_RESNET_MANIFEST, model, sizeof model), R_OK) != 0 || access(fu_model_path(FU_BLAZEFACE_MODEL, model, sizeof model), R_OK) != 0)
-        SKIP("face models not fetched (tools/fetch-models.sh)");
-    if (access("models/faceup-vae64.safetensors", R_OK) != 0 || access("models/faceup-heads.safetensors", R_OK) != 0)
-        SKIP("shipped models missing");
+    if (!have_eval_models()) SKIP("face models not fetched (tools/fetch-models.sh) or shipped models missing");
     char data[512], grid[512], args[2048];
     snprintf(data, sizeof data, "%s/cli_quality_faces.bin", fu_test_tmpdir());
     snprintf(grid, sizeof grid, "%s/cli_quality_grid.png", fu_test_tmpdir());
     REQUIRE(write_faces_sized(data, 64) == FU_OK);
     static char out[16384], err[4096];
-    snprintf(args, sizeof args, "eval generator --generator models/faceup-vae64.safetensors --data %s --samples 16 --quiet --grid %s", data, grid);
+    snprintf(args, sizeof args, "eval generator --generator models/faceup-vae64.safetensors --data %s --samples 16 --quiet --json --grid %s", data, grid);
     int rc = run_faceup(args, out, sizeof out, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     REQUIRE(rc == 0);
     cJSON *j = cJSON_Parse(out), *q = cJSON_GetObjectItem(j, "samples");
     REQUIRE(q);
-    double rate = cJSON_GetNumberValue(cJSON_GetObjectItem(q, "blazeface_rate"));
-    double rate_blobs = cJSON_GetNumberValue(cJSON_GetObjectItem(q, "blazeface_rate_heldout"));
-    double fd = cJSON_GetNumberValue(cJSON_GetObjectItem(q, "identity_fd"));
-    double fd_floor = cJSON_GetNumberValue(cJSON_GetObjectItem(q, "identity_fd_train_vs_heldout"));
+    double rate = json_number(q, "blazeface_rate", NULL), rate_blobs = json_number(q, "blazeface_rate_heldout", NULL);
     CHECK_MSG(rate >= 0.75, "blazeface finds faces in %.2f of the samples", rate);
     CHECK_MSG(rate_blobs <= 0.25, "blazeface finds faces in %.2f of the blobs", rate_blobs);
-    CHECK_MSG(fd > 0 && fd_floor >= 0 && fd_floor < 0.5 * fd, "FD samples-vs-blobs %g, train-vs-held-out blobs %g", fd, fd_floor);
-    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(q, "heldout_faces")) == 12);
-    double recon = cJSON_GetNumberValue(cJSON_GetObjectItem(q, "recon_identity_cosine"));
+    double fd = json_number(q, "identity", "fd", NULL), fd_floor = json_number(q, "identity", "fd_train_vs_heldout", NULL);
+    CHECK_MSG(fd > 0 && fd_floor >= 0 && fd_floor < 0.5 * fd, "identity FD samples-vs-blobs %g, train-vs-held-out blobs %g", fd, fd_floor);
+    double ffd = json_number(q, "faceres", "fd", NULL), ffd_floor = json_number(q, "faceres", "floor_train_vs_heldout", "fd", NULL);
+    CHECK_MSG(ffd > 0 && ffd_floor >= 0 && ffd_floor < 0.5 * ffd, "faceres FD samples-vs-blobs %g, train-vs-held-out blobs %g", ffd, ffd_floor);
+    double kid = json_number(q, "faceres", "kid", NULL), kid_floor = json_number(q, "faceres", "floor_train_vs_heldout", "kid", NULL);
+    CHECK_MSG(kid > 0 && kid_floor < 0.5 * kid, "KID samples-vs-blobs %g, train-vs-held-out blobs %g", kid, kid_floor);
+    /* The 12 held-out blobs are the 12 patterns, so every train blob has a copy among them: full
+     * precision there (recall counts the patterns the 12 of 16 train blobs it keeps cover); no
+     * face sample is near a blob (no precision). */
+    CHECK(json_number(q, "faceres", "floor_train_vs_heldout", "precision", NULL) == 1);
+    CHECK(json_number(q, "faceres", "floor_train_vs_heldout", "recall", NULL) >= 0.5);
+    CHECK(json_number(q, "faceres", "precision", NULL) == 0);
+    /* Memorisation: no face sample copies a blob; every held-out blob has a pixel-identical
+     * train blob (12 patterns over 60 images). */
+    CHECK(json_number(q, "identity", "memorised_share", NULL) == 0);
+    CHECK(json_number(q, "identity", "memorised_share_heldout", NULL) == 1);
+    CHECK(json_number(q, "heldout_faces", NULL) == 12 && json_number(q, "memorisation_train_faces", NULL) == 48);
+    double recon = json_number(q, "identity", "recon_cosine", NULL);
     CHECK_MSG(recon > -1 && recon <= 1, "reconstruction identity cosine %g", recon);
-    double total = 0;
-    cJSON *race = cJSON_GetObjectItem(q, "race_samples_gear"), *it;
-    cJSON_ArrayForEach(it, race) total += cJSON_GetNumberValue(it);
-    CHECK_NEAR(total, 1.0, 1e-3);
+    double sharp = json_number(q, "sharpness", "ratio_samples", NULL), hf = json_number(q, "sharpness", "highfreq_share_samples", NULL);
+    CHECK_MSG(sharp > 0 && hf > 0 && hf < 1 && json_number(q, "sharpness", "ratio_recons", NULL) > 0, "sharpness ratio %g, share %g", sharp, hf);
+    CHECK_NEAR(shares_total(cJSON_GetObjectItem(q, "race_samples")), 1.0, 1e-3);
+    CHECK_NEAR(shares_total(cJSON_GetObjectItem(q, "race_train")), 1.0, 1e-3);
     cJSON_Delete(j);
     fu_tensor *g = fu_image_load(grid);
     CHECK(g && g->shape[2] == 512 && g->shape[3] == 512);
     fu_tensor_free(g);
+}
+
+/* Other generators and pack sizes: the sharp generator (the shipped VAE with a fresh stage, which
+ * starts as a bicubic 2x upscale) is measured at 128 px, the VAE on a 128 px pack through PULSE's
+ * bicubic downscale; a pack smaller than the generator is refused. */
+TEST(cli_eval_generator_any_generator_and_pack_size) {
+    if (access(faceup_bin(), X_OK) != 0) SKIP("faceup binary not built");
+    if (!have_eval_models()) SKIP("face models not fetched (tools/fetch-models.sh) or shipped models missing");
+    char data[512], small[512], sharp[512], grid[512], args[2048];
+    snprintf(data, sizeof data, "%s/cli_quality_faces128.bin", fu_test_tmpdir());
+    snprintf(small, sizeof small, "%s/cli_quality_faces16.bin", fu_test_tmpdir());
+    snprintf(sharp, sizeof sharp, "%s/cli_quality_sharp.safetensors", fu_test_tmpdir());
+    snprintf(grid, sizeof grid, "%s/cli_quality_grid128.png", fu_test_tmpdir());
+    REQUIRE(write_faces_sized(data, 128) == FU_OK && write_faces_sized(small, 16) == FU_OK);
+    fu_vae *v = NULL;
+    REQUIRE(fu_vae_load("models/faceup-vae64.safetensors", &v) == FU_OK);
+    fu_sr_config c = fu_sr_default_config();
+    fu_sr *s = fu_sr_new(&c, 1);
+    REQUIRE(s && fu_sharp_save(v, s, sharp) == FU_OK);
+    fu_sr_free(s);
+    fu_vae_free(v);
+    static char out[32768], err[4096];
+    snprintf(args, sizeof args, "eval generator --generator %s --data %s --samples 8 --memo-faces 10 --quiet --grid %s", sharp, data, grid);
+    int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    cJSON *j = cJSON_Parse(out), *q = cJSON_GetObjectItem(j, "samples");
+    REQUIRE(q);
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "kind")), "vae+sr") && json_number(j, "size", NULL) == 128);
+    CHECK(json_number(q, "real_faces_downscale", NULL) == 1 && json_number(q, "memorisation_train_faces", NULL) == 10);
+    CHECK_MSG(json_number(q, "blazeface_rate", NULL) >= 0.75, "blazeface finds faces in %.2f of the samples", json_number(q, "blazeface_rate", NULL));
+    CHECK(json_number(q, "sharpness", "ratio_recons", NULL) > 0 && json_number(q, "identity", "recon_psnr_db", NULL) > 0);
+    CHECK(json_number(q, "faceres", "fd", NULL) > json_number(q, "faceres", "floor_train_vs_heldout", "fd", NULL));
+    cJSON_Delete(j);
+    fu_tensor *g = fu_image_load(grid);
+    CHECK(g && g->shape[2] == 1024 && g->shape[3] == 1024);
+    fu_tensor_free(g);
+
+    snprintf(args, sizeof args, "eval generator --generator models/faceup-vae64.safetensors --data %s --samples 8 --memo-faces 10 --quiet", data);
+    rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    j = cJSON_Parse(out);
+    q = cJSON_GetObjectItem(j, "samples");
+    CHECK(json_number(q, "real_faces_downscale", NULL) == 2 && json_number(q, "real_faces_pack_size", NULL) == 128);
+    CHECK(!cJSON_GetObjectItem(j, "recon"));   /* the per-source VAE table needs a pack at its size */
+    CHECK_MSG(json_number(q, "blazeface_rate_heldout", NULL) <= 0.25, "blazeface finds faces in %.2f of the blobs", json_number(q, "blazeface_rate_heldout", NULL));
+    cJSON_Delete(j);
+
+    snprintf(args, sizeof args, "eval generator --generator models/faceup-vae64.safetensors --data %s --samples 8 --quiet", small);
+    CHECK(run_faceup(args, NULL, 0, err, sizeof err) == FU_E_INPUT && strstr(err, "16 px"));
+}
+
+/* A StyleGAN2 (the golden 64 px one with random weights: 10 latent rows and 9 noise maps, no
+ * encoder) goes through the same measures; without an encoder there are no reconstruction figures. */
+TEST(cli_eval_generator_stylegan2) {
+    if (access(faceup_bin(), X_OK) != 0) SKIP("faceup binary not built");
+    if (!have_eval_models()) SKIP("face models not fetched (tools/fetch-models.sh) or shipped models missing");
+    const char *shared = fu_test_shared_dir();
+    char sg2[1024], data[512], args[4096];
+    snprintf(sg2, sizeof sg2, "%s/golden/stylegan2/weights.safetensors", shared ? shared : "");
+    if (!shared || access(sg2, R_OK) != 0) SKIP("../shared/golden/stylegan2 absent");
+    snprintf(data, sizeof data, "%s/cli_quality_faces_sg2.bin", fu_test_tmpdir());
+    REQUIRE(write_faces_sized(data, 64) == FU_OK);
+    static char out[32768], err[4096];
+    snprintf(args, sizeof args, "eval generator --generator %s --data %s --samples 8 --memo-faces 10 --quiet", sg2, data);
+    int rc = run_faceup(args, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    cJSON *j = cJSON_Parse(out), *q = cJSON_GetObjectItem(j, "samples");
+    REQUIRE(q);
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "kind")), "stylegan2") && json_number(j, "latent_rows", NULL) == 10);
+    CHECK(isnan(json_number(q, "sharpness", "ratio_recons", NULL)) && isnan(json_number(q, "identity", "recon_cosine", NULL)));
+    double hf = json_number(q, "sharpness", "highfreq_share_samples", NULL);
+    CHECK_MSG(hf > 0 && hf < 1, "high-frequency share of the samples %g", hf);
+    CHECK(json_number(q, "faceres", "fd", NULL) > 0 && json_number(q, "faceres", "kid_subset_size", NULL) == 4);
+    CHECK_NEAR(shares_total(cJSON_GetObjectItem(q, "race_samples")), 1.0, 1e-3);
+    cJSON_Delete(j);
 }

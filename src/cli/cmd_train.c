@@ -12,8 +12,11 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "eval/gen_quality.h"
+#include "eval/gen_measures.h"
 #include "face/models.h"
+#include "face/race_judge.h"
 #include "faceup.h"
+#include "gen/generator.h"
 #include "gen/vae.h"
 #include "io/image.h"
 #include "data/faces.h"
@@ -276,13 +279,13 @@ static int train_generator(int argc, char **argv) {
     return exit_code(rc);
 }
 
-/* The first 64 samples (seeds seed .. seed + 63) as an 8x8 grid. */
-static int write_sample_grid(const fu_vae *m, const fu_gen_quality_config *qc, const char *path) {
+/* The first 64 samples (seeds seed .. seed + 63) as an 8x8 grid at the generator's resolution. */
+static int write_sample_grid(const fu_generator *gen, const fu_gen_quality_config *qc, const char *path) {
     enum { SIDE = 8 };
-    int64_t S = m->cfg.size, img = 3 * S * S;
+    int64_t S = gen->resolution, img = 3 * S * S;
     float *px = malloc(sizeof(float) * (size_t)(SIDE * SIDE * img));
     fu_tensor *sheet = px ? fu_tensor_newv(4, (int64_t)1, (int64_t)3, SIDE * S, SIDE * S) : NULL;
-    int rc = sheet ? fu_vae_samples(m, qc->seed, qc->temperature, SIDE * SIDE, px) : fu_fail(FU_E_INTERNAL, "out of memory");
+    int rc = sheet ? fu_gen_samples(gen, qc->seed, qc->temperature, 0, SIDE * SIDE, px) : fu_fail(FU_E_INTERNAL, "out of memory");
     for (int64_t k = 0; rc == FU_OK && k < SIDE * SIDE; k++)
         for (int64_t c = 0; c < 3; c++)
             for (int64_t y = 0; y < S; y++)
@@ -354,87 +357,184 @@ static int add_psnr(cJSON *parent, const char *key, const fu_vae *m, const fu_fa
     return FU_OK;
 }
 
+/* The VAE's reconstruction PSNR per source of one split (root["recon"]), when the pack is at the
+ * VAE's own size (the table the VAE was trained against). */
+static int add_vae_recon_table(cJSON *root, const char *path, const fu_faces *set, int split, int64_t limit) {
+    fu_vae *m = NULL;
+    int rc = fu_vae_load(path, &m);
+    if (rc == FU_OK && set->size == m->cfg.size) {
+        cJSON *recon = cJSON_AddObjectToObject(root, "recon");
+        cJSON_AddStringToObject(recon, "mode", "decode(mu), PSNR on [0,1] pixels, mean over images");
+        cJSON_AddStringToObject(recon, "split", fu_faces_split_name(split));
+        for (int s = 0; rc == FU_OK && s < FU_FACES_N_SOURCES; s++)
+            rc = add_psnr(recon, fu_faces_source_name(s), m, set, split, s, limit);
+        if (rc == FU_OK) rc = add_psnr(recon, "all", m, set, split, -1, limit);
+    }
+    if (rc == FU_OK) cJSON_AddNumberToObject(root, "params", (double)fu_vae_param_count(m));
+    fu_vae_free(m);
+    return rc;
+}
+
+static void add_rounded(cJSON *o, const char *key, double value, double scale) {
+    if (isfinite(value)) cJSON_AddNumberToObject(o, key, round(value * scale) / scale);
+    else cJSON_AddNullToObject(o, key);
+}
+
 static cJSON *race_object(const double shares[FU_RACE_CLASSES]) {
     cJSON *o = cJSON_CreateObject();
-    for (int c = 0; c < FU_RACE_CLASSES; c++) cJSON_AddNumberToObject(o, fu_race_name(c), round(shares[c] * 10000) / 10000);
+    for (int c = 0; c < FU_RACE_CLASSES; c++) add_rounded(o, fu_race_name(c), shares[c], 1e4);
     return o;
 }
 
-static void on_quality(void *ctx, int64_t done, int64_t total, const char *stage) {
-    if (done == 0 && !*(int *)ctx) fprintf(stderr, "eval generator: %s (%lld of %lld judges)\n", stage, (long long)done, (long long)total);
+static void add_distances(cJSON *o, const fu_gq_distances *d) {
+    add_rounded(o, "fd", d->fd, 1e4);
+    add_rounded(o, "kid", d->kid, 1e6);
+    add_rounded(o, "kid_std", d->kid_std, 1e6);
+    cJSON_AddNumberToObject(o, "kid_subset_size", (double)d->kid_subset);
+    add_rounded(o, "precision", d->precision, 1e4);
+    add_rounded(o, "recall", d->recall, 1e4);
+}
+
+static void add_sharpness(cJSON *parent, const fu_gen_quality *q) {
+    cJSON *o = cJSON_AddObjectToObject(parent, "sharpness");
+    cJSON_AddNumberToObject(o, "cutoff_cycles_per_pixel", FU_SHARPNESS_CUTOFF);
+    add_rounded(o, "ratio_samples", q->sharpness_samples, 1e4);
+    add_rounded(o, "highfreq_share_samples", q->hf_samples, 1e5);
+    add_rounded(o, "highfreq_share_heldout", q->hf_heldout, 1e5);
+    if (q->has_recon) {
+        add_rounded(o, "ratio_recons", q->sharpness_recons, 1e4);
+        add_rounded(o, "highfreq_share_recons", q->hf_recons, 1e5);
+    }
+    cJSON_AddStringToObject(o, "definition", "mean over images of the share of spectral energy above the cut-off (radial) of the mean-free, "
+                                             "Hann-windowed luminance (0.299R+0.587G+0.114B), DC left out; ratio = samples' / held-out faces'");
+}
+
+static void add_faceres(cJSON *parent, const fu_gen_quality *q) {
+    cJSON *o = cJSON_AddObjectToObject(parent, "faceres");
+    add_distances(o, &q->faceres);
+    add_distances(cJSON_AddObjectToObject(o, "floor_train_vs_heldout"), &q->faceres_floor);
+    cJSON_AddNumberToObject(o, "knn_k", FU_GQ_KNN_K);
+    cJSON_AddNumberToObject(o, "kid_subsets", FU_GQ_KID_SUBSETS);
+    cJSON_AddStringToObject(o, "definition", "faceres descriptors (1024-d) of the whole image resized to 224; samples vs held-out faces; "
+                                             "KID = unbiased MMD^2, kernel (x.y/d+1)^3, mean (std) over random subsets of kid_subset_size rows of each set; precision/recall "
+                                             "with k-NN balls (Kynkaanniemi 2019) on equal-sized sets");
+}
+
+static void add_identity(cJSON *parent, const fu_gen_quality *q) {
+    cJSON *o = cJSON_AddObjectToObject(parent, "identity");
+    add_rounded(o, "fd", q->fd_identity, 1e5);
+    add_rounded(o, "fd_train_vs_heldout", q->fd_identity_floor, 1e5);
+    add_rounded(o, "memorised_share", q->memorised, 1e4);
+    add_rounded(o, "memorised_share_heldout", q->memorised_heldout, 1e4);
+    cJSON_AddNumberToObject(o, "memorisation_distance", FU_GQ_MEMO_DISTANCE);
+    add_rounded(o, "nearest_train_distance_median", q->memo_nearest_median, 1e4);
+    if (q->has_recon) {
+        add_rounded(o, "recon_cosine", q->recon_identity_cosine, 1e4);
+        add_rounded(o, "recon_psnr_db", q->recon_psnr_db, 1e3);
+    }
+    cJSON_AddStringToObject(o, "definition", "dlib-resnet descriptors (raw, 128-d) of the fixed FFHQ->dlib-chip warp; fd: samples vs held-out; "
+                                             "memorised: samples (held-out real faces) whose nearest train face is within the distance");
 }
 
 /* The sample-quality measures (eval/gen_quality.h) as JSON under root["samples"]. */
-static int add_sample_quality(cJSON *root, const fu_vae *m, const fu_faces *set, const fu_gen_quality_config *cfg, int quiet) {
-    fu_gen_quality q;
-    int rc = fu_gen_quality_run(m, set, cfg, &q, on_quality, &quiet);
-    if (rc != FU_OK) return rc;
+static void add_sample_quality(cJSON *root, const fu_gen_quality *q, const fu_gen_quality_config *cfg) {
     cJSON *o = cJSON_AddObjectToObject(root, "samples");
-    cJSON_AddNumberToObject(o, "samples", (double)q.n_samples);
-    cJSON_AddNumberToObject(o, "heldout_faces", (double)q.n_heldout);
-    cJSON_AddNumberToObject(o, "train_faces", (double)q.n_train);
+    cJSON_AddNumberToObject(o, "samples", (double)q->n_samples);
+    cJSON_AddNumberToObject(o, "heldout_faces", (double)q->n_heldout);
+    cJSON_AddNumberToObject(o, "train_faces", (double)q->n_train);
+    cJSON_AddNumberToObject(o, "memorisation_train_faces", (double)q->n_memo_train);
+    cJSON_AddNumberToObject(o, "real_faces_pack_size", q->pack_size);
+    cJSON_AddNumberToObject(o, "real_faces_downscale", q->pack_size / q->resolution);
     cJSON_AddNumberToObject(o, "temperature", cfg->temperature);
     cJSON_AddNumberToObject(o, "seed", (double)cfg->seed);
-    cJSON_AddNumberToObject(o, "identity_fd", round(q.fd_identity * 1e5) / 1e5);
-    cJSON_AddNumberToObject(o, "identity_fd_train_vs_heldout", round(q.fd_train_vs_heldout * 1e5) / 1e5);
-    cJSON_AddStringToObject(o, "identity_fd_formula",
-                            "|m1-m2|^2 + tr(C1) + tr(C2) - 2 tr((C1^1/2 C2 C1^1/2)^1/2) over dlib-resnet descriptors (raw, 128-d) "
-                            "of the fixed FFHQ->dlib-chip warp; samples vs held-out (val+test) faces");
-    cJSON_AddNumberToObject(o, "recon_identity_cosine", round(q.recon_identity_cosine * 10000) / 10000);
-    cJSON_AddNumberToObject(o, "blazeface_rate", round(q.face_rate_samples * 10000) / 10000);
-    cJSON_AddNumberToObject(o, "blazeface_rate_heldout", round(q.face_rate_heldout * 10000) / 10000);
-    cJSON_AddItemToObject(o, "race_samples_gear", race_object(q.race_samples));
-    cJSON_AddItemToObject(o, "race_train_gear", race_object(q.race_train));
-    return FU_OK;
+    add_sharpness(o, q);
+    add_faceres(o, q);
+    add_identity(o, q);
+    add_rounded(o, "blazeface_rate", q->face_rate_samples, 1e4);
+    add_rounded(o, "blazeface_rate_heldout", q->face_rate_heldout, 1e4);
+    cJSON_AddItemToObject(o, "race_samples", race_object(q->race_samples));
+    cJSON_AddItemToObject(o, "race_train", race_object(q->race_train));
+    cJSON_AddStringToObject(o, "race_judge", cfg->race_judge);
+}
+
+static void on_quality(void *ctx, int64_t done, int64_t total, const char *stage) {
+    progress *bar = ctx;
+    if (done == 0) {
+        if (bar->label) progress_finish(bar);
+        progress_start(bar, stage, bar->quiet);
+    }
+    progress_update(bar, (long)done, (long)total, "images");
+}
+
+typedef struct eval_gen_opts {
+    const char *gen, *gaussfit, *data, *split_name, *heads, *race_judge, *grid;
+    int limit, threads, samples, seed, memo, quiet, json;
+    float temperature;
+} eval_gen_opts;
+
+/* Everything but the printing: the JSON of the run into root. */
+static int eval_generator_run(const eval_gen_opts *o, int split, cJSON *root) {
+    fu_generator *gen = NULL;
+    fu_faces *set = NULL;
+    int64_t dropped;
+    int rc = fu_generator_open(o->gen, o->gaussfit, &gen);
+    if (rc == FU_OK) rc = open_faces(o->data, FU_FACES_FRAME_FFHQ, gen->resolution, 0, o->quiet, &set, &dropped);
+    if (rc == FU_OK) {
+        cJSON_AddStringToObject(root, "generator", o->gen);
+        cJSON_AddStringToObject(root, "kind", gen->kind);
+        cJSON_AddNumberToObject(root, "size", gen->resolution);
+        cJSON_AddNumberToObject(root, "latent", (double)gen->latent_dim);
+        cJSON_AddNumberToObject(root, "latent_rows", gen->n_latent);
+    }
+    if (rc == FU_OK && !strcmp(gen->kind, "vae")) rc = add_vae_recon_table(root, o->gen, set, split, o->limit);
+    char heads_path[2048], judge_path[2048];
+    fu_gen_quality_config qc = {o->samples, (uint64_t)o->seed, o->temperature,
+                                o->heads ? o->heads : fu_shipped_path(FU_HEADS_DEFAULT, heads_path, sizeof heads_path),
+                                o->race_judge ? o->race_judge : fu_shipped_path(FU_RACE_JUDGE_DEFAULT, judge_path, sizeof judge_path), o->memo};
+    if (rc == FU_OK && o->samples > 0) {
+        fu_gen_quality q;
+        progress bar = {.quiet = o->quiet};
+        rc = fu_gen_quality_run(gen, set, &qc, &q, on_quality, &bar);
+        if (bar.label) progress_finish(&bar);
+        if (rc == FU_OK) add_sample_quality(root, &q, &qc);
+    }
+    if (rc == FU_OK && o->grid) rc = write_sample_grid(gen, &qc, o->grid);
+    fu_generator_free(gen);
+    fu_faces_free(set);
+    return rc;
 }
 
 static int eval_generator(int argc, char **argv) {
-    const char *gen = NULL, *data = NULL, *split_name = "val", *heads = NULL, *grid = NULL;
-    int limit = 0, threads = 0, samples = 2000, seed = 0, quiet = 0;
-    float temperature = 1;
+    eval_gen_opts o = {.split_name = "val", .samples = 2000, .temperature = 1};
     arg_spec specs[] = {
-        {"--generator", ARG_STRING, &gen, 0, 0, "faceup VAE (.safetensors)"},
-        {"--data", ARG_STRING, &data, 0, 0, "packed face set (faceup train faces) or a data folder"},
-        {"--split", ARG_STRING, &split_name, 0, 0, "train, val (default), test (LFW) or all"},
-        {"--limit", ARG_INT, &limit, 0, 2000000000, "reconstruction: at most N images per source and overall (default 0: all)"},
-        {"--samples", ARG_INT, &samples, 0, 100000, "sample quality on N samples and N real faces per set (default 2000; 0: skip)"},
-        {"--seed", ARG_INT, &seed, 0, 2000000000, "first sample seed (default 0)"},
-        {"--temperature", ARG_FLOAT, &temperature, 0.01, 10, "sample latent std (default 1)"},
-        {"--heads", ARG_STRING, &heads, 0, 0, "heads file whose FFHQ frame places the dlib chip (default: the shipped one)"},
-        {"--grid", ARG_STRING, &grid, 0, 0, "also write the first 64 samples as an 8x8 PNG grid"},
-        {"--threads", ARG_INT, &threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
-        {"--quiet", ARG_FLAG, &quiet, 0, 0, "no progress on stderr"},
+        {"--generator", ARG_STRING, &o.gen, 0, 0, "generator file: faceup's VAE or sharp (vae+sr) model, a StyleGAN checkpoint"},
+        {"--gaussfit", ARG_STRING, &o.gaussfit, 0, 0, "StyleGAN v1: PULSE's gaussian_fit.pt or the mapping network"},
+        {"--data", ARG_STRING, &o.data, 0, 0, "packed face set (faceup train faces) at the generator's size or a multiple 2^k of it, or a data folder"},
+        {"--split", ARG_STRING, &o.split_name, 0, 0, "VAE reconstruction table: train, val (default), test (LFW) or all"},
+        {"--limit", ARG_INT, &o.limit, 0, 2000000000, "VAE reconstruction table: at most N images per source and overall (default 0: all)"},
+        {"--samples", ARG_INT, &o.samples, 0, 100000, "sample quality on N samples and at most N held-out (val) and N train faces (default 2000; 0: skip)"},
+        {"--memo-faces", ARG_INT, &o.memo, 0, 2000000000, "memorisation: search the nearest of N train faces (default 0: the whole train split)"},
+        {"--seed", ARG_INT, &o.seed, 0, 2000000000, "first sample seed (default 0)"},
+        {"--temperature", ARG_FLOAT, &o.temperature, 0.01, 10, "sample latent std (default 1)"},
+        {"--heads", ARG_STRING, &o.heads, 0, 0, "heads file whose FFHQ frame places the dlib chip (default: the shipped one)"},
+        {"--race-judge", ARG_STRING, &o.race_judge, 0, 0, "race judge file (default: the shipped " FU_RACE_JUDGE_DEFAULT ")"},
+        {"--grid", ARG_STRING, &o.grid, 0, 0, "also write the first 64 samples as an 8x8 PNG grid at full resolution"},
+        {"--json", ARG_FLAG, &o.json, 0, 0, "JSON on stdout (always: every figure named; the flag is accepted for symmetry)"},
+        {"--threads", ARG_INT, &o.threads, 0, 1024, "threads (default: FACEUP_THREADS or all cores)"},
+        {"--quiet", ARG_FLAG, &o.quiet, 0, 0, "no progress on stderr"},
         {0},
     };
     int n = args_parse("eval generator", "--generator FILE --data FILE|DIR [flags]", specs, argc, argv, NULL, 0);
     if (n < 0) return n == -2 ? FU_OK : FU_E_INPUT;
-    int split = fu_faces_split_parse(split_name);
-    if (!gen || !data || split < 0) {
+    int split = fu_faces_split_parse(o.split_name);
+    if (!o.gen || !o.data || split < 0) {
         fprintf(stderr, "faceup eval generator: --generator and --data are required; --split is train, val, test or all\n");
         return FU_E_INPUT;
     }
-    fu_set_threads(threads);
-    fu_vae *m = NULL;
-    fu_faces *set = NULL;
-    int rc = fu_vae_load(gen, &m);
-    int64_t dropped;
-    if (rc == FU_OK) rc = open_faces(data, FU_FACES_FRAME_FFHQ, FU_FACES_SIZE, 0, 1, &set, &dropped);
-    cJSON *root = cJSON_CreateObject(), *recon = cJSON_AddObjectToObject(root, "recon");
-    for (int s = 0; rc == FU_OK && s < FU_FACES_N_SOURCES; s++)
-        rc = add_psnr(recon, fu_faces_source_name(s), m, set, split, s, limit);
-    if (rc == FU_OK) rc = add_psnr(recon, "all", m, set, split, -1, limit);
-    char heads_path[2048];
-    fu_gen_quality_config qc = {samples, (uint64_t)seed, temperature,
-                                heads ? heads : fu_shipped_path(FU_HEADS_DEFAULT, heads_path, sizeof heads_path)};
-    if (rc == FU_OK && samples > 0) rc = add_sample_quality(root, m, set, &qc, quiet);
-    if (rc == FU_OK && grid) rc = write_sample_grid(m, &qc, grid);
+    fu_set_threads(o.threads);
+    cJSON *root = cJSON_CreateObject();
+    int rc = eval_generator_run(&o, split, root);
     if (rc == FU_OK) {
-        cJSON_AddStringToObject(root, "generator", gen);
-        cJSON_AddStringToObject(root, "split", fu_faces_split_name(split));
-        cJSON_AddStringToObject(root, "mode", "decode(mu), PSNR on [0,1] pixels, mean over images");
-        cJSON_AddNumberToObject(root, "params", (double)fu_vae_param_count(m));
-        cJSON_AddNumberToObject(root, "size", m->cfg.size);
-        cJSON_AddNumberToObject(root, "latent", m->cfg.latent);
         char *text = cJSON_Print(root);
         if (text) puts(text);
         free(text);
@@ -442,8 +542,6 @@ static int eval_generator(int argc, char **argv) {
         fprintf(stderr, "faceup eval generator: %s\n", fu_last_error());
     }
     cJSON_Delete(root);
-    fu_vae_free(m);
-    fu_faces_free(set);
     return exit_code(rc);
 }
 
