@@ -119,6 +119,7 @@ MANDIR ?= $(DATADIR)/man
 SHIPPED_MODELS = $(wildcard models/*.safetensors) models/calibration.json models/README.md
 
 install: $(BUILD)/faceup $(BUILD)/libfaceup.a $(BUILD)/libfaceup.so.$(VERSION)
+	@case "$(PREFIX)" in /?*) ;; *) echo "make install: PREFIX must be an absolute folder, got '$(PREFIX)'" >&2; exit 2 ;; esac
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
 	    $(DESTDIR)$(DATADIR)/faceup/models $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(BUILD)/faceup $(DESTDIR)$(BINDIR)/faceup

@@ -2,6 +2,7 @@
  * with exact resume (src/train/train_sharp.c) and the class-balanced face loader. Tiny configs
  * (8x8 VAE faces sharpened to 16x16) keep each test around a second. */
 #include "test.h"
+#include <cjson/cJSON.h>
 #include "util.h"
 #include "core/gradcheck.h"
 #include "core/ops.h"
@@ -199,6 +200,17 @@ TEST(train_sharp_resume_is_exact) {
     CHECK_MSG(fu_train_sharp(&b, set, NULL, NULL) == FU_OK, "%s", fu_last_error());
     CHECK(same_stage(full, split));
     CHECK(file_exists(sheet) && file_exists(plot) && file_exists(log));
+    FILE *f = fopen(log, "r");   /* one JSON object per checkpoint, no NaN (the adversarial term starts late) */
+    char line[512];
+    int lines = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        CHECK_MSG(o && cJSON_IsNumber(cJSON_GetObjectItem(o, "cpu_hours")), "run log line: %s", line);
+        cJSON_Delete(o);
+        lines++;
+    }
+    if (f) fclose(f);
+    CHECK(lines == 2);   /* the split run's two ends */
     fu_tensor *img = fu_image_load(sheet);
     CHECK(img && img->shape[2] == 5 * 16 && img->shape[3] == 8 * 16);
     fu_tensor_free(img);

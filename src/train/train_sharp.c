@@ -428,13 +428,21 @@ static int write_loss_plot(run *r) {
     return rc;
 }
 
+/* A JSON number, or null for the NaN of a loss not computed yet (no adversarial term before
+ * adv_start). */
+static void json_number(FILE *f, const char *key, double v) {
+    if (isfinite(v)) fprintf(f, ", \"%s\": %.5g", key, v);
+    else fprintf(f, ", \"%s\": null", key);
+}
+
 static int append_run_log(const run *r) {
     FILE *f = fopen(r->log_path, "a");
     if (!f) return fu_fail(FU_E_INPUT, "%s: cannot append", r->log_path);
     const float *h = r->hist.rows + (r->hist.n - 1) * HISTORY_COLS;
-    fprintf(f, "{\"step\": %" PRId64 ", \"cpu_hours\": %.4f, \"time\": %lld, \"l1\": %.5f, \"edge\": %.5f, \"prior\": %.5f, "
-               "\"adv\": %.4f, \"d_loss\": %.4f}\n",
-            r->step, r->cpu_s / 3600.0, (long long)time(NULL), h[H_L1], h[H_EDGE], h[H_PRIOR], h[H_ADV], h[H_DLOSS]);
+    fprintf(f, "{\"step\": %" PRId64 ", \"cpu_hours\": %.4f, \"time\": %lld", r->step, r->cpu_s / 3600.0, (long long)time(NULL));
+    static const char *const names[HISTORY_COLS] = {NULL, "l1", "edge", "prior", "adv", "d_loss"};
+    for (int c = H_L1; c < HISTORY_COLS; c++) json_number(f, names[c], h[c]);
+    fputs("}\n", f);
     return fclose(f) == 0 ? FU_OK : fu_fail(FU_E_INPUT, "%s: write failed", r->log_path);
 }
 
