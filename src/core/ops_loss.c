@@ -8,6 +8,7 @@
 #include "ops.h"
 #include "error.h"
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 static const int64_t SCALAR_SHAPE[1] = {1};
@@ -488,4 +489,15 @@ fu_tensor *fu_geocross(fu_graph *g, fu_tensor *latent) {
     fu_tensor *in[1] = {latent};
     if (latent && (!fu_check_ndim("geocross", latent, 3) || !check_not_empty("geocross", latent))) return NULL;
     return fu_node_run(fu_node_new(g, &op_geocross, in, 1, 1, SCALAR_SHAPE));
+}
+
+fu_tensor *fu_edge_l1_loss(fu_graph *g, fu_tensor *a, fu_tensor *b) {
+    if (a && (a->ndim != 4 || !fu_same_shape(a, b))) return fu_fail_null(FU_E_INPUT, "edge_l1_loss: a and b must be [N,C,H,W] of one shape");
+    fu_tensor *d[2];
+    for (int axis = 2; axis <= 3; axis++) {
+        fu_tensor *da = fu_sub(g, fu_slice(g, a, axis, 1, INT64_MAX, 1), fu_slice(g, a, axis, 0, -1, 1));
+        fu_tensor *db = fu_sub(g, fu_slice(g, b, axis, 1, INT64_MAX, 1), fu_slice(g, b, axis, 0, -1, 1));
+        d[axis - 2] = fu_l1_loss(g, da, db);
+    }
+    return fu_scale_shift(g, fu_add(g, d[0], d[1]), 0.5f, 0);
 }

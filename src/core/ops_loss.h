@@ -5,6 +5,10 @@
 
 fu_tensor *fu_mse_loss(fu_graph *g, fu_tensor *a, fu_tensor *b);
 fu_tensor *fu_l1_loss(fu_graph *g, fu_tensor *a, fu_tensor *b);
+/* a, b [N,C,H,W]: the mean of the L1 losses of their vertical and of their horizontal neighbour
+ * differences (an edge loss: it pushes against the blur a pixel loss settles into). Composed of
+ * slice, sub and L1, so its gradient is theirs. */
+fu_tensor *fu_edge_l1_loss(fu_graph *g, fu_tensor *a, fu_tensor *b);
 /* logits [N, C], labels[N] in [0, C): mean of -log_softmax[label]. */
 fu_tensor *fu_cross_entropy(fu_graph *g, fu_tensor *logits, const int *labels);
 /* logits, targets in [0,1] same shape; mask (same shape, may be NULL) weights elements and the

@@ -358,17 +358,6 @@ int fu_vae_reconstruct(const fu_vae *m, const float *x, int64_t n, float *out) {
     return rc;
 }
 
-/* L1 distance of horizontal and vertical neighbour differences, averaged (edge term). */
-static fu_tensor *edge_l1(fu_graph *g, fu_tensor *a, fu_tensor *b) {
-    fu_tensor *d[2];
-    for (int axis = 2; axis <= 3; axis++) {
-        fu_tensor *da = fu_sub(g, fu_slice(g, a, axis, 1, INT64_MAX, 1), fu_slice(g, a, axis, 0, -1, 1));
-        fu_tensor *db = fu_sub(g, fu_slice(g, b, axis, 1, INT64_MAX, 1), fu_slice(g, b, axis, 0, -1, 1));
-        d[axis - 2] = fu_l1_loss(g, da, db);
-    }
-    return fu_scale_shift(g, fu_add(g, d[0], d[1]), 0.5f, 0);
-}
-
 /* KL(N(mu, exp(logvar)) || N(0, I)) summed over the latent, averaged over the batch:
  * -0.5 * sum(1 + logvar - mu^2 - exp(logvar)) / N. */
 static fu_tensor *kl_per_image(fu_graph *g, fu_tensor *mu, fu_tensor *logvar) {
@@ -385,7 +374,7 @@ fu_tensor *fu_vae_loss(fu_graph *g, const fu_vae *m, fu_tensor *x, fu_tensor *ep
     fu_tensor *z = fu_add(g, mu, fu_mul(g, fu_exp(g, fu_scale_shift(g, logvar, 0.5f, 0)), eps));
     fu_tensor *recon = fu_vae_decode(g, m, z);
     fu_tensor *rec = fu_l1_loss(g, recon, x);
-    fu_tensor *edge = edge_l1(g, recon, x);
+    fu_tensor *edge = fu_edge_l1_loss(g, recon, x);
     fu_tensor *kl = kl_per_image(g, mu, logvar);
     if (!kl || !edge || !rec) return NULL;
     float kl_scale = beta / (3.0f * (float)m->cfg.size * (float)m->cfg.size);

@@ -104,3 +104,14 @@ void fu_grid_place(fu_tensor *grid, const fu_tensor *imgs, int64_t k, int64_t ro
                 grid->data[(c * H + row * S + y) * W + col * S + x] = v < 0 ? 0 : (v > 1 ? 1 : v);
             }
 }
+
+int fu_sheet_faces(const fu_faces *set, int64_t n, fu_tensor *x) {
+    fu_faces_loader l;
+    int rc = fu_faces_loader_init(&l, set, FU_SPLIT_VAL, 0, 0);
+    if (rc != FU_OK) rc = fu_faces_loader_init(&l, set, FU_SPLIT_TRAIN, 0, 0);
+    if (rc != FU_OK) return rc;
+    int64_t img = 3 * (int64_t)set->size * set->size;
+    for (int64_t k = 0; k < n; k++) fu_faces_get(set, l.members[k * l.n / n], 0, x->data + k * img);
+    fu_faces_loader_free(&l);
+    return FU_OK;
+}

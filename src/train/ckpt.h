@@ -5,6 +5,7 @@
 #define FU_TRAIN_CKPT_H
 #include <stdint.h>
 #include "core/tensor.h"
+#include "data/faces.h"
 #include "io/safetensors.h"
 
 /* OUT without ".safetensors", plus suffix (malloc'ed; NULL when out of memory). */
@@ -37,5 +38,9 @@ int fu_ckpt_read(const fu_safetensors *st, const char *name, float *dst, int64_t
 /* Copies image k of imgs ([N,3,S,S] in [-1,1]) into grid ([1,3,H,W] in [0,1]) at cell
  * (row, col) of S x S cells. */
 void fu_grid_place(fu_tensor *grid, const fu_tensor *imgs, int64_t k, int64_t row, int64_t col);
+
+/* n faces spread evenly over the set's val split (its train split when there is none) into x
+ * ([n,3,S,S] in [-1,1]): the real faces of a sample sheet. */
+int fu_sheet_faces(const fu_faces *set, int64_t n, fu_tensor *x);
 
 #endif

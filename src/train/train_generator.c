@@ -158,25 +158,13 @@ static void run_close(run *r) {
 
 /* ---- reports ---- */
 
-/* SHEET_COLS held-out faces spread over the val split (train split when there is no val). */
-static int sheet_faces(const fu_faces *set, fu_tensor *x) {
-    fu_faces_loader l;
-    int rc = fu_faces_loader_init(&l, set, FU_SPLIT_VAL, 0, 0);
-    if (rc != FU_OK) rc = fu_faces_loader_init(&l, set, FU_SPLIT_TRAIN, 0, 0);
-    if (rc != FU_OK) return rc;
-    int64_t img = 3 * (int64_t)set->size * set->size;
-    for (int64_t k = 0; k < SHEET_COLS; k++) fu_faces_get(set, l.members[k * l.n / SHEET_COLS], 0, x->data + k * img);
-    fu_faces_loader_free(&l);
-    return FU_OK;
-}
-
 static int write_sample_sheet(run *r, const fu_faces *set) {
     int64_t S = r->vae->cfg.size, D = r->vae->cfg.latent, rows = 2 + SHEET_SAMPLE_ROWS;
     fu_graph *g = fu_graph_new();
     fu_tensor *grid = fu_tensor_newv(4, (int64_t)1, (int64_t)3, rows * S, (int64_t)SHEET_COLS * S);
     fu_tensor *x = g ? fu_graph_tensor(g, 4, (int64_t[]){SHEET_COLS, 3, S, S}) : NULL;
     fu_tensor *z = g ? fu_graph_tensor(g, 2, (int64_t[]){SHEET_COLS * SHEET_SAMPLE_ROWS, D}) : NULL;
-    int rc = grid && x && z ? sheet_faces(set, x) : FU_E_INTERNAL;
+    int rc = grid && x && z ? fu_sheet_faces(set, SHEET_COLS, x) : FU_E_INTERNAL;
     fu_tensor *recon = NULL, *samples = NULL;
     if (rc == FU_OK) {
         fu_rng zr;

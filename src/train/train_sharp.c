@@ -124,17 +124,6 @@ static fu_tensor *diff_augment(fu_graph *g, fu_rng *r, fu_tensor *x) {
     return x ? shift_and_cut(g, r, x) : NULL;
 }
 
-/* L1 distance of horizontal and vertical neighbour differences, averaged. */
-static fu_tensor *edge_l1(fu_graph *g, fu_tensor *a, fu_tensor *b) {
-    fu_tensor *d[2];
-    for (int axis = 2; axis <= 3; axis++) {
-        fu_tensor *da = fu_sub(g, fu_slice(g, a, axis, 1, INT64_MAX, 1), fu_slice(g, a, axis, 0, -1, 1));
-        fu_tensor *db = fu_sub(g, fu_slice(g, b, axis, 1, INT64_MAX, 1), fu_slice(g, b, axis, 0, -1, 1));
-        d[axis - 2] = fu_l1_loss(g, da, db);
-    }
-    return fu_scale_shift(g, fu_add(g, d[0], d[1]), 0.5f, 0);
-}
-
 /* ---- run state ---- */
 
 typedef struct run {
@@ -374,25 +363,13 @@ static void run_close(run *r) {
 
 /* ---- reports ---- */
 
-/* SHEET_COLS faces spread over the val split (train when there is none). */
-static int sheet_faces(const fu_faces *set, fu_tensor *x) {
-    fu_faces_loader l;
-    int rc = fu_faces_loader_init(&l, set, FU_SPLIT_VAL, 0, 0);
-    if (rc != FU_OK) rc = fu_faces_loader_init(&l, set, FU_SPLIT_TRAIN, 0, 0);
-    if (rc != FU_OK) return rc;
-    int64_t img = 3 * (int64_t)set->size * set->size;
-    for (int64_t k = 0; k < SHEET_COLS; k++) fu_faces_get(set, l.members[k * l.n / SHEET_COLS], 0, x->data + k * img);
-    fu_faces_loader_free(&l);
-    return FU_OK;
-}
-
 static int write_sample_sheet(run *r, const fu_faces *set) {
     int64_t S2 = set->size, D = r->vae->cfg.latent;
     fu_graph *g = fu_graph_new();
     fu_tensor *grid = fu_tensor_newv(4, (int64_t)1, (int64_t)3, 5 * S2, (int64_t)SHEET_COLS * S2);
     fu_tensor *x = g ? fu_graph_tensor(g, 4, (int64_t[]){SHEET_COLS, 3, S2, S2}) : NULL;
     fu_tensor *w = g ? fu_graph_tensor(g, 2, (int64_t[]){SHEET_COLS, D}) : NULL;
-    int rc = grid && x && w ? sheet_faces(set, x) : fu_fail(FU_E_INTERNAL, "train sharp: out of memory");
+    int rc = grid && x && w ? fu_sheet_faces(set, SHEET_COLS, x) : fu_fail(FU_E_INTERNAL, "train sharp: out of memory");
     if (rc == FU_OK) {
         fu_rng zr;
         fu_rng_seed(&zr, SHEET_SEED);
@@ -468,7 +445,7 @@ static int generator_step(run *r, fu_graph *gg, fu_faces_loader *l, float adv_sc
     fu_tensor *ins[2] = {fu_vae_decode(gg, r->vae, z), prior_in};
     fu_tensor *y = ins[0] && prior_in ? fu_sr_forward(gg, r->sr, fu_concat(gg, ins, 2, 0)) : NULL;
     fu_tensor *y_rec = fu_slice(gg, y, 0, 0, B, 1), *y_prior = fu_slice(gg, y, 0, B, B + P, 1);
-    fu_tensor *l1 = fu_l1_loss(gg, y_rec, x), *edge = edge_l1(gg, y_rec, x);
+    fu_tensor *l1 = fu_l1_loss(gg, y_rec, x), *edge = fu_edge_l1_loss(gg, y_rec, x);
     fu_tensor *prior = fu_l1_loss(gg, fu_bicubic_downsample(gg, y_prior, 4), fu_bicubic_downsample(gg, prior_in, 2));
     fu_tensor *loss = fu_add(gg, fu_add(gg, l1, fu_scale_shift(gg, edge, r->cfg.edge_weight, 0)),
                              fu_scale_shift(gg, prior, r->cfg.prior_weight, 0));
