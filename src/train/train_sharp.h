@@ -16,9 +16,11 @@
  *            + adv_weight * ramp * -mean D(aug(y))     (hinge GAN, from step adv_start on,
  *              ramped in linearly over adv_ramp steps);
  *   D loss = mean relu(1 - D(aug(x))) + mean relu(1 + D(aug(y)));  D a PatchGAN (4x4 stride-2
- *            convs, 16x16 logits at 128). aug is DiffAugment's colour (brightness, saturation,
- *            contrast), translation (1/8) and cutout (1/2), drawn independently per image, since
- *            the real faces are few (data-efficient GAN training, Zhao et al. 2020).
+ *            convs, 16x16 logits at 128) on six channels: the image and its amplified high
+ *            frequencies (see disc_input in the .c). aug is DiffAugment's colour (brightness,
+ *            saturation, contrast) before the high-pass, and translation (1/8) and cutout (1/2)
+ *            after it, drawn independently per image, since the real faces are few
+ *            (data-efficient GAN training, Zhao et al. 2020).
  * Adam (0.5, 0.99) for both; the model file holds an exponential moving average of the stage's
  * weights (decay `ema`, ramped as min(ema, (1+t)/(10+t))), which is what the search uses.
  * No R1 penalty: it needs a gradient of a gradient, which the engine does not compute; the
