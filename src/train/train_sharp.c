@@ -37,7 +37,6 @@ fu_sharp_train_config fu_sharp_train_defaults(void) {
 /* ---- the discriminator: a PatchGAN, training only ---- */
 
 typedef struct disc {
-    int channels;
     fu_tensor *w[DISC_LAYERS], *b[DISC_LAYERS];
     fu_tensor *params[2 * DISC_LAYERS];
 } disc;
@@ -46,7 +45,7 @@ typedef struct disc {
 static const struct { int kernel, stride, mult; } disc_layers[DISC_LAYERS] = {{4, 2, 1}, {4, 2, 2}, {4, 2, 4}, {3, 1, 4}, {3, 1, 0}};
 
 static int disc_alloc(disc *d, int channels, fu_rng *init) {
-    *d = (disc){.channels = channels};
+    *d = (disc){0};
     int64_t in = 6;   /* the image and its high frequencies, see disc_input */
     float he = sqrtf(2.0f / (1 + LEAK * LEAK));
     for (int i = 0; i < DISC_LAYERS; i++) {
